@@ -1,0 +1,128 @@
+"""Plain data passed between the pipeline stages.
+
+Frozen dataclasses rather than pydantic models: a run builds hundreds of thousands of these and
+they need no validation once they exist (validation happens at the edges: sources/, subscribers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Literal
+
+Frequency = Literal["daily", "weekly"]
+SubscriberStatus = Literal["pending", "active", "unsubscribed", "bounced", "removed"]
+DeliveryState = Literal["pending", "sending", "sent", "failed", "skipped"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One rejected input: where it is (``file:line`` or an address) and what is wrong."""
+
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    kind: str  # "code", "project", ...
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Paper:
+    id: str  # arXiv id without version when known, else a slug of the normalized title
+    title: str
+    abstract: str
+    arxiv_id: str | None = None
+    authors: tuple[str, ...] = ()
+    author_count: int | None = None
+    published: date | None = None
+    url: str | None = None
+    links: tuple[Link, ...] = ()
+    upvotes: int | None = None
+    comments: int | None = None
+    first_seen_at: datetime | None = None
+    sources: tuple[str, ...] = ()
+
+    @property
+    def code_url(self) -> str | None:
+        return next((link.url for link in self.links if link.kind == "code"), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    email: str
+    name: str
+    topics: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    max_papers: int = 10
+    frequency: Frequency = "daily"
+    weekday: int = 0  # weekly digests: 0 = Monday
+    send_time: time = time(7, 0)
+    timezone: str = "UTC"
+    status: SubscriberStatus = "active"
+    id: int | None = None  # database id, once stored
+    origin: str = ""  # "subscribers/team.toml:12", or "web"
+
+
+@dataclass(frozen=True, slots=True)
+class DigestItem:
+    paper: Paper
+    score: float
+    topic: str  # the subscriber's topic this paper is filed under
+    reason: str  # a sentence a person can check: "matches: GNN → graph neural network (title)"
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    topic: str
+    items: tuple[DigestItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    subscriber: Subscriber
+    edition: str  # "2026-11-23" (daily) or "2026-W48" (weekly)
+    sections: tuple[Section, ...]
+    created_at: datetime
+
+    @property
+    def items(self) -> list[DigestItem]:
+        return [item for section in self.sections for item in section.items]
+
+    @property
+    def paper_ids(self) -> list[str]:
+        return [item.paper.id for item in self.items]
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberLinks:
+    """Signed per-subscriber URLs, computed once per subscriber and used by render and message."""
+
+    unsubscribe_url: str
+    preferences_url: str
+    unsubscribe_mailto: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedDigest:
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A finished message: what the transport needs and nothing else."""
+
+    message_id: str
+    sender: str  # envelope MAIL FROM
+    recipient: str  # envelope RCPT TO
+    data: bytes  # the RFC 5322 message, CRLF line endings
+    edition: str = ""
+    extra: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,79 @@
+"""Settings, read once at the edge (the CLI or the scheduler) and passed down.
+
+Every field can be set as ``NEWSLETTER_<NAME>`` in the environment or in a ``.env`` file;
+``.env.example`` documents each one.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_path(name: str) -> Path:
+    """``./name`` when it exists in the working directory, else the one in the project checkout."""
+    here = Path(name)
+    return here if here.exists() else PROJECT_ROOT / name
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSLETTER_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        env_ignore_empty=True,  # `NEWSLETTER_SMTP_PORT=` as in .env.example means "unset"
+    )
+
+    database_url: str = "sqlite:///newsletter.db"
+
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_security: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout: float = 30.0
+    smtp_connections: int = Field(default=4, ge=1, le=64)
+
+    from_address: str = "papers@example.org"
+    from_name: str = "Trending Papers"
+    base_url: str = "http://localhost:8000"
+    secret_key: SecretStr | None = None
+    list_id: str | None = None
+    unsubscribe_mailto: str | None = None
+
+    outbox_dir: Path = Path("outbox")
+    subscribers_dir: Path = Field(default_factory=lambda: project_path("subscribers"))
+    templates_dir: Path = Field(default_factory=lambda: project_path("templates"))
+    sources: list[str] = Field(default_factory=lambda: [str(project_path("seeds"))])
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def port(self) -> int:
+        if self.smtp_port:
+            return self.smtp_port
+        return {"none": 25, "starttls": 587, "tls": 465}[self.smtp_security]
+
+    @cached_property
+    def domain(self) -> str:
+        return self.from_address.rpartition("@")[2] or "localhost"
+
+    @property
+    def list_id_value(self) -> str:
+        return self.list_id or f"papers.{self.domain}"
+
+    @property
+    def unsubscribe_address(self) -> str:
+        return self.unsubscribe_mailto or f"unsubscribe@{self.domain}"
+
+    def describe_delivery(self) -> str:
+        if self.smtp_host:
+            return f"SMTP {self.smtp_host}:{self.port} ({self.smtp_security})"
+        return f"outbox folder {self.outbox_dir}"

@@ -1,0 +1,1 @@
+"""Catalog sources: one pure parser per format."""

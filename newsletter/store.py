@@ -1,0 +1,271 @@
+"""The database: schema, connection, and the catalog and subscriber tables.
+
+SQLAlchemy Core, portable SQL only: the same code runs on the default SQLite file and on
+PostgreSQL. The delivery tables' queries live in ``ledger.py``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import (
+    JSON, Boolean, Column, Date, DateTime, Engine, ForeignKey, Integer, MetaData, String, Table,
+    Text, UniqueConstraint, create_engine, event, func, insert, select, update,
+)
+
+from .models import Link, Paper, Subscriber
+
+metadata = MetaData()
+
+papers = Table(
+    "papers", metadata,
+    Column("id", String(200), primary_key=True),
+    Column("arxiv_id", String(40), unique=True),
+    Column("title", Text, nullable=False),
+    Column("title_key", String(400), nullable=False, index=True),
+    Column("abstract", Text, nullable=False),
+    Column("authors", JSON, nullable=False, default=list),
+    Column("author_count", Integer),
+    Column("published", Date),
+    Column("url", Text),
+    Column("links", JSON, nullable=False, default=list),
+    Column("upvotes", Integer),
+    Column("comments", Integer),
+    Column("sources", JSON, nullable=False, default=list),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+subscribers = Table(
+    "subscribers", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("topics", JSON, nullable=False),
+    Column("exclude", JSON, nullable=False, default=list),
+    Column("max_papers", Integer, nullable=False),
+    Column("frequency", String(10), nullable=False),
+    Column("weekday", Integer, nullable=False, default=0),
+    Column("send_time", String(5), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("origin", String(300), nullable=False, default=""),
+    # Set once the person changed their own preferences: the subscribers/ files no longer
+    # overwrite them (the database alone holds what users change themselves).
+    Column("self_managed", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id"), nullable=False),
+    Column("edition", String(16), nullable=False),
+    Column("state", String(12), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("message_id", String(300)),
+    Column("paper_count", Integer, nullable=False, default=0),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("subscriber_id", "edition", name="one_digest_per_edition"),
+)
+
+sent_papers = Table(
+    "sent_papers", metadata,
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id"), primary_key=True),
+    Column("paper_id", String(200), primary_key=True),
+    Column("delivery_id", Integer, ForeignKey("deliveries.id"), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+)
+
+meta = Table(
+    "meta", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def connect(url: str) -> Engine:
+    """Open the database and create the tables that are missing."""
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    metadata.create_all(engine)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets `status` read while `send` writes; busy_timeout waits instead of failing.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def secret_key(engine: Engine) -> str:
+    """The signing key kept in the database, made on first use, when none is configured."""
+    with engine.begin() as conn:
+        value = conn.scalar(select(meta.c.value).where(meta.c.key == "secret_key"))
+        if value is None:
+            value = secrets.token_urlsafe(32)
+            conn.execute(insert(meta).values(key="secret_key", value=value))
+        return value
+
+
+# -- papers -------------------------------------------------------------------------------
+
+
+def _paper_row(paper: Paper, title_key: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": paper.id, "arxiv_id": paper.arxiv_id, "title": paper.title,
+        "title_key": title_key, "abstract": paper.abstract, "authors": list(paper.authors),
+        "author_count": paper.author_count, "published": paper.published, "url": paper.url,
+        "links": [[link.kind, link.url] for link in paper.links], "upvotes": paper.upvotes,
+        "comments": paper.comments, "sources": list(paper.sources),
+        "first_seen_at": paper.first_seen_at or now, "updated_at": now,
+    }
+
+
+def _paper(row: Any) -> Paper:
+    return Paper(
+        id=row.id, title=row.title, abstract=row.abstract, arxiv_id=row.arxiv_id,
+        authors=tuple(row.authors), author_count=row.author_count, published=row.published,
+        url=row.url, links=tuple(Link(kind, url) for kind, url in row.links),
+        upvotes=row.upvotes, comments=row.comments, first_seen_at=as_utc(row.first_seen_at),
+        sources=tuple(row.sources),
+    )
+
+
+def load_papers(engine: Engine, since: datetime | None = None) -> list[Paper]:
+    """The catalog (or the part first seen at or after ``since``), newest first."""
+    query = select(papers).order_by(papers.c.first_seen_at.desc(), papers.c.id)
+    if since is not None:
+        query = query.where(papers.c.first_seen_at >= since)
+    with engine.connect() as conn:
+        return [_paper(row) for row in conn.execute(query)]
+
+
+def count_papers(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(select(func.count()).select_from(papers)) or 0
+
+
+def save_papers(engine: Engine, new: Sequence[tuple[Paper, str]],
+                changed: Sequence[tuple[Paper, str]], now: datetime | None = None) -> None:
+    """Insert ``new`` and overwrite ``changed`` papers, each given with its title key, in one
+    transaction (an ingest is stored whole or not at all)."""
+    now = now or utcnow()
+    with engine.begin() as conn:
+        if new:
+            conn.execute(insert(papers), [_paper_row(p, key, now) for p, key in new])
+        for paper, key in changed:
+            row = _paper_row(paper, key, now)
+            del row["first_seen_at"]
+            conn.execute(update(papers).where(papers.c.id == paper.id).values(**row))
+
+
+# -- subscribers --------------------------------------------------------------------------
+
+
+def _subscriber_row(sub: Subscriber) -> dict[str, Any]:
+    return {
+        "email": sub.email, "name": sub.name, "topics": list(sub.topics),
+        "exclude": list(sub.exclude), "max_papers": sub.max_papers, "frequency": sub.frequency,
+        "weekday": sub.weekday, "send_time": sub.send_time.strftime("%H:%M"),
+        "timezone": sub.timezone, "origin": sub.origin,
+    }
+
+
+def _subscriber(row: Any) -> Subscriber:
+    return Subscriber(
+        id=row.id, email=row.email, name=row.name, topics=tuple(row.topics),
+        exclude=tuple(row.exclude), max_papers=row.max_papers, frequency=row.frequency,
+        weekday=row.weekday, send_time=time.fromisoformat(row.send_time),
+        timezone=row.timezone, status=row.status, origin=row.origin,
+    )
+
+
+def load_subscribers(engine: Engine, statuses: Iterable[str] | None = ("active",),
+                     email: str | None = None) -> list[Subscriber]:
+    query = select(subscribers).order_by(subscribers.c.id)
+    if statuses is not None:
+        query = query.where(subscribers.c.status.in_(list(statuses)))
+    if email is not None:
+        query = query.where(subscribers.c.email == email.lower())
+    with engine.connect() as conn:
+        return [_subscriber(row) for row in conn.execute(query)]
+
+
+@dataclass
+class SyncReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    kept_unsubscribed: int = 0
+
+
+def sync_subscribers(engine: Engine, listed: Sequence[Subscriber]) -> SyncReport:
+    """Mirror the subscribers/ files into the database.
+
+    What people did themselves wins over the files: an unsubscribed or bounced address stays
+    so, and self-managed preferences are not overwritten. Addresses that came from the files
+    and are no longer listed become ``removed`` (kept, so the ledger keeps its history).
+    """
+    report = SyncReport()
+    now = utcnow()
+    by_email = {sub.email: sub for sub in listed}
+    with engine.begin() as conn:
+        existing = {row.email: row for row in conn.execute(select(subscribers))}
+        for email, sub in by_email.items():
+            row = existing.get(email)
+            if row is None:
+                conn.execute(insert(subscribers).values(
+                    **_subscriber_row(sub), status="active", self_managed=False,
+                    created_at=now, updated_at=now))
+                report.added += 1
+                continue
+            values = {} if row.self_managed else _subscriber_row(sub)
+            if row.status in ("unsubscribed", "bounced"):
+                report.kept_unsubscribed += 1
+            elif row.status == "removed":
+                values["status"] = "active"
+            changed = {k: v for k, v in values.items() if getattr(row, k) != v}
+            if changed:
+                conn.execute(update(subscribers).where(subscribers.c.id == row.id)
+                             .values(**changed, updated_at=now))
+                report.updated += 1
+            else:
+                report.unchanged += 1
+        gone = [row.id for email, row in existing.items()
+                if email not in by_email and row.origin != "web" and row.status == "active"]
+        if gone:
+            conn.execute(update(subscribers).where(subscribers.c.id.in_(gone))
+                         .values(status="removed", updated_at=now))
+            report.removed = len(gone)
+    return report
+
+
+def set_subscriber_status(engine: Engine, email: str, status: str) -> bool:
+    with engine.begin() as conn:
+        result = conn.execute(update(subscribers).where(subscribers.c.email == email.lower())
+                              .values(status=status, updated_at=utcnow()))
+        return result.rowcount > 0
+

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sqlalchemy import Engine
+
+from newsletter import store
+from newsletter.models import Subscriber
+
+from databases import database_url, engine  # noqa: F401  (fixtures)
+
+ADA = Subscriber(email="ada@example.org", name="Ada", topics=("GNN",), origin="a.toml:1")
+BOB = Subscriber(email="bob@example.org", name="Bob", topics=("OT",), origin="a.toml:6")
+
+
+def test_sync_adds_updates_and_leaves_unchanged(engine: Engine) -> None:
+    assert store.sync_subscribers(engine, [ADA, BOB]).added == 2
+    report = store.sync_subscribers(engine, [replace(ADA, topics=("GNN", "PINNs")), BOB])
+    assert (report.added, report.updated, report.unchanged) == (0, 1, 1)
+    (ada,) = store.load_subscribers(engine, email="ADA@example.org")
+    assert ada.topics == ("GNN", "PINNs") and ada.status == "active" and ada.id
+
+
+def test_an_unsubscribe_wins_over_the_files(engine: Engine) -> None:
+    store.sync_subscribers(engine, [ADA, BOB])
+    assert store.set_subscriber_status(engine, "ada@example.org", "unsubscribed")
+    report = store.sync_subscribers(engine, [ADA, BOB])
+    assert report.kept_unsubscribed == 1
+    assert [s.email for s in store.load_subscribers(engine)] == ["bob@example.org"]
+
+
+def test_an_address_dropped_from_the_files_is_removed_and_can_come_back(engine: Engine) -> None:
+    store.sync_subscribers(engine, [ADA, BOB])
+    assert store.sync_subscribers(engine, [BOB]).removed == 1
+    assert [s.email for s in store.load_subscribers(engine)] == ["bob@example.org"]
+    store.sync_subscribers(engine, [ADA, BOB])
+    assert len(store.load_subscribers(engine)) == 2
+
+
+def test_the_generated_signing_key_is_made_once_and_kept(engine: Engine) -> None:
+    key = store.secret_key(engine)
+    assert len(key) >= 40 and store.secret_key(engine) == key

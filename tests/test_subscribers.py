@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+
+import pytest
+
+from newsletter.subscribers import load_subscribers, parse_subscribers
+
+GOOD = """
+[[subscriber]]
+email = "Ada@Example.org"
+name = "Ada Lovelace"
+topics = ["GNN", "  graph   contrastive learning "]
+max_papers = 8
+frequency = "weekly"
+weekday = "friday"
+send_time = "08:30"
+timezone = "Europe/Paris"
+"""
+
+
+def test_a_valid_entry_becomes_a_subscriber_with_normalized_fields() -> None:
+    subs, problems = parse_subscribers(GOOD, "team.toml")
+    assert problems == []
+    (sub,) = subs
+    assert sub.email == "ada@example.org"
+    assert sub.topics == ("GNN", "graph contrastive learning")
+    assert (sub.frequency, sub.weekday, sub.send_time) == ("weekly", 4, time(8, 30))
+    assert sub.origin == "team.toml:2"
+
+
+@pytest.mark.parametrize("body, expected", [
+    ('email = "not-an-address"\ntopics = ["GNN"]', "invalid address 'not-an-address'"),
+    ('email = "a@example.org"\ntopics = []', "topics"),
+    ('email = "a@example.org"\ntopics = ["GNN"]\ncolour = "red"', "colour: unknown field"),
+    ('email = "a@example.org"\nname = "Eve\\nBcc: all@example.org"\ntopics = ["GNN"]',
+     "name must be a single line"),
+    ('email = "a@example.org"\ntopics = ["GNN"]\ntimezone = "Mars/Olympus"', "unknown timezone"),
+    ('email = "a@example.org"\ntopics = ["GNN"', "not valid TOML"),
+    ('email = "a@example.org"\ntopics = ["GNN"]\nmax_papers = 0', "max_papers"),
+])
+def test_an_invalid_entry_is_reported_with_its_line_and_the_others_still_load(
+        body: str, expected: str) -> None:
+    text = f"# list\n\n[[subscriber]]\n{body}\n{GOOD}"
+    subs, problems = parse_subscribers(text, "team.toml")
+    assert [s.email for s in subs] == ["ada@example.org"]
+    (problem,) = problems
+    assert problem.location == "team.toml:3"
+    assert expected in problem.message
+
+
+def test_a_toml_error_names_the_line_in_the_file_not_in_the_entry() -> None:
+    text = GOOD + '\n[[subscriber]]\nemail = "b@example.org"\nmax_papers = = 3\n'
+    _, (problem,) = parse_subscribers(text, "team.toml")
+    assert problem.location == "team.toml:12"
+    assert "line 14" in problem.message
+
+
+def test_settings_outside_any_subscriber_table_are_reported() -> None:
+    subs, (problem,) = parse_subscribers('email = "x@example.org"\n' + GOOD, "team.toml")
+    assert problem.location == "team.toml:1" and "outside a [[subscriber]]" in problem.message
+    assert len(subs) == 1
+
+
+def test_a_duplicate_address_across_files_keeps_the_first(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").write_text(GOOD)
+    (tmp_path / "b.toml").write_text(GOOD.replace("Ada Lovelace", "Someone Else"))
+    subs, (problem,) = load_subscribers(tmp_path)
+    assert [s.name for s in subs] == ["Ada Lovelace"]
+    assert problem.location == f"{tmp_path / 'b.toml'}:2"
+    assert "duplicate address ada@example.org" in problem.message
+    assert f"{tmp_path / 'a.toml'}:2" in problem.message
+
+
+def test_a_missing_folder_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    subs, (problem,) = load_subscribers(tmp_path / "nope")
+    assert subs == [] and "no such folder" in problem.message
+
+
+def test_the_shipped_example_list_is_valid_and_spans_abbreviations() -> None:
+    subs, problems = load_subscribers(Path(__file__).parent.parent / "subscribers")
+    assert problems == []
+    assert len(subs) >= 6
+    topics = {t for s in subs for t in s.topics}
+    assert {"GNN", "PINNs", "NAS", "NTK", "INR", "OT"} <= topics

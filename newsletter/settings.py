@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_timeout: float = 30.0
     smtp_connections: int = Field(default=4, ge=1, le=64)
+    smtp_validate_certs: bool = True
 
     from_address: str = "papers@example.org"
     from_name: str = "Trending Papers"

@@ -1,0 +1,47 @@
+"""Shared fixtures. Add new fixtures in their own section; keep each one short."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+# tests/ has no __init__.py, so pytest puts tests/ itself on sys.path: import by bare name
+from smtp_server import (Certificate, CertificateUnavailable, SmtpServer,
+                         make_self_signed_certificate)
+
+# -- SMTP ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tls_certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    """A self-signed certificate for CN=localhost; skips the test when openssl is unusable."""
+    try:
+        return make_self_signed_certificate(tmp_path_factory.mktemp("tls"))
+    except CertificateUnavailable as error:
+        pytest.skip(str(error))
+
+
+@pytest.fixture
+def smtp_server_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., SmtpServer]]:
+    """``make(**behaviour)`` starts an ``SmtpServer`` (see tests/smtp_server.py); all are stopped
+    after the test. ``tls="starttls"|"tls"`` gets the session certificate automatically."""
+    servers: list[SmtpServer] = []
+
+    def make(**behaviour: Any) -> SmtpServer:
+        if behaviour.get("tls", "none") != "none":
+            behaviour.setdefault("certificate", request.getfixturevalue("tls_certificate"))
+        server = SmtpServer(**behaviour).start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def smtp_server(smtp_server_factory: Callable[..., SmtpServer]) -> SmtpServer:
+    """A well-behaved server: plain SMTP, no auth, accepts everything."""
+    return smtp_server_factory()

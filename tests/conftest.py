@@ -45,3 +45,8 @@ def smtp_server_factory(request: pytest.FixtureRequest) -> Iterator[Callable[...
 def smtp_server(smtp_server_factory: Callable[..., SmtpServer]) -> SmtpServer:
     """A well-behaved server: plain SMTP, no auth, accepts everything."""
     return smtp_server_factory()
+
+
+# -- databases -------------------------------------------------------------------------------
+# `database_url` runs a test on SQLite and on the local PostgreSQL; `engine` opens it.
+from databases import database_url, engine  # noqa: E402,F401

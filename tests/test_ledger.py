@@ -7,7 +7,6 @@ from sqlalchemy.exc import IntegrityError
 from newsletter import ledger, store
 from newsletter.models import Subscriber
 
-from databases import database_url, engine  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

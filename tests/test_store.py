@@ -7,7 +7,6 @@ from sqlalchemy import Engine
 from newsletter import store
 from newsletter.models import Subscriber
 
-from databases import database_url, engine  # noqa: F401  (fixtures)
 
 ADA = Subscriber(email="ada@example.org", name="Ada", topics=("GNN",), origin="a.toml:1")
 BOB = Subscriber(email="bob@example.org", name="Bob", topics=("OT",), origin="a.toml:6")

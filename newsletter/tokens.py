@@ -1,8 +1,10 @@
 """Signed tokens for the links in every email (unsubscribe, preferences, sign-up confirmation).
 
 A token is the subscriber's email signed with HMAC (itsdangerous), salted with its purpose so a
-preferences token can never unsubscribe anybody, and stamped with the time it was made so a
-purpose that should expire (``confirm``) can be checked with ``max_age``. No database row is
+preferences token can never unsubscribe anybody. Only a purpose that should expire (``confirm``)
+is stamped with the time it was made, checked with ``max_age``; the links printed in digests
+carry no time, so they work for as long as the email is kept, and the same digest renders to
+the same bytes whenever it is composed (``preview`` shows exactly what ``send`` sends). No database row is
 needed to check a link, and itsdangerous compares signatures in constant time.
 """
 
@@ -13,12 +15,14 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import (BadData, SignatureExpired, TimestampSigner, URLSafeSerializer,
+                          URLSafeTimedSerializer)
 
 from .errors import ConfigError, InvalidToken
 from .models import SubscriberLinks
 
 PURPOSES = frozenset({"unsubscribe", "preferences", "confirm"})
+EXPIRING = frozenset({"confirm"})
 # Real tokens are ~100 characters; refusing giant ones keeps hostile input cheap to reject.
 MAX_TOKEN_LENGTH = 1000
 # RFC 6068 lets these stand unescaped in a mailto: address ("," would start a second address).
@@ -36,11 +40,14 @@ class _ClockSigner(TimestampSigner):
         return int(time.time()) if self._clock is None else self._clock
 
 
-def _serializer(secret: str | bytes, purpose: str, now: datetime | None) -> URLSafeTimedSerializer:
+def _serializer(secret: str | bytes, purpose: str,
+                now: datetime | None) -> URLSafeSerializer | URLSafeTimedSerializer:
     if not secret:
         raise ConfigError("the secret key is empty: set NEWSLETTER_SECRET_KEY to a long random string")
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}; expected one of {sorted(PURPOSES)}")
+    if purpose not in EXPIRING:
+        return URLSafeSerializer(secret, salt=f"newsletter/{purpose}")
     clock = None if now is None else int(now.timestamp())
     return URLSafeTimedSerializer(
         secret,
@@ -70,8 +77,12 @@ def verify(
     another purpose or older than ``max_age`` seconds (``None``: never expires)."""
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("the link is malformed: ask for a new one")
+    serializer = _serializer(secret, purpose, now)
     try:
-        email = _serializer(secret, purpose, now).loads(token, max_age=max_age)
+        if isinstance(serializer, URLSafeTimedSerializer):
+            email = serializer.loads(token, max_age=max_age)
+        else:
+            email = serializer.loads(token)
     except SignatureExpired as exc:
         raise InvalidToken(f"the {purpose} link has expired: ask for a new one") from exc
     except BadData as exc:

@@ -10,11 +10,12 @@ import lxml.html
 import pytest
 from premailer import Premailer
 
-from newsletter import render
+from newsletter import inline, render
 from newsletter.errors import ConfigError
 from newsletter.message import build_message
 from newsletter.models import Digest, DigestItem, Link, Paper, Section, Subscriber
-from newsletter.render import PREMAILER_OPTIONS, Renderer, flatten_includes, inline_css
+from newsletter.inline import PREMAILER_OPTIONS, flatten_includes, inline_css
+from newsletter.render import Renderer
 from newsletter.tokens import links_for
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -239,7 +240,7 @@ def test_render_does_not_run_premailer(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*args, **kwargs):
         raise AssertionError("premailer ran during render")
 
-    monkeypatch.setattr(render, "Premailer", boom)
+    monkeypatch.setattr(inline, "Premailer", boom)
     digest = golden_digest()
     assert "style=" in fresh.render(digest, links(digest.subscriber.email)).html
 

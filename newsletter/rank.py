@@ -1,0 +1,448 @@
+"""Lexical relevance of papers to subscriber topics: BM25F over title and abstract.
+
+Written by hand rather than with bm25s / rank-bm25 because we need per-field weights and a
+reason a person can check ("matches: GNN → graph neural network (title)").
+
+A paper is relevant to a topic when some *variant* of the topic (the topic itself, or the topic
+with a vocabulary phrase swapped for an abbreviation or synonym) is covered by the paper. Each
+variant is a list of phrases; a phrase is covered when its words occur close together in one
+field (stemmed, stopwords dropped, in any order, at most WINDOW_SLACK other words among them).
+Phrases of LONG_PHRASE words or more may miss words, as long as the words found carry 75% of
+the phrase's idf: "physics-informed networks" covers "physics-informed neural networks", but
+"information ... neural network" does not (the rare word "physics" is the one missing).
+Proximity matters because stems collide: "optimal" and "optimization" both stem to "optim".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+import tomllib
+import unicodedata
+from array import array
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from itertools import islice, product
+
+import snowballstemmer
+
+from .models import Paper
+
+# BM25F (Robertson & Zaragoza, "The Probabilistic Relevance Framework: BM25 and Beyond", 2009):
+# per-field term frequencies are length-normalized, weighted, summed, then saturated once.
+K1 = 1.2  # saturation: the 3rd mention of a word says little more than the 2nd
+FIELD_WEIGHT = (3.0, 1.0)  # (title, abstract): a title word is the paper's own summary
+FIELD_B = (0.3, 0.75)  # length normalization; titles are uniformly short, so barely normalized
+TITLE_BONUS = 0.5  # score × 1.5 when the whole topic is in the title
+PHRASE_BONUS = 0.2  # score × 1.2 when every phrase appears word for word
+WINDOW_SLACK = 1  # at 3, "Bayesian inference techniques that use neural networks" matched
+LONG_PHRASE = 4  # phrases this long may miss words...
+LONG_COVERAGE = 0.75  # ...if the words found carry this share of the phrase's idf
+MAX_VARIANTS = 32  # a topic naming several vocabulary phrases multiplies its variants
+STOPWORDS = frozenset(
+    "a an the of for and or in on to with without via by from at as is are be been being was "
+    "were we our us this that these those it its into than then their there which who whom "
+    "such can could may might also using use used based new paper propose proposed show "
+    "shows how what when where why do does not no but both each more most other some any "
+    "all over under between about towards toward through within".split()
+)
+
+_WORD = re.compile(r"[^\W_]+")
+_COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+# "GNNs", "PINNs", "NeRFs": two or more capitals and a trailing lowercase s is an abbreviation's
+# plural; strip it before lowercasing (the stemmer would not: "gnns" is not an English word).
+_ABBREVIATION_PLURAL = re.compile(r"(?=(?:[^A-Z]*[A-Z]){2})[A-Za-z0-9]+s")
+_STEMMER = snowballstemmer.stemmer("english")
+# Words whose stem collides with a common unrelated word in this field: "transformer" would be
+# "transform" (Fourier transforms), "optimal" "optim" (optimization), "informed" "inform"
+# (information). Topics and papers go through the same table, so matching stays symmetric.
+_KEEP = {"transformer": "transformer", "transformers": "transformer", "optimal": "optimal",
+         "informed": "informed"}
+
+
+_TERMS: dict[str, str] = {}  # surface word -> stem, "" for a stopword; words repeat a lot
+
+
+def _stem(word: str) -> str:
+    if _ABBREVIATION_PLURAL.fullmatch(word):
+        word = word[:-1]
+    lower = word.lower()
+    if lower in STOPWORDS or (len(lower) < 2 and not lower.isdigit()):
+        return ""
+    return sys.intern(_KEEP.get(lower) or _STEMMER.stemWord(lower))
+
+
+def _words(text: str) -> list[str]:
+    # Accents and ligatures off ("Schrödinger" == "Schrodinger"); hyphens split words.
+    if not text.isascii():
+        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
+    words = _WORD.findall(text)
+    if len(_TERMS) > 2_000_000:  # a bound for long-lived processes; refilling is cheap
+        _TERMS.clear()
+    for word in set(words).difference(_TERMS):
+        _TERMS[word] = _stem(word)
+    return words
+
+
+def terms(text: str) -> list[str]:
+    """Index terms of ``text``: the stems of its content words, in order."""
+    return [stem for stem in map(_TERMS.__getitem__, _words(text)) if stem]
+
+
+def analyze(text: str) -> list[tuple[str, str]]:
+    """(surface word, stem) pairs of the content words of ``text``."""
+    return [(word, _TERMS[word]) for word in _words(text) if _TERMS[word]]
+
+
+def normalize_topic(topic: str, vocabulary: Vocabulary | None = None) -> str:
+    """The memo key of a topic: "Graph Neural Networks" and "graph-neural network" are one."""
+    pairs = (vocabulary or default_vocabulary()).analyze(topic)
+    return " ".join(stem for _, stem in pairs)
+
+
+Phrase = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """A way of saying a topic: every phrase must be covered; ``label`` names it in reasons."""
+
+    phrases: tuple[Phrase, ...]
+    label: str
+
+
+class Vocabulary:
+    """Abbreviations and synonyms (``newsletter/data/vocabulary.toml``), keyed by stemmed phrase."""
+
+    def __init__(self, table: Mapping[str, Mapping[str, object]]) -> None:
+        self._table = table
+        self._alternatives: dict[Phrase, dict[tuple[Phrase, ...], Variant]] = {}
+        for name, entry in table.items():
+            senses = entry.get("senses") or [entry.get("expansions", [])]
+            everything = self._closure(name, set())
+            self._add(name, everything)
+            if len(senses) == 1:
+                for phrase in senses[0]:
+                    self._add(phrase, everything)
+            else:
+                self._add_senses(name, senses)
+        self.longest = max((len(key) for key in self._alternatives), default=0)
+        self._names = {key[0] for key in self._alternatives if len(key) == 1}
+
+    def analyze(self, topic: str) -> list[tuple[str, str]]:
+        """Like :func:`analyze`, also reading a lowercase "gnns" as the abbreviation "gnn"."""
+        return [(word, self._singular(stem)) for word, stem in analyze(topic)]
+
+    def _singular(self, stem: str) -> str:
+        if stem.endswith("s") and stem not in self._names and stem[:-1] in self._names:
+            return stem[:-1]
+        return stem
+
+    @classmethod
+    def load(cls) -> Vocabulary:
+        text = resources.files("newsletter").joinpath("data/vocabulary.toml").read_text("utf-8")
+        return cls(tomllib.loads(text))
+
+    def _own(self, name: str) -> list[Variant]:
+        entry = self._table[name]
+        senses = entry.get("senses") or [entry.get("expansions", [])]
+        return [_variant(name)] + [_variant(phrase) for sense in senses for phrase in sense]
+
+    def _closure(self, name: str, seen: set[str]) -> list[Variant]:
+        # "GNN" finds what "GCN" finds, and what anything GCN includes finds; cycles stop.
+        seen.add(name)
+        found = self._own(name)
+        for narrower in self._table[name].get("includes", []):
+            if narrower not in self._table:
+                raise ValueError(f"vocabulary: {name} includes unknown entry {narrower!r}")
+            if narrower not in seen:
+                found += self._closure(narrower, seen)
+        return found
+
+    def _add_senses(self, name: str, senses: list[list[str]]) -> None:
+        # A sense finds its synonyms, and the abbreviation only next to a word of its own:
+        # "Bayesian neural networks" must not find "binary neural networks (BNNs)".
+        for index, sense in enumerate(senses):
+            others = {t for i, other in enumerate(senses) if i != index
+                      for phrase in other for t in terms(phrase)}
+            marker = next((pair for phrase in sense for pair in analyze(phrase)
+                           if pair[1] not in others), None)
+            found = [_variant(phrase) for phrase in sense]
+            if marker is not None:
+                found.append(Variant((tuple(terms(name)), (marker[1],)), f"{name} ({marker[0]})"))
+            for phrase in sense:
+                self._add(phrase, found)
+
+    def _add(self, phrase: str, found: Iterable[Variant]) -> None:
+        key = tuple(terms(phrase))
+        if not key:
+            raise ValueError(f"vocabulary: {phrase!r} has only stopwords or one-letter words")
+        slot = self._alternatives.setdefault(key, {})
+        for variant in found:
+            slot.setdefault(variant.phrases, variant)
+
+    def variants(self, pairs: Sequence[tuple[str, str]]) -> list[Variant]:
+        """Every way of saying the analyzed topic ``pairs``, the topic itself first."""
+        stems = [stem for _, stem in pairs]
+        slots: list[list[Variant]] = []
+        start = i = 0
+        while i < len(stems):
+            size, found = self._longest_at(stems, i)
+            if not found:
+                i += 1
+                continue
+            if start < i:  # words between vocabulary phrases are kept as they are
+                slots.append([_literal(pairs[start:i])])
+            slots.append([_literal(pairs[i:i + size])] + found)
+            i = start = i + size
+        if start < len(stems):
+            slots.append([_literal(pairs[start:])])
+        unique: dict[tuple[Phrase, ...], Variant] = {}
+        for combo in islice(product(*slots), MAX_VARIANTS):
+            phrases = tuple(p for part in combo for p in part.phrases)
+            unique.setdefault(phrases, Variant(phrases, " + ".join(part.label for part in combo)))
+        return list(unique.values()) if stems else []
+
+    def _longest_at(self, stems: list[str], i: int) -> tuple[int, list[Variant]]:
+        for size in range(min(self.longest, len(stems) - i), 0, -1):
+            found = self._alternatives.get(tuple(stems[i:i + size]))
+            if found:
+                return size, list(found.values())
+        return 0, []
+
+
+def _variant(phrase: str) -> Variant:
+    return Variant((tuple(terms(phrase)),), phrase)
+
+
+def _literal(pairs: Sequence[tuple[str, str]]) -> Variant:
+    return Variant((tuple(stem for _, stem in pairs),), " ".join(word for word, _ in pairs))
+
+
+@cache
+def default_vocabulary() -> Vocabulary:
+    return Vocabulary.load()
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    paper: Paper
+    score: float
+    topic: str  # the topic as the caller wrote it
+    reason: str  # "matches: GNN → graph neural network (title)"
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    """A scored paper for a normalized topic; turned into a Match per spelling of the topic."""
+
+    doc: int
+    score: float
+    label: str | None  # the variant that matched, None when it is the topic itself
+    field: str
+
+
+Positions = tuple[dict[str, list[int]], dict[str, list[int]]]  # per field: stem -> positions
+
+
+def match_order(match: Match) -> tuple[float, int, str]:
+    """Score desc, then newer first, then id: the same total order everywhere."""
+    published = match.paper.published
+    return (-match.score, -(published.toordinal() if published else 0), match.paper.id)
+
+
+class Ranker:
+    """An inverted index over a catalog, built once per run and shared by every subscriber."""
+
+    def __init__(self, papers: Sequence[Paper], vocabulary: Vocabulary | None = None) -> None:
+        self.papers = tuple(papers)
+        self.vocabulary = vocabulary or default_vocabulary()
+        self._tokens: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+        postings: dict[str, array] = {}
+        for doc, paper in enumerate(self.papers):
+            fields = (tuple(terms(paper.title)), tuple(terms(paper.abstract)))
+            self._tokens.append(fields)
+            for term in set(fields[0]).union(fields[1]):
+                postings.setdefault(term, array("I")).append(doc)
+        self._postings = postings
+        self._idfs = {term: self._idf_for(len(docs)) for term, docs in postings.items()}
+        count = max(len(self.papers), 1)
+        averages = [max(sum(len(f[i]) for f in self._tokens) / count, 1.0) for i in (0, 1)]
+        self._norms = [
+            tuple(1 - FIELD_B[i] + FIELD_B[i] * len(f[i]) / averages[i] for i in (0, 1))
+            for f in self._tokens
+        ]
+        self._hits: dict[str, tuple[_Hit, ...]] = {}
+        self._matches: dict[str, list[Match]] = {}
+        self._ids: dict[str, frozenset[str]] = {}
+
+    def rank(self, topic: str) -> list[Match]:
+        """Relevant papers only, best first. Memoized: do not mutate the list."""
+        matches = self._matches.get(topic)
+        if matches is None:
+            pairs = self.vocabulary.analyze(topic)
+            key = " ".join(stem for _, stem in pairs)
+            hits = self._hits.get(key)
+            if hits is None:
+                hits = self._hits[key] = self._score_topic(pairs)
+            matches = self._matches[topic] = [self._match(topic, hit) for hit in hits]
+        return matches
+
+    def matching_ids(self, topic: str) -> frozenset[str]:
+        """Ids of the papers relevant to ``topic`` (for excluded topics). Memoized."""
+        ids = self._ids.get(topic)
+        if ids is None:
+            ids = self._ids[topic] = frozenset(m.paper.id for m in self.rank(topic))
+        return ids
+
+    def recommend(self, topics: Sequence[str], limit: int,
+                  exclude_ids: Collection[str] = ()) -> list[Match]:
+        """The best ``limit`` papers over ``topics``, each once, under its best topic."""
+        excluded = exclude_ids if isinstance(exclude_ids, (set, frozenset)) else set(exclude_ids)
+        best: dict[str, Match] = {}
+        for topic in topics:
+            # Lists are sorted, so a paper past the first `limit` eligible ones of every list
+            # has `limit` better papers ahead of it: stop there (a topic can match thousands).
+            taken = 0
+            for match in self.rank(topic):
+                if taken >= limit:
+                    break
+                if match.paper.id in excluded:
+                    continue
+                taken += 1
+                held = best.get(match.paper.id)
+                if held is None or match.score > held.score:
+                    best[match.paper.id] = match
+        return sorted(best.values(), key=match_order)[:max(limit, 0)]
+
+    def _match(self, topic: str, hit: _Hit) -> Match:
+        said = f"{topic} → {hit.label}" if hit.label else topic
+        return Match(self.papers[hit.doc], hit.score, topic, f"matches: {said} ({hit.field})")
+
+    def _score_topic(self, pairs: Sequence[tuple[str, str]]) -> tuple[_Hit, ...]:
+        variants = [(v, self._candidates(v)) for v in self.vocabulary.variants(pairs)]
+        wanted = {term for v, _ in variants for phrase in v.phrases for term in phrase}
+        own = tuple(stem for _, stem in pairs)
+        best: dict[int, _Hit] = {}
+        for doc in set().union(*(docs for _, docs in variants)):
+            positions = self._positions(doc, wanted)
+            for variant, docs in variants:
+                if doc not in docs:
+                    continue
+                hit = self._judge(doc, variant, positions, own)
+                if hit is not None and (doc not in best or hit.score > best[doc].score):
+                    best[doc] = hit
+        return tuple(sorted(best.values(), key=self._hit_order))
+
+    def _hit_order(self, hit: _Hit) -> tuple[float, int, str]:
+        paper = self.papers[hit.doc]
+        return (-hit.score, -(paper.published.toordinal() if paper.published else 0), paper.id)
+
+    def _idf_for(self, df: int) -> float:
+        # The BM25 idf with Lucene's +1, so a word in most papers still weighs a little.
+        return math.log(1 + (len(self.papers) - df + 0.5) / (df + 0.5))
+
+    def _idf(self, term: str) -> float:
+        idf = self._idfs.get(term)
+        return self._idf_for(0) if idf is None else idf
+
+    def _weights(self, phrase: Phrase) -> tuple[dict[str, float], float]:
+        """Per-term weight and the total a window must reach to cover ``phrase``."""
+        distinct = dict.fromkeys(phrase)
+        if len(phrase) < LONG_PHRASE:
+            return {term: 1.0 for term in distinct}, float(len(distinct))
+        weights = {term: self._idf(term) for term in distinct}
+        return weights, LONG_COVERAGE * sum(weights.values())
+
+    def _candidates(self, variant: Variant) -> set[int]:
+        """Papers that could cover every phrase, from the postings alone."""
+        docs: set[int] | None = None
+        for phrase in variant.phrases:
+            found = self._phrase_candidates(phrase)
+            docs = found if docs is None else docs & found
+            if not docs:
+                return set()
+        return docs or set()
+
+    def _phrase_candidates(self, phrase: Phrase) -> set[int]:
+        weights, need = self._weights(phrase)
+        if len(phrase) < LONG_PHRASE:  # every word is required: intersect, shortest list first
+            lists = sorted((self._postings.get(t, array("I")) for t in weights), key=len)
+            docs = set(lists[0])
+            for more in lists[1:]:
+                docs.intersection_update(more)
+            return docs
+        # A paper lacking all of the rarest words that carry more than 1 - LONG_COVERAGE of the
+        # weight cannot reach `need`: papers with at least one of them are the candidates.
+        docs, rest = set(), sum(weights.values())
+        for term in sorted(weights, key=weights.__getitem__, reverse=True):
+            if rest < need:
+                break
+            docs.update(self._postings.get(term, ()))
+            rest -= weights[term]
+        return docs
+
+    def _positions(self, doc: int, wanted: set[str]) -> Positions:
+        found: tuple[dict[str, list[int]], dict[str, list[int]]] = ({}, {})
+        for field, tokens in zip(found, self._tokens[doc]):
+            for i in [i for i, token in enumerate(tokens) if token in wanted]:
+                field.setdefault(tokens[i], []).append(i)
+        return found
+
+    def _judge(self, doc: int, variant: Variant, positions: Positions, own: Phrase) -> _Hit | None:
+        covered = [[self._covers(p, field) for field in positions] for p in variant.phrases]
+        if not all(any(where) for where in covered):
+            return None
+        in_title = all(where[0] for where in covered)
+        in_abstract = all(where[1] for where in covered)
+        field = "title" if in_title else "abstract" if in_abstract else "title and abstract"
+        exact = all(any(_has_phrase(p, f) for f in positions) for p in variant.phrases)
+        words = {term for phrase in variant.phrases for term in phrase}
+        score = self._bm25f(doc, words, positions) / self._ideal(words) * (
+            1 + TITLE_BONUS * in_title + PHRASE_BONUS * exact)
+        flat = tuple(term for phrase in variant.phrases for term in phrase)
+        return _Hit(doc, score, None if flat == own else variant.label, field)
+
+    def _covers(self, phrase: Phrase, field: dict[str, list[int]]) -> bool:
+        weights, need = self._weights(phrase)
+        if len(weights) == 1:
+            return phrase[0] in field
+        events = sorted((pos, term) for term in weights for pos in field.get(term, ()))
+        window = len(phrase) + WINDOW_SLACK
+        counts: dict[str, int] = {}
+        total, left = 0.0, 0
+        for pos, term in events:
+            counts[term] = counts.get(term, 0) + 1
+            total += weights[term] if counts[term] == 1 else 0.0
+            while pos - events[left][0] >= window:
+                gone = events[left][1]
+                counts[gone] -= 1
+                total -= weights[gone] if counts[gone] == 0 else 0.0
+                left += 1
+            if total >= need - 1e-9:
+                return True
+        return False
+
+    def _ideal(self, words: Iterable[str]) -> float:
+        # Raw BM25 grows with the number of query words ("message passing neural network" beat
+        # "GNN" on the same paper); dividing by the limit, a paper repeating every word forever,
+        # makes variants and topics comparable: 0..1 before the bonuses.
+        return sum(self._idf(term) for term in words) * (K1 + 1) or 1.0
+
+    def _bm25f(self, doc: int, words: Iterable[str], positions: Positions) -> float:
+        norms = self._norms[doc]
+        score = 0.0
+        for term in words:
+            tf = sum(FIELD_WEIGHT[i] * len(positions[i].get(term, ())) / norms[i] for i in (0, 1))
+            if tf:
+                score += self._idf(term) * tf * (K1 + 1) / (K1 + tf)
+        return score
+
+
+def _has_phrase(phrase: Phrase, field: dict[str, list[int]]) -> bool:
+    later = [set(field.get(term, ())) for term in phrase[1:]]
+    return any(all(start + k + 1 in seen for k, seen in enumerate(later))
+               for start in field.get(phrase[0], ()))

@@ -1,0 +1,234 @@
+"""The CLI end to end: real processes, a real SMTP server, a real database file."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from newsletter import store, tokens
+from newsletter.cli import app
+from smtp_server import Rule, SmtpServer
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A clean working folder: its own database and outbox, the shipped subscribers and seeds."""
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith("NEWSLETTER_"):
+            monkeypatch.delenv(name)
+    return {"NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path / 'n.db'}",
+            "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"),
+            "NEWSLETTER_SECRET_KEY": "test-secret"}
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "newsletter", *args], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+def invoke(env: dict[str, str], *args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, list(args), env=env)
+
+
+def sent_papers(env: dict[str, str]) -> dict[tuple[str, str], set[str]]:
+    engine = store.connect(env["NEWSLETTER_DATABASE_URL"])
+    query = (select(store.subscribers.c.email, store.deliveries.c.edition,
+                    store.sent_papers.c.paper_id)
+             .join(store.deliveries, store.deliveries.c.id == store.sent_papers.c.delivery_id)
+             .join(store.subscribers, store.subscribers.c.id == store.sent_papers.c.subscriber_id))
+    result: dict[tuple[str, str], set[str]] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(query):
+            result.setdefault((row.email, row.edition), set()).add(row.paper_id)
+    return result
+
+
+@pytest.mark.parametrize("command", [
+    [], ["send"], ["preview"], ["ingest"], ["subscribers"], ["subscribers", "check"],
+    ["subscribers", "list"], ["recommend"], ["status"]])
+def test_every_command_explains_itself_with_help(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output and len(result.output) > 300
+
+
+def test_send_delivers_a_complete_digest_to_each_subscriber_over_smtp(
+        env: dict[str, str], smtp_server: SmtpServer) -> None:
+    result = cli({**env, **smtp_server.env()}, "send")
+    assert result.returncode == 0, result.stderr
+    assert "Sent " in result.stdout and f"{smtp_server.port}" in result.stdout
+    sent = sent_papers(env)
+    assert len(smtp_server.messages) == len(sent) >= 6
+    assert sorted(smtp_server.recipients()) == sorted(email for email, _ in sent)
+    for received in smtp_server.messages:
+        check_digest(received.message, received.rcpt_tos[0])
+
+
+def check_digest(message: email.message.EmailMessage, recipient: str) -> None:
+    for header in ("From", "To", "Subject", "Date", "Message-ID", "List-Id"):
+        assert message[header], header
+    assert recipient in message["To"]
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    https, mailto = re.findall(r"<([^>]+)>", message["List-Unsubscribe"])
+    assert https.startswith("http") and mailto.startswith("mailto:")
+    token = https.rsplit("/", 1)[1]
+    assert tokens.verify("test-secret", "unsubscribe", token) == recipient
+    assert message.get_content_type() == "multipart/alternative"
+    text, html = message.iter_parts()
+    assert (text.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")
+    body = html.get_content()
+    assert https in body and https in text.get_content()
+    assert "/preferences/" in body
+    assert body.count('style="') > 10  # CSS inlined into the elements
+    assert "@media" in body  # responsive and dark-mode rules kept in <style>
+
+
+def test_the_default_run_writes_one_eml_per_subscriber_to_the_outbox(env: dict[str, str]) -> None:
+    result = invoke(env, "send")
+    assert result.exit_code == 0, result.output
+    files = sorted(Path(env["NEWSLETTER_OUTBOX_DIR"]).rglob("*.eml"))
+    assert len(files) == len(sent_papers(env)) >= 6
+    for path in files:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        check_digest(message, message["To"].addresses[0].addr_spec)  # type: ignore[union-attr]
+
+
+def test_a_second_send_for_the_same_edition_sends_nothing(
+        env: dict[str, str], smtp_server: SmtpServer) -> None:
+    assert cli({**env, **smtp_server.env()}, "send").returncode == 0
+    first = len(smtp_server.messages)
+    again = cli({**env, **smtp_server.env()}, "send")
+    assert again.returncode == 0, again.stderr
+    assert "Nothing to send" in again.stdout
+    assert len(smtp_server.messages) == first
+
+
+def test_the_next_edition_never_repeats_a_paper(env: dict[str, str]) -> None:
+    assert invoke(env, "send", "--date", "2026-11-23").exit_code == 0
+    second = invoke(env, "send", "--date", "2026-11-24")
+    assert second.exit_code == 0, second.output
+    sent = sent_papers(env)
+    day1 = {who: ids for (who, edition), ids in sent.items() if edition == "2026-11-23"}
+    day2 = {who: ids for (who, edition), ids in sent.items() if edition == "2026-11-24"}
+    assert day2, "the catalog has more than one day's worth of papers for someone"
+    for who, ids in day2.items():
+        assert not ids & day1.get(who, set()), who
+
+
+def test_a_dry_run_sends_and_records_nothing(env: dict[str, str], smtp_server: SmtpServer) -> None:
+    result = cli({**env, **smtp_server.env()}, "send", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "Dry run" in result.stdout and "would go to" in result.stdout
+    assert smtp_server.messages == [] and sent_papers(env) == {}
+
+
+def test_a_refused_address_is_recorded_and_the_others_are_sent(
+        env: dict[str, str], smtp_server_factory: Callable[..., SmtpServer]) -> None:
+    server = smtp_server_factory(rules=[Rule("550 5.1.1 no such user", at="rcpt",
+                                             recipient="ada@example.org")])
+    result = cli({**env, **server.env()}, "send")
+    assert result.returncode == 1
+    assert "ada@example.org" in result.stderr and "550 5.1.1 no such user" in result.stderr
+    assert "ada@example.org" not in server.recipients() and len(server.messages) >= 5
+    status = cli(env, "status")
+    assert "failed" in status.stdout and "no such user" in status.stdout
+    rerun = cli({**env, **server.env()}, "send")  # permanent: not retried, nothing else resent
+    assert "Nothing to send" in rerun.stdout
+
+
+def test_a_temporary_failure_is_finished_by_the_next_run(
+        env: dict[str, str], smtp_server_factory: Callable[..., SmtpServer]) -> None:
+    server = smtp_server_factory(rules=[Rule("451 4.3.0 try later", recipient="ada@example.org",
+                                             times=1)])
+    assert cli({**env, **server.env()}, "send").returncode == 1
+    assert "ada@example.org" not in [m.rcpt_tos[0] for m in server.messages]
+    rerun = cli({**env, **server.env()}, "send")
+    assert rerun.returncode == 0, rerun.stderr
+    assert [m.rcpt_tos[0] for m in server.messages].count("ada@example.org") == 1
+
+
+def test_a_wrong_smtp_port_stops_with_one_clear_line(env: dict[str, str]) -> None:
+    result = cli({**env, "NEWSLETTER_SMTP_HOST": "127.0.0.1", "NEWSLETTER_SMTP_PORT": "1",
+                  "NEWSLETTER_SMTP_SECURITY": "none"}, "send")
+    assert result.returncode == 2
+    assert "127.0.0.1:1" in result.stderr and "Traceback" not in result.stderr
+    assert "NEWSLETTER_SMTP_PORT" in result.stderr
+
+
+def test_preview_shows_exactly_what_send_sends(env: dict[str, str], tmp_path: Path) -> None:
+    html, text = tmp_path / "p.html", tmp_path / "p.txt"
+    assert invoke(env, "preview", "ada@example.org", "--out", str(html)).exit_code == 0
+    assert invoke(env, "preview", "ada@example.org", "--text", "--out", str(text)).exit_code == 0
+    assert invoke(env, "send", "--to", "ada@example.org").exit_code == 0
+    (eml,) = Path(env["NEWSLETTER_OUTBOX_DIR"]).rglob("*.eml")
+    message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    text_part, html_part = message.iter_parts()  # type: ignore[attr-defined]
+    # Parts decoded from the CRLF wire format keep their CRLFs; the preview files are text.
+    assert html_part.get_content().replace("\r\n", "\n") == html.read_text()
+    assert text_part.get_content().replace("\r\n", "\n") == text.read_text()
+
+
+def test_recommend_prints_the_ranking_as_json(env: dict[str, str]) -> None:
+    import json
+    result = invoke(env, "recommend", "--topic", "GNN", "--topic", "PINNs", "--limit", "7",
+                    "--format", "json")
+    assert result.exit_code == 0, result.output
+    ranking = json.loads(result.stdout)
+    assert len(ranking) == 7
+    assert all({"id", "title", "score", "reason"} <= set(item) for item in ranking)
+    assert [r["score"] for r in ranking] == sorted((r["score"] for r in ranking), reverse=True)
+    assert all("matches:" in r["reason"] for r in ranking)
+
+
+def test_ingest_reports_a_malformed_entry_with_file_and_line_and_keeps_the_rest(
+        env: dict[str, str], tmp_path: Path) -> None:
+    page = tmp_path / "page.txt"
+    page.write_text("Mar 11\n\nA Good Paper on Graph Neural Networks\n\n" + "Graph neural "
+                    "networks are studied here in depth. " * 12 + "\n\nA title with no abstract\n")
+    result = invoke(env, "ingest", str(page))
+    assert result.exit_code == 0, result.output
+    assert "1 new" in result.output and "1 rejected" in result.output
+    assert re.search(r"page\.txt:7", result.output)
+    assert "0 new" in invoke(env, "ingest", str(page)).output
+
+
+def test_hostile_catalog_text_is_escaped_in_the_email(env: dict[str, str], tmp_path: Path) -> None:
+    seeds = tmp_path / "hostile"
+    seeds.mkdir()
+    (seeds / "page.txt").write_text(
+        "Mar 11\n\nGraph Neural Networks <script>alert(1)</script>\n\n"
+        + "Graph neural networks <img src=x onerror=alert(1)> are studied. " * 10 + "\n")
+    env = {**env, "NEWSLETTER_SOURCES": f'["{seeds}"]'}
+    assert invoke(env, "send", "--to", "ada@example.org").exit_code == 0
+    (eml,) = Path(env["NEWSLETTER_OUTBOX_DIR"]).rglob("*.eml")
+    message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "<script>" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;" in html
+
+
+def test_subscribers_check_names_each_bad_entry(env: dict[str, str], tmp_path: Path) -> None:
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    (folder / "list.toml").write_text(
+        '[[subscriber]]\nemail = "ok@example.org"\ntopics = ["GNN"]\n\n'
+        '[[subscriber]]\nemail = "eve@example.org"\nname = "Eve\\nBcc: x@example.org"\n'
+        'topics = ["GNN"]\n')
+    result = invoke({**env, "NEWSLETTER_SUBSCRIBERS_DIR": str(folder)}, "subscribers", "check")
+    assert result.exit_code == 1
+    assert "list.toml:5" in result.output and "single line" in result.output
+    assert "1 valid subscribers" in result.output

@@ -1,0 +1,294 @@
+from __future__ import annotations
+
+import random
+import tomllib
+from datetime import date
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+import newsletter.rank as rank_module
+from newsletter.models import Paper
+from newsletter.rank import Match, Ranker, Vocabulary, normalize_topic, terms
+
+SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+
+
+def paper(id: str, title: str, abstract: str = "", published: date | None = None) -> Paper:
+    return Paper(id=id, title=title, abstract=abstract, published=published)
+
+
+def seed_catalog() -> list[Paper]:
+    """The seed pages, parsed crudely: a title line directly followed by a long abstract line."""
+    found: dict[str, Paper] = {}
+    for path in sorted(SEEDS.glob("*.txt")):
+        lines = [line.strip() for line in path.read_text("utf-8").splitlines() if line.strip()]
+        for title, abstract in zip(lines, lines[1:]):
+            title = title.removeprefix("Subscribe")
+            if len(abstract) >= 200 and 10 <= len(title) < 250:
+                found.setdefault(title.lower(), paper(f"seed-{len(found)}", title, abstract))
+    return list(found.values())
+
+
+@pytest.fixture(scope="module")
+def seeds() -> Ranker:
+    catalog = seed_catalog()
+    assert len(catalog) > 300  # the seeds hold ~390 papers; fewer means the helper broke
+    return Ranker(catalog)
+
+
+# Each pair says one thing in two ways; the other papers are near misses.
+SMALL = [
+    paper("gnn-abbr", "Message routing on molecules", "We train GNNs on molecular data."),
+    paper("gnn-long", "Scalable training", "Graph neural networks are trained with a sampler."),
+    paper("pinn-abbr", "Faster solvers", "Our PINN trains ten times faster on Burgers."),
+    paper("pinn-long", "Heat equations", "We solve PDEs with physics-informed neural networks."),
+    paper("pinn-short", "Heat flow", "Physics-informed networks for heat flow."),  # 3 of 4 words
+    paper("info", "Priors", "Informed neural networks use expert priors."),  # 3 of 4 too
+    paper("ntk-abbr", "Wide limits", "In the NTK regime training is linear."),
+    paper("ntk-long", "Kernel views", "The neural tangent kernel of wide networks is fixed."),
+    paper("inr-abbr", "Image compression", "INRs compress images into weights."),
+    paper("inr-long", "Shapes", "Implicit neural representations of 3D shapes."),
+    paper("field", "Scenes", "Neural fields model scenes as continuous functions."),
+    paper("ot-abbr", "Matching clouds", "We compute OT plans between point clouds."),
+    paper("ot-long", "Matching sets", "Optimal transport aligns two empirical measures."),
+    paper("nas-abbr", "Mobile models", "NAS finds a mobile network under a latency budget."),
+    paper("nas-long", "Cell design", "Neural architecture search over cell structures."),
+    paper("nn-only", "Image classifiers", "Neural networks classify images of cats."),
+    paper("graph-far", "Citation study",
+          "We build a graph of citations among papers in physics, chemistry and biology "
+          "journals over ten years, then cluster the authors and finally fit deep neural "
+          "networks to predict impact."),
+    paper("binary", "One-bit models", "Binary neural networks (BNNs) use one bit per weight."),
+    paper("bayes-abbr", "Posterior sampling", "We sample BNN weights with Bayesian inference."),
+]
+
+
+@pytest.fixture()
+def small() -> Ranker:
+    return Ranker(SMALL)
+
+
+def ids(matches: list[Match]) -> set[str]:
+    return {m.paper.id for m in matches}
+
+
+def test_tokenizer_splits_hyphens_strips_abbreviation_plurals_and_stems() -> None:
+    assert terms("Physics-informed PINNs, GNNs, INRs and LLMs") == [
+        "physic", "informed", "pinn", "gnn", "inr", "llm"]
+    # Stems that would collide with unrelated words are kept apart.
+    assert terms("transformers transformation optimal optimization informed information") == [
+        "transformer", "transform", "optimal", "optim", "informed", "inform"]
+    assert terms("The networks of the fields") == ["network", "field"]
+    assert terms("Schrödinger ﬁelds") == terms("Schrodinger fields")
+
+
+def test_normalize_topic_ignores_case_hyphens_and_plurals() -> None:
+    assert normalize_topic("Graph  Neural-Networks") == normalize_topic("graph neural network")
+    assert normalize_topic("GNNs") == normalize_topic("gnn") == "gnn"
+
+
+def test_vocabulary_covers_the_required_abbreviations() -> None:
+    text = resources.files("newsletter").joinpath("data/vocabulary.toml").read_text("utf-8")
+    table = tomllib.loads(text)
+    required = ("GNN GCN GAT MPNN PINN NAS DARTS NTK INR NeRF OT GP BNN SNN LLM VAE GAN RL SSM "
+                "ViT CNN RNN LSTM MoE PTQ QAT KD PDE ODE SGD MCMC HMC DEQ GFlowNet MAE SAM "
+                "LoRA NLP CV XAI GCL").split()
+    assert [name for name in required if name not in table] == []
+    assert [s for s in table["BNN"]["senses"]] == [
+        ["Bayesian neural network"], ["binary neural network", "binarized neural network"]]
+    Vocabulary(table)  # every `includes` names an existing entry
+
+
+def test_vocabulary_rejects_unknown_includes() -> None:
+    with pytest.raises(ValueError, match="GNN includes unknown entry 'GXN'"):
+        Vocabulary({"GNN": {"expansions": ["graph neural network"], "includes": ["GXN"]}})
+
+
+@pytest.mark.parametrize("topic, expected", [
+    ("GNN", {"gnn-abbr", "gnn-long"}),
+    ("graph neural networks", {"gnn-abbr", "gnn-long"}),
+    ("PINNs", {"pinn-abbr", "pinn-long", "pinn-short"}),
+    ("physics-informed neural networks", {"pinn-abbr", "pinn-long", "pinn-short"}),
+    ("NTK", {"ntk-abbr", "ntk-long"}),
+    ("neural tangent kernels", {"ntk-abbr", "ntk-long"}),
+    ("INR", {"inr-abbr", "inr-long", "field"}),
+    ("neural fields", {"inr-abbr", "inr-long", "field"}),
+    ("OT", {"ot-abbr", "ot-long"}),
+    ("optimal transport", {"ot-abbr", "ot-long"}),
+    ("NAS", {"nas-abbr", "nas-long"}),
+    ("neural architecture search", {"nas-abbr", "nas-long"}),
+])
+def test_abbreviations_and_expansions_match_both_ways(small: Ranker, topic: str,
+                                                      expected: set[str]) -> None:
+    assert ids(small.rank(topic)) == expected
+
+
+def test_partial_matches_are_not_returned(small: Ranker) -> None:
+    found = ids(small.rank("graph neural networks"))
+    assert "nn-only" not in found  # says "neural networks", never "graph"
+    assert "graph-far" not in found  # says "graph" and "neural networks", far apart
+    # 3 of the 4 words of "physics-informed neural network", but the missing one is the rare one.
+    assert "info" not in ids(small.rank("PINNs"))
+    assert small.rank("medieval poetry") == []
+
+
+def test_ambiguous_abbreviation_keeps_its_senses_apart(small: Ranker) -> None:
+    assert ids(small.rank("BNN")) == {"binary", "bayes-abbr"}
+    bayesian = small.rank("Bayesian neural networks")
+    assert ids(bayesian) == {"bayes-abbr"}
+    assert bayesian[0].reason == "matches: Bayesian neural networks → BNN (Bayesian) (abstract)"
+    assert ids(small.rank("binary neural networks")) == {"binary"}
+
+
+def test_reason_names_topic_variant_and_field(small: Ranker) -> None:
+    reasons = {m.paper.id: m.reason for m in small.rank("GNN")}
+    assert reasons == {"gnn-abbr": "matches: GNN (abstract)",
+                       "gnn-long": "matches: GNN → graph neural network (abstract)"}
+    titled = Ranker([paper("t", "Optimal Transport for Domain Adaptation", "We adapt.")])
+    assert titled.rank("OT")[0].reason == "matches: OT → optimal transport (title)"
+
+
+def test_title_hit_outranks_abstract_only() -> None:
+    ranker = Ranker([
+        paper("abstract", "Maps between measures",
+              "Optimal transport is used here. Optimal transport maps are computed with "
+              "entropic optimal transport solvers and optimal transport losses."),
+        paper("title", "Optimal Transport for Domain Adaptation", "We adapt classifiers."),
+    ])
+    assert [m.paper.id for m in ranker.rank("optimal transport")] == ["title", "abstract"]
+
+
+def test_ties_break_by_newer_published_then_id() -> None:
+    text = "Graph neural networks for molecules."
+    ranker = Ranker([paper("b-old", "A", text, date(2023, 1, 1)),
+                     paper("c-new", "A", text, date(2024, 1, 1)),
+                     paper("a-old", "A", text, date(2023, 1, 1))])
+    assert [m.paper.id for m in ranker.rank("GNN")] == ["c-new", "a-old", "b-old"]
+
+
+def test_rank_is_memoized_per_normalized_topic(small: Ranker, monkeypatch) -> None:
+    calls: list[str] = []
+    original = Ranker._score_topic
+
+    def counting(self: Ranker, pairs):
+        calls.append(" ".join(stem for _, stem in pairs))
+        return original(self, pairs)
+
+    monkeypatch.setattr(Ranker, "_score_topic", counting)
+    first = small.rank("GNN")
+    assert small.rank("GNN") is first
+    again = small.rank("gnns")  # another spelling: relabelled, not rescored
+    assert ids(again) == ids(first) and again[0].topic == "gnns"
+    assert calls == ["gnn"]
+
+
+def test_queries_use_the_index_built_once(monkeypatch) -> None:
+    ranker = Ranker(SMALL)
+
+    def no_more_tokenizing(text: str) -> list[str]:
+        raise AssertionError(f"document text tokenized again: {text!r}")
+
+    monkeypatch.setattr(rank_module, "terms", no_more_tokenizing)
+    assert ids(ranker.rank("GNN")) == {"gnn-abbr", "gnn-long"}
+    assert ranker.recommend(["NAS", "OT"], 3)
+
+
+def test_recommend_dedupes_respects_limit_and_exclusions(small: Ranker) -> None:
+    both = small.recommend(["GNN", "graph neural networks", "NTK"], limit=10)
+    assert sorted(m.paper.id for m in both) == ["gnn-abbr", "gnn-long", "ntk-abbr", "ntk-long"]
+    assert [m.score for m in both] == sorted((m.score for m in both), reverse=True)
+    assert len(small.recommend(["GNN", "NTK", "NAS"], limit=2)) == 2
+    left = small.recommend(["GNN", "NTK"], limit=10, exclude_ids={"gnn-abbr", "ntk-long"})
+    assert ids(left) == {"gnn-long", "ntk-abbr"}
+    assert small.recommend(["GNN"], limit=0) == []
+
+
+def test_recommend_files_each_paper_under_its_best_topic() -> None:
+    ranker = Ranker([paper("p", "Graph Neural Networks", "Trained with SGD.")])
+    (match,) = ranker.recommend(["SGD", "GNN"], limit=5)
+    assert match.topic == "GNN"  # a title hit beats an abstract hit
+
+
+def test_recommend_limit_equals_full_sort(seeds: Ranker) -> None:
+    # The early stop per topic must not change the answer.
+    topics = ["GNN", "neural networks", "NAS", "optimal transport"]
+    everything: dict[str, Match] = {}
+    for topic in topics:
+        for m in seeds.rank(topic):
+            if m.paper.id not in everything or m.score > everything[m.paper.id].score:
+                everything[m.paper.id] = m
+    expected = sorted(everything.values(), key=rank_module.match_order)[:7]
+    assert seeds.recommend(topics, limit=7) == expected
+
+
+@pytest.mark.parametrize("topic, title, reason", [
+    ("GNN", "Towards Deeper Graph Neural Networks", "GNN → graph neural network (title)"),
+    ("INR", "Generalizable Neural Fields as Partially Observed Neural Processes",
+     "INR → neural field (title)"),
+    ("NTK", "Wide and Deep Neural Networks Achieve Optimality for Classification",
+     "NTK → neural tangent kernel (abstract)"),
+    ("OT", "Accelerating Sinkhorn Algorithm with Sparse Newton Iterations",
+     "OT → optimal transport (abstract)"),
+    ("PINNs", "Respecting causality is all you need for training physics-informed neural "
+     "networks", "PINNs → physics-informed neural network (title)"),
+    ("neural architecture search", "D-DARTS: Distributed Differentiable Architecture Search",
+     "neural architecture search → differentiable architecture search (title)"),
+])
+def test_seed_catalog_expansions(seeds: Ranker, topic: str, title: str, reason: str) -> None:
+    reasons = {m.paper.title: m.reason for m in seeds.rank(topic)}
+    assert reasons.get(title) == f"matches: {reason}"
+
+
+@pytest.mark.parametrize("topic, title", [
+    # "information ... neural network" has 3 of the 4 words, but not the rare one
+    ("PINNs", "Information-Theoretic Generalization Bounds for Deep Neural Networks"),
+    # "sequential Bayesian inference techniques that use neural networks"
+    ("Bayesian neural networks", "Learning Differentiable Particle Filter on the Fly"),
+    ("Bayesian neural networks", "BiPer: Binary Neural Networks using a Periodic Function"),
+    ("graph neural networks", "Wide and Deep Neural Networks Achieve Optimality for "
+     "Classification"),
+])
+def test_seed_catalog_near_misses_are_excluded(seeds: Ranker, topic: str, title: str) -> None:
+    assert any(p.title == title for p in seeds.papers)
+    assert title not in {m.paper.title for m in seeds.rank(topic)}
+
+
+def test_seed_catalog_results_are_relevant_and_sorted(seeds: Ranker) -> None:
+    matches = seeds.rank("graph neural networks")
+    assert len(matches) >= 30
+    assert [m.score for m in matches] == sorted((m.score for m in matches), reverse=True)
+    assert all(m.reason.startswith("matches: graph neural networks") for m in matches)
+    assert seeds.rank("medieval poetry") == []
+
+
+def test_many_subscribers_share_the_work(seeds: Ranker, monkeypatch) -> None:
+    topics = ["GNN", "PINNs", "NTK", "neural fields", "optimal transport", "NAS", "LLMs",
+              "quantization", "Bayesian neural networks", "reinforcement learning"]
+    fresh = Ranker(seeds.papers)
+    scored: list[object] = []
+    original = Ranker._score_topic
+    monkeypatch.setattr(Ranker, "_score_topic",
+                        lambda self, pairs: scored.append(pairs) or original(self, pairs))
+    rng = random.Random(7)
+    for _ in range(2000):
+        assert len(fresh.recommend(rng.sample(topics, 3), limit=10)) <= 10
+    assert len(scored) == len(topics)
+
+
+def test_lowercase_abbreviation_plurals_in_topics() -> None:
+    assert normalize_topic("gnns") == normalize_topic("GNNs") == "gnn"
+    assert normalize_topic("llms") == "llm"
+    assert normalize_topic("dogs") == "dog"  # ordinary words are left to the stemmer
+
+
+def test_queries_visit_only_papers_from_the_postings(seeds: Ranker, monkeypatch) -> None:
+    # A topic must cost what its postings cost, not a pass over the catalog (50,000 papers).
+    visited: list[int] = []
+    original = Ranker._positions
+    monkeypatch.setattr(Ranker, "_positions", lambda self, doc, wanted: (
+        visited.append(doc) or original(self, doc, wanted)))
+    fresh = Ranker(seeds.papers)
+    found = fresh.rank("neural tangent kernel")
+    assert found and len(visited) <= 3 * len(found) < len(seeds.papers) / 10

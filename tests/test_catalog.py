@@ -12,7 +12,6 @@ from newsletter import catalog, store
 from newsletter.catalog import ingest, merge, paper_slug, title_key
 from newsletter.models import Link, Paper
 
-from databases import database_url, engine  # noqa: F401  (fixtures)
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 T1 = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)

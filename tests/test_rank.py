@@ -10,7 +10,8 @@ import pytest
 
 import newsletter.rank as rank_module
 from newsletter.models import Paper
-from newsletter.rank import Match, Ranker, Vocabulary, normalize_topic, terms
+from newsletter.rank import Match, Ranker
+from newsletter.text import Vocabulary, normalize_topic, terms
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 

@@ -1,0 +1,291 @@
+"""The ``newsletter`` command: a thin driver over the pipeline stages."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import tempfile
+import webbrowser
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any, Callable, Optional, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from . import catalog, ledger, store
+from .deliver import Pipeline, SendReport, send_digests
+from .errors import NewsletterError
+from .rank import Ranker
+from .settings import Settings
+from .subscribers import load_subscribers
+from .transport import make_transport
+
+app = typer.Typer(
+    help="Trending research papers in your inbox: ingest a catalog, pick papers for each "
+         "subscriber's topics, and send personalized digests over SMTP (or to an outbox "
+         "folder). Settings come from NEWSLETTER_* variables or a .env file; see .env.example.",
+    no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
+)
+subscribers_app = typer.Typer(help="List and check the subscriber files in subscribers/.",
+                              no_args_is_help=True)
+app.add_typer(subscribers_app, name="subscribers")
+
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(command: F) -> F:
+    """Known failures end as one clear line and exit code 2, not a traceback."""
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except NewsletterError as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = "NEWSLETTER_" + "_".join(str(p) for p in first["loc"]).upper()
+            err.print(f"[red]error:[/] setting {name}: {first['msg']} (see .env.example)")
+        except SQLAlchemyError as exc:
+            err.print(f"[red]error:[/] database: {exc.__class__.__name__}: "
+                      f"{str(exc).splitlines()[0]} (check NEWSLETTER_DATABASE_URL)")
+        raise typer.Exit(2)
+    return wrapper  # type: ignore[return-value]
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err, transient=True)
+
+
+def _open() -> tuple[Settings, Engine]:
+    settings = Settings()
+    return settings, store.connect(settings.database_url)
+
+
+def _warn(problems: list[Any]) -> None:
+    for problem in problems:
+        err.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
+
+
+def _ingest(engine: Engine, paths: list[Path]) -> catalog.IngestReport:
+    with _progress() as bar:
+        task = bar.add_task("Ingesting", total=len(catalog.expand_paths(paths)))
+        report = catalog.ingest(engine, paths, store.utcnow(),
+                                progress=lambda n=1: bar.advance(task, n))
+    _warn(report.rejected)
+    return report
+
+
+def _sync(engine: Engine, settings: Settings) -> None:
+    found, problems = load_subscribers(settings.subscribers_dir)
+    _warn(problems)
+    store.sync_subscribers(engine, found)
+
+
+def _ensure_catalog(engine: Engine, settings: Settings) -> None:
+    if store.count_papers(engine) == 0:
+        err.print("The catalog is empty: ingesting " + ", ".join(settings.sources))
+        report = _ingest(engine, [Path(source) for source in settings.sources])
+        err.print(f"Catalog: {report.new} papers from {report.files} files.")
+
+
+@app.command()
+@friendly
+def ingest(
+    paths: Optional[list[Path]] = typer.Argument(
+        None, help="Files or folders to read. Default: the configured sources "
+                   "(NEWSLETTER_SOURCES, normally seeds/)."),
+) -> None:
+    """Read catalog sources into the database; safe to repeat (idempotent).
+
+    Reports how many papers are new, updated, unchanged, and every rejected entry with its
+    file and line. Rejected entries are skipped; nothing already stored is lost.
+    """
+    settings, engine = _open()
+    report = _ingest(engine, paths or [Path(source) for source in settings.sources])
+    out.print(f"Ingested {report.files} files: [bold]{report.new}[/] new, {report.updated} "
+              f"updated, {report.unchanged} unchanged, {len(report.rejected)} rejected. "
+              f"The catalog holds {store.count_papers(engine)} papers.")
+
+
+@subscribers_app.command("check")
+@friendly
+def subscribers_check() -> None:
+    """Validate the subscriber files without touching the database; exit 1 on any problem."""
+    settings = Settings()
+    found, problems = load_subscribers(settings.subscribers_dir)
+    _warn(problems)
+    out.print(f"{len(found)} valid subscribers in {settings.subscribers_dir}, "
+              f"{len(problems)} problems.")
+    if problems:
+        raise typer.Exit(1)
+
+
+@subscribers_app.command("list")
+@friendly
+def subscribers_list() -> None:
+    """Sync the subscriber files into the database and list everyone with their status."""
+    settings, engine = _open()
+    _sync(engine, settings)
+    table = Table("email", "name", "topics", "frequency", "max", "status")
+    for sub in store.load_subscribers(engine, statuses=None):
+        table.add_row(sub.email, sub.name, ", ".join(sub.topics), sub.frequency,
+                      str(sub.max_papers), sub.status)
+    out.print(table)
+
+
+def _now(day: Optional[str]) -> datetime:
+    if not day:
+        return store.utcnow()
+    try:
+        return datetime.combine(datetime.strptime(day, "%Y-%m-%d").date(), time(12), UTC)
+    except ValueError:
+        raise NewsletterError(f"--date {day!r}: expected YYYY-MM-DD") from None
+
+
+@app.command()
+@friendly
+def send(
+    to: Optional[str] = typer.Option(None, "--to", help="Send only to this subscriber."),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Compose every digest and list them; send and record nothing."),
+    day: Optional[str] = typer.Option(None, "--date", metavar="YYYY-MM-DD",
+                                      help="Send the edition of this day (noon UTC) instead of today's."),
+) -> None:
+    """Send every digest that is due: the main job.
+
+    Syncs subscribers/ into the database, ingests the configured sources when the catalog is
+    empty, then sends each active subscriber the current edition of their digest, unless the
+    ledger says it was already handled. A second run for the same edition sends nothing.
+    Mail goes over SMTP when NEWSLETTER_SMTP_HOST is set, else to the outbox folder.
+    """
+    settings, engine = _open()
+    _sync(engine, settings)
+    _ensure_catalog(engine, settings)
+    subs = store.load_subscribers(engine, email=to)
+    if to and not subs:
+        raise NewsletterError(f"{to} is not an active subscriber (see `newsletter subscribers list`)")
+    pipeline = Pipeline.build(engine, settings, _now(day))
+    transport = make_transport(settings)
+    with _progress() as bar:
+        task = bar.add_task("Composing" if dry_run else "Sending", total=len(subs))
+        report = asyncio.run(send_digests(
+            engine, pipeline, subs, transport, dry_run=dry_run,
+            concurrency=settings.smtp_connections, progress=lambda: bar.advance(task)))
+    _print_report(report, len(subs))
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _print_report(report: SendReport, total: int) -> None:
+    for email, error in report.failed:
+        err.print(f"[red]failed[/] {email}: {error}", highlight=False, soft_wrap=True)
+    for email in report.uncertain:
+        err.print(f"[yellow]uncertain[/] {email}: an earlier run was interrupted while sending; "
+                  "check `newsletter status`", highlight=False)
+    if report.dry_run:
+        table = Table("to", "papers", "subject", title="Dry run: nothing sent, nothing recorded")
+        for email, count, subject in report.planned:
+            table.add_row(email, str(count), subject)
+        out.print(table)
+        out.print(f"{len(report.planned)} digests would go to {report.destination}; "
+                  f"{len(report.empty)} subscribers have nothing relevant and new; "
+                  f"{report.already} already handled.")
+        return
+    if report.already == total and total:
+        out.print(f"Nothing to send: all {total} digests of this edition were already handled.")
+        return
+    out.print(f"Sent [bold]{len(report.sent)}[/] digests to {report.destination}. "
+              f"Skipped {len(report.empty)} with nothing relevant and new, "
+              f"{report.already} already handled, {len(report.failed)} failed.")
+
+
+@app.command()
+@friendly
+def preview(
+    email: str = typer.Argument(..., help="The subscriber whose next digest to show."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write to this file instead of stdout."),
+    text: bool = typer.Option(False, "--text", help="The plain-text part instead of the HTML."),
+    open_: bool = typer.Option(False, "--open", help="Open the result in a web browser."),
+) -> None:
+    """Render exactly what `send` would send to EMAIL now, without sending or recording."""
+    settings, engine = _open()
+    _sync(engine, settings)
+    _ensure_catalog(engine, settings)
+    subs = store.load_subscribers(engine, statuses=None, email=email)
+    if not subs:
+        raise NewsletterError(f"{email} is not a subscriber (see `newsletter subscribers list`)")
+    sent = ledger.sent_papers_by_subscriber(engine, [subs[0].id or 0])
+    composed = Pipeline.build(engine, settings, store.utcnow()).compose(
+        subs[0], sent.get(subs[0].id or 0, set()))
+    if composed is None:
+        err.print(f"Nothing relevant and new for {email}: `send` would skip them.")
+        raise typer.Exit(1)
+    body = composed.rendered.text if text else composed.rendered.html
+    if open_ and out_file is None:
+        out_file = Path(tempfile.mkstemp(suffix=".txt" if text else ".html")[1])
+    if out_file is None:
+        typer.echo(body)
+        return
+    out_file.write_text(body, encoding="utf-8")
+    err.print(f"Wrote {out_file} ({len(body.encode()) // 1024} KB): "
+              f"{composed.rendered.subject}", highlight=False)
+    if open_:
+        webbrowser.open(out_file.resolve().as_uri())
+
+
+@app.command()
+@friendly
+def recommend(
+    topic: list[str] = typer.Option(..., "--topic", help="A topic; repeat for several."),
+    limit: int = typer.Option(10, "--limit", min=1, help="How many papers."),
+    fmt: str = typer.Option("table", "--format", help="table or json."),
+) -> None:
+    """Rank the catalog for some topics with the same ranker `send` uses."""
+    if fmt not in ("table", "json"):
+        raise NewsletterError(f"--format {fmt!r}: use table or json")
+    settings, engine = _open()
+    _ensure_catalog(engine, settings)
+    matches = Ranker(store.load_papers(engine)).recommend(topic, limit)
+    if fmt == "json":
+        typer.echo(json.dumps([
+            {"id": m.paper.id, "title": m.paper.title, "score": round(m.score, 4),
+             "topic": m.topic, "reason": m.reason, "url": m.paper.url,
+             "published": m.paper.published.isoformat() if m.paper.published else None}
+            for m in matches], indent=2, ensure_ascii=False))
+        return
+    table = Table("score", "title", "reason")
+    for m in matches:
+        table.add_row(f"{m.score:.2f}", m.paper.title, m.reason)
+    out.print(table)
+
+
+@app.command()
+@friendly
+def status() -> None:
+    """Show each edition's deliveries by state, and what failed or needs a look."""
+    settings, engine = _open()
+    out.print(f"Catalog: {store.count_papers(engine)} papers. Mail goes to "
+              f"{settings.describe_delivery()}.")
+    table = Table("edition", "state", "count", title="Deliveries")
+    for row in ledger.counts(engine):
+        table.add_row(row.edition, row.state, str(row.count))
+    out.print(table)
+    entries = ledger.problems(engine)
+    if not entries:
+        out.print("No failures, retries or uncertain deliveries.")
+        return
+    issues = Table("email", "edition", "state", "attempts", "last error", title="Needs attention")
+    for e in entries:
+        issues.add_row(e.email, e.edition, "uncertain" if e.state == ledger.UNCERTAIN else e.state,
+                       str(e.attempts), e.error or "")
+    out.print(issues)

@@ -1,0 +1,205 @@
+"""Words: the tokenizer, the stemmer and the vocabulary of ML abbreviations and synonyms.
+
+The same analysis runs over paper text and over subscriber topics, so "GNNs", "gnn" and
+"graph neural networks" meet in one form. The vocabulary is data
+(``newsletter/data/vocabulary.toml``), maintained by hand.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from itertools import islice, product
+
+import snowballstemmer
+
+MAX_VARIANTS = 32  # a topic naming several vocabulary phrases multiplies its variants
+STOPWORDS = frozenset(
+    "a an the of for and or in on to with without via by from at as is are be been being was "
+    "were we our us this that these those it its into than then their there which who whom "
+    "such can could may might also using use used based new paper propose proposed show "
+    "shows how what when where why do does not no but both each more most other some any "
+    "all over under between about towards toward through within".split()
+)
+
+_WORD = re.compile(r"[^\W_]+")
+_COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+# "GNNs", "PINNs", "NeRFs": two or more capitals and a trailing lowercase s is an abbreviation's
+# plural; strip it before lowercasing (the stemmer would not: "gnns" is not an English word).
+_ABBREVIATION_PLURAL = re.compile(r"(?=(?:[^A-Z]*[A-Z]){2})[A-Za-z0-9]+s")
+_STEMMER = snowballstemmer.stemmer("english")
+# Words whose stem collides with a common unrelated word in this field: "transformer" would be
+# "transform" (Fourier transforms), "optimal" "optim" (optimization), "informed" "inform"
+# (information). Topics and papers go through the same table, so matching stays symmetric.
+_KEEP = {"transformer": "transformer", "transformers": "transformer", "optimal": "optimal",
+         "informed": "informed"}
+
+
+_TERMS: dict[str, str] = {}  # surface word -> stem, "" for a stopword; words repeat a lot
+
+
+def _stem(word: str) -> str:
+    if _ABBREVIATION_PLURAL.fullmatch(word):
+        word = word[:-1]
+    lower = word.lower()
+    if lower in STOPWORDS or (len(lower) < 2 and not lower.isdigit()):
+        return ""
+    return sys.intern(_KEEP.get(lower) or _STEMMER.stemWord(lower))
+
+
+def _words(text: str) -> list[str]:
+    # Accents and ligatures off ("Schrödinger" == "Schrodinger"); hyphens split words.
+    if not text.isascii():
+        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
+    words = _WORD.findall(text)
+    if len(_TERMS) > 2_000_000:  # a bound for long-lived processes; refilling is cheap
+        _TERMS.clear()
+    for word in set(words).difference(_TERMS):
+        _TERMS[word] = _stem(word)
+    return words
+
+
+def terms(text: str) -> list[str]:
+    """Index terms of ``text``: the stems of its content words, in order."""
+    return [stem for stem in map(_TERMS.__getitem__, _words(text)) if stem]
+
+
+def analyze(text: str) -> list[tuple[str, str]]:
+    """(surface word, stem) pairs of the content words of ``text``."""
+    return [(word, _TERMS[word]) for word in _words(text) if _TERMS[word]]
+
+
+def normalize_topic(topic: str, vocabulary: Vocabulary | None = None) -> str:
+    """The memo key of a topic: "Graph Neural Networks" and "graph-neural network" are one."""
+    pairs = (vocabulary or default_vocabulary()).analyze(topic)
+    return " ".join(stem for _, stem in pairs)
+
+
+Phrase = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """A way of saying a topic: every phrase must be covered; ``label`` names it in reasons."""
+
+    phrases: tuple[Phrase, ...]
+    label: str
+
+
+class Vocabulary:
+    """Abbreviations and synonyms (``newsletter/data/vocabulary.toml``), keyed by stemmed phrase."""
+
+    def __init__(self, table: Mapping[str, Mapping[str, object]]) -> None:
+        self._table = table
+        self._alternatives: dict[Phrase, dict[tuple[Phrase, ...], Variant]] = {}
+        for name, entry in table.items():
+            senses = entry.get("senses") or [entry.get("expansions", [])]
+            everything = self._closure(name, set())
+            self._add(name, everything)
+            if len(senses) == 1:
+                for phrase in senses[0]:
+                    self._add(phrase, everything)
+            else:
+                self._add_senses(name, senses)
+        self.longest = max((len(key) for key in self._alternatives), default=0)
+        self._names = {key[0] for key in self._alternatives if len(key) == 1}
+
+    def analyze(self, topic: str) -> list[tuple[str, str]]:
+        """Like :func:`analyze`, also reading a lowercase "gnns" as the abbreviation "gnn"."""
+        return [(word, self._singular(stem)) for word, stem in analyze(topic)]
+
+    def _singular(self, stem: str) -> str:
+        if stem.endswith("s") and stem not in self._names and stem[:-1] in self._names:
+            return stem[:-1]
+        return stem
+
+    @classmethod
+    def load(cls) -> Vocabulary:
+        text = resources.files("newsletter").joinpath("data/vocabulary.toml").read_text("utf-8")
+        return cls(tomllib.loads(text))
+
+    def _own(self, name: str) -> list[Variant]:
+        entry = self._table[name]
+        senses = entry.get("senses") or [entry.get("expansions", [])]
+        return [_variant(name)] + [_variant(phrase) for sense in senses for phrase in sense]
+
+    def _closure(self, name: str, seen: set[str]) -> list[Variant]:
+        # "GNN" finds what "GCN" finds, and what anything GCN includes finds; cycles stop.
+        seen.add(name)
+        found = self._own(name)
+        for narrower in self._table[name].get("includes", []):
+            if narrower not in self._table:
+                raise ValueError(f"vocabulary: {name} includes unknown entry {narrower!r}")
+            if narrower not in seen:
+                found += self._closure(narrower, seen)
+        return found
+
+    def _add_senses(self, name: str, senses: list[list[str]]) -> None:
+        # A sense finds its synonyms, and the abbreviation only next to a word of its own:
+        # "Bayesian neural networks" must not find "binary neural networks (BNNs)".
+        for index, sense in enumerate(senses):
+            others = {t for i, other in enumerate(senses) if i != index
+                      for phrase in other for t in terms(phrase)}
+            marker = next((pair for phrase in sense for pair in analyze(phrase)
+                           if pair[1] not in others), None)
+            found = [_variant(phrase) for phrase in sense]
+            if marker is not None:
+                found.append(Variant((tuple(terms(name)), (marker[1],)), f"{name} ({marker[0]})"))
+            for phrase in sense:
+                self._add(phrase, found)
+
+    def _add(self, phrase: str, found: Iterable[Variant]) -> None:
+        key = tuple(terms(phrase))
+        if not key:
+            raise ValueError(f"vocabulary: {phrase!r} has only stopwords or one-letter words")
+        slot = self._alternatives.setdefault(key, {})
+        for variant in found:
+            slot.setdefault(variant.phrases, variant)
+
+    def variants(self, pairs: Sequence[tuple[str, str]]) -> list[Variant]:
+        """Every way of saying the analyzed topic ``pairs``, the topic itself first."""
+        stems = [stem for _, stem in pairs]
+        slots: list[list[Variant]] = []
+        start = i = 0
+        while i < len(stems):
+            size, found = self._longest_at(stems, i)
+            if not found:
+                i += 1
+                continue
+            if start < i:  # words between vocabulary phrases are kept as they are
+                slots.append([_literal(pairs[start:i])])
+            slots.append([_literal(pairs[i:i + size])] + found)
+            i = start = i + size
+        if start < len(stems):
+            slots.append([_literal(pairs[start:])])
+        unique: dict[tuple[Phrase, ...], Variant] = {}
+        for combo in islice(product(*slots), MAX_VARIANTS):
+            phrases = tuple(p for part in combo for p in part.phrases)
+            unique.setdefault(phrases, Variant(phrases, " + ".join(part.label for part in combo)))
+        return list(unique.values()) if stems else []
+
+    def _longest_at(self, stems: list[str], i: int) -> tuple[int, list[Variant]]:
+        for size in range(min(self.longest, len(stems) - i), 0, -1):
+            found = self._alternatives.get(tuple(stems[i:i + size]))
+            if found:
+                return size, list(found.values())
+        return 0, []
+
+
+def _variant(phrase: str) -> Variant:
+    return Variant((tuple(terms(phrase)),), phrase)
+
+
+def _literal(pairs: Sequence[tuple[str, str]]) -> Variant:
+    return Variant((tuple(stem for _, stem in pairs),), " ".join(word for word, _ in pairs))
+
+
+@cache
+def default_vocabulary() -> Vocabulary:
+    return Vocabulary.load()

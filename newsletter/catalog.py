@@ -1,74 +1,55 @@
 """The catalog: papers from every source, deduplicated and stored idempotently.
 
-Each source format has a pure parser in ``sources/``; this module picks the parser by file
-suffix, merges what the parsers found with what is stored (by arXiv id, else by normalized
-title, keeping the richest fields), and stores the difference in one transaction.
+A source is a file, a folder of files, or an http(s) URL. Each format has a pure parser in
+``sources/`` (``sources/formats.py`` picks it by content and name); URLs are fetched with
+conditional requests whose validators are remembered in the database. Papers are merged with
+what is stored (by arXiv id without version, else by normalized title, keeping the richest
+fields and the highest engagement counts) and the difference is stored in one transaction.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import unicodedata
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Callable, Iterable, Sequence, TypeVar
+from typing import TypeVar
+from urllib.parse import urlsplit
 
+import httpx
 from sqlalchemy import Engine
 
 from . import store
-from .models import Paper, Problem
+from .errors import SourceError
+from .models import Link, Paper, Problem
+from .sources.fetch import TIMEOUT_SECONDS, Validators, fetch, make_client
+from .sources.formats import READERS, Parsed, Reader, read_source
+from .sources.ids import paper_slug, short_hash, title_key
 
-Parsed = tuple[list[Paper], list[Problem]]
-Reader = Callable[[bytes, str, date], Parsed]  # (file content, display path, today)
+__all__ = [
+    "READERS",
+    "IngestReport",
+    "Reader",
+    "display_path",
+    "expand_paths",
+    "ingest",
+    "merge",
+    "paper_slug",
+    "read_source_file",
+    "title_key",
+]
+
+Source = Path | str  # a file or folder path, or an http(s) URL
 T = TypeVar("T")
-
-# Letters that NFKD leaves whole, so the ascii fold would drop them ("Łojasiewicz").
-_FOLD = str.maketrans({"Ł": "L", "ł": "l", "Ø": "O", "ø": "o", "Đ": "D", "đ": "d", "ß": "ss",
-                       "Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe", "Þ": "Th", "þ": "th", "ı": "i"})
-SLUG_MAX = 100
-
-
-# -- normalization ---------------------------------------------------------------------------
-
-
-def title_key(title: str) -> str:
-    """The title as dedupe sees it: accents folded, lowercase, punctuation gone, single spaces.
-
-    Punctuation becomes a space, so "Two-layer" and "Two layer" meet; apostrophes vanish, so
-    "doesn't" stays one word. Letters with no ASCII form (Greek, CJK) are kept: dropping them
-    could make two different titles collide.
-    """
-    text = unicodedata.normalize("NFKD", title.translate(_FOLD))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
-    text = re.sub(r"['\u2018\u2019\u02bc`]", "", text)
-    return " ".join(re.sub(r"[\W_]+", " ", text).split())
-
-
-def paper_slug(title: str) -> str:
-    """A stable id for a paper with no arXiv id: its normalized title as ASCII words."""
-    key = title_key(title)
-    slug = "-".join(re.findall(r"[a-z0-9]+", key))
-    if not slug:
-        return f"paper-{_digest(key or title)}"
-    if len(slug) <= SLUG_MAX:
-        return slug
-    # Cut at a word boundary; the hash keeps two long titles sharing a prefix apart.
-    head = slug[:SLUG_MAX - 9]
-    head = head.rsplit("-", 1)[0] if slug[SLUG_MAX - 9] != "-" and "-" in head else head
-    return f"{head}-{_digest(slug)}"
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
 
 
 # -- merging ---------------------------------------------------------------------------------
 
 
 def merge(old: Paper, new: Paper) -> Paper:
-    """One paper from two sightings: the richest of each field; ``old`` keeps its identity."""
+    """One paper from two sightings: the richest of each field, the highest engagement counts,
+    every source; ``old`` keeps its identity."""
     return replace(
         old,
         title=old.title or new.title,
@@ -76,13 +57,20 @@ def merge(old: Paper, new: Paper) -> Paper:
         arxiv_id=old.arxiv_id or new.arxiv_id,
         authors=new.authors if len(new.authors) > len(old.authors) else old.authors,
         author_count=old.author_count if old.author_count is not None else new.author_count,
-        published=min(filter(None, (old.published, new.published)), default=None),
+        published=_earliest(old.published, new.published),
         url=old.url or new.url,
-        links=_union(old.links, new.links),
+        links=_union_links(old.links, new.links),
         upvotes=_most(old.upvotes, new.upvotes),
         comments=_most(old.comments, new.comments),
         first_seen_at=old.first_seen_at or new.first_seen_at,
         sources=_union(old.sources, new.sources),
+        ai_summary=max(old.ai_summary or "", new.ai_summary or "", key=len) or None,
+        keywords=new.keywords if len(new.keywords) > len(old.keywords) else old.keywords,
+        github_stars=_most(old.github_stars, new.github_stars),
+        clicks=_most(old.clicks, new.clicks),
+        # A paper trends from its first appearance on a daily list.
+        listed_at=_earliest(old.listed_at, new.listed_at),
+        thumbnail=old.thumbnail or new.thumbnail,
     )
 
 
@@ -90,8 +78,20 @@ def _union(first: Iterable[T], second: Iterable[T]) -> tuple[T, ...]:
     return tuple(dict.fromkeys((*first, *second)))
 
 
+def _union_links(first: Iterable[Link], second: Iterable[Link]) -> tuple[Link, ...]:
+    # The HF API and an arXiv comment spell one repository differently ("…/Repo/", "…/repo").
+    links: dict[tuple[str, str], Link] = {}
+    for link in (*first, *second):
+        links.setdefault((link.kind, link.url.lower().rstrip("/").removesuffix(".git")), link)
+    return tuple(links.values())
+
+
 def _most(a: int | None, b: int | None) -> int | None:
     return max((v for v in (a, b) if v is not None), default=None)
+
+
+def _earliest(a: T | None, b: T | None) -> T | None:
+    return min(filter(None, (a, b)), default=None)  # type: ignore[type-var]
 
 
 class _Catalog:
@@ -108,10 +108,12 @@ class _Catalog:
 
     def add(self, paper: Paper, now: datetime) -> None:
         found = self._find(paper)
-        if found is not None:
-            result = merge(found, paper)
-        else:
+        if found is None:
             result = replace(paper, id=self._free_id(paper), first_seen_at=now)
+        else:
+            result = merge(found, paper)
+            if self._may_take_arxiv_id(found, result):
+                result = self._rekey(found.id, replace(result, id=result.arxiv_id))
         self.current[result.id] = result
         self.touched[result.id] = None
         self._index(result)
@@ -126,12 +128,26 @@ class _Catalog:
     def _find(self, paper: Paper) -> Paper | None:
         if paper.arxiv_id and paper.arxiv_id in self.by_arxiv:
             return self.current[self.by_arxiv[paper.arxiv_id]]
+        # The title joins a sighting without an arXiv id (a seed page) to one with it, either
+        # way round; two different arXiv ids under one title are two papers, not one.
         for pid in self.by_key.get(title_key(paper.title), ()):
             known = self.current[pid]
-            # Two different arXiv ids under one title are two papers, not one.
             if not (known.arxiv_id and paper.arxiv_id):
                 return known
         return None
+
+    def _may_take_arxiv_id(self, found: Paper, merged: Paper) -> bool:
+        """A paper first seen this run under its title slug takes its arXiv id once one is
+        known. A stored paper keeps its id: the ledger records sent papers by id."""
+        return (found.id not in self.stored and merged.arxiv_id is not None
+                and found.id != merged.arxiv_id and merged.arxiv_id not in self.current)
+
+    def _rekey(self, old_id: str, paper: Paper) -> Paper:
+        del self.current[old_id]
+        self.touched = {(paper.id if i == old_id else i): None for i in self.touched}
+        for ids in self.by_key.values():
+            ids[:] = [paper.id if i == old_id else i for i in ids]
+        return paper
 
     def _index(self, paper: Paper) -> None:
         if paper.arxiv_id:
@@ -144,36 +160,19 @@ class _Catalog:
         # Slugs drop non-ASCII letters, so two different titles can share one.
         pid, n = paper.id, 1
         while pid in self.current:
-            pid, n = f"{paper.id}-{_digest(f'{title_key(paper.title)}{n}')}", n + 1
+            pid, n = f"{paper.id}-{short_hash(f'{title_key(paper.title)}{n}')}", n + 1
         return pid
 
 
-# -- reading files ---------------------------------------------------------------------------
+# -- finding and reading sources ---------------------------------------------------------------
 
 
-def _read_seed_page(data: bytes, source: str, today: date) -> Parsed:
-    # Deferred: the parsers import the title helpers from this module.
-    from .sources.seedpage import parse_seed_page
-
-    text = _decode(data, source)
-    return ([], [text]) if isinstance(text, Problem) else parse_seed_page(text, source, today)
-
-
-# One reader per file suffix; the HF JSON, arXiv Atom/RSS and JSONL parsers go here too.
-READERS: dict[str, Reader] = {".txt": _read_seed_page}
-
-
-def _decode(data: bytes, source: str) -> str | Problem:
-    if b"\x00" in data:
-        line = data[:data.index(b"\x00")].count(b"\n") + 1
-        return Problem(f"{source}:{line}", "this is a binary file, not saved page text: "
-                                           "remove it from the sources")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        return Problem(f"{source}:{line}", f"not UTF-8 text (byte 0x{data[exc.start]:02x} at "
-                                           f"offset {exc.start}): save the file as UTF-8")
+def as_url(source: Source) -> str | None:
+    """``source`` as an http(s) URL, or None for a path. ``Path("https://x/y")`` collapses the
+    double slash to "https:/x/y": that is put back, so a URL passed as a Path still works."""
+    text = re.sub(r"^(https?):/(?!/)", r"\1://", str(source), flags=re.IGNORECASE)
+    parts = urlsplit(text)
+    return text if parts.scheme.lower() in ("http", "https") and parts.netloc else None
 
 
 def display_path(path: Path) -> str:
@@ -186,46 +185,69 @@ def display_path(path: Path) -> str:
         return Path(*resolved.parts[-2:]).as_posix()
 
 
-def expand_paths(paths: Iterable[Path | str]) -> list[Path]:
-    """The files ``ingest`` reads for ``paths``, one progress step each (the CLI sizes its
-    progress bar with this)."""
-    return _expand(paths)[0]
+def expand_paths(sources: Iterable[Source]) -> list[Source]:
+    """The files and URLs ``ingest`` reads for ``sources``, one progress step each (the CLI
+    sizes its progress bar with this)."""
+    return _expand(sources)[0]
 
 
-def _expand(paths: Iterable[Path | str]) -> tuple[list[Path], list[Problem]]:
-    """Files as given, directories as their readable files sorted by name, each file once;
-    and a Problem for each path that does not exist."""
-    files: dict[Path, Path] = {}  # resolved -> as given, so a file named twice is read once
+def _expand(sources: Iterable[Source]) -> tuple[list[Source], list[Problem]]:
+    """URLs as given; files as given, directories as their readable files sorted by name; each
+    once. And a Problem for each path that does not exist."""
+    found: dict[object, Source] = {}  # resolved path or URL -> as given
     problems = []
-    for path in map(Path, paths):
+    for source in sources:
+        url = as_url(source)
+        if url is not None:
+            found.setdefault(url, url)
+            continue
+        path = Path(source)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in READERS
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in READERS
                            and p.is_file() and not p.name.startswith("."))
         elif path.is_file():
-            found = [path]
+            files = [path]
         else:
             problems.append(Problem(display_path(path), "no such file or directory: check the "
                                                         "path, or remove it from the sources"))
-            found = []
-        for file in found:
-            files.setdefault(file.resolve(), file)
-    return list(files.values()), problems
+            files = []
+        for file in files:
+            found.setdefault(file.resolve(), file)
+    return list(found.values()), problems
 
 
 def read_source_file(path: Path, today: date) -> Parsed:
     """Papers and Problems in one file; an unknown or unreadable file is a Problem too."""
     source = display_path(path)
-    reader = READERS.get(path.suffix.lower())
-    if reader is None:
-        known = ", ".join(sorted(READERS))
-        return [], [Problem(source, f"unknown file type {path.suffix or '(no suffix)'!r}: "
-                                    f"the catalog reads {known} files; rename or remove it")]
     try:
         data = path.read_bytes()
     except OSError as exc:
         return [], [Problem(source, f"cannot read the file ({exc.strerror or exc}): check that "
                                     "it exists and is readable")]
-    return reader(data, source, today)
+    return read_source(data, path.name, source, today)
+
+
+@dataclass(frozen=True, slots=True)
+class _UrlResult:
+    papers: list[Paper]
+    problems: list[Problem]
+    remember: Validators | None = None  # store these once the papers are stored
+    not_modified: bool = False
+
+
+def _read_url(engine: Engine, client: httpx.Client, url: str, today: date) -> _UrlResult:
+    """Fetch ``url`` conditionally (validators from the database) and parse it."""
+    etag, modified = store.load_validators(engine, url)
+    try:
+        got = fetch(client, url, Validators(etag, modified))
+    except SourceError as exc:
+        return _UrlResult([], [Problem(exc.location, str(exc).removeprefix(f"{url}: "))])
+    if got.content is None:
+        return _UrlResult([], [], not_modified=True)
+    papers, problems = read_source(got.content, url, url, today, got.content_type)
+    # An unusable answer is not remembered: the next ingest fetches it again in full.
+    usable = bool(papers) or not problems
+    return _UrlResult(papers, problems, got.validators if usable else None)
 
 
 # -- ingest ----------------------------------------------------------------------------------
@@ -237,28 +259,48 @@ class IngestReport:
     updated: int = 0
     unchanged: int = 0
     rejected: list[Problem] = field(default_factory=list)
-    files: int = 0
+    files: int = 0  # sources read: files and URLs
+    not_modified: int = 0  # URLs that answered 304 Not Modified
 
 
-def ingest(engine: Engine, paths: Sequence[Path], now: datetime,
-           progress: Callable[[int], object] | None = None) -> IngestReport:
-    """Read every file under ``paths`` into the catalog. Bad content is reported in
-    ``rejected``, never raised; the store is written in one transaction."""
-    files, rejected = _expand(paths)
+def ingest(engine: Engine, sources: Sequence[Source], now: datetime,
+           progress: Callable[[int], object] | None = None, *,
+           timeout: float = TIMEOUT_SECONDS, client: httpx.Client | None = None) -> IngestReport:
+    """Read every file, folder and URL in ``sources`` into the catalog. Bad content and failing
+    URLs are reported in ``rejected``, never raised, and the other sources go on; the store is
+    written in one transaction, and a URL's validators only after its papers are stored."""
+    items, rejected = _expand(sources)
     catalog = _Catalog(store.load_papers(engine))
-    for path in files:
-        papers, problems = read_source_file(path, now.date())
-        rejected.extend(problems)
-        for paper in papers:
-            catalog.add(paper, now)
-        if progress is not None:
-            progress(1)
-    new, changed, unchanged = catalog.changes()
+    report = IngestReport(rejected=rejected, files=len(items))
+    remember: list[tuple[str, str | None, str | None]] = []
+    own_client = client is None and any(isinstance(i, str) for i in items)
+    http = make_client(timeout) if own_client else client
+    try:
+        for item in items:
+            if isinstance(item, str):
+                result = _read_url(engine, http, item, now.date())  # type: ignore[arg-type]
+                papers, problems = result.papers, result.problems
+                report.not_modified += result.not_modified
+                if result.remember and (result.remember.etag or result.remember.last_modified):
+                    remember.append((item, result.remember.etag, result.remember.last_modified))
+            else:
+                papers, problems = read_source_file(item, now.date())
+            report.rejected.extend(problems)
+            for paper in papers:
+                catalog.add(paper, now)
+            if progress is not None:
+                progress(1)
+    finally:
+        if own_client and http is not None:
+            http.close()
+    new, changed, report.unchanged = catalog.changes()
     if new or changed:
         store.save_papers(engine, new=[(p, _stored_key(p)) for p in new],
                           changed=[(p, _stored_key(p)) for p in changed], now=now)
-    return IngestReport(new=len(new), updated=len(changed), unchanged=unchanged,
-                        rejected=rejected, files=len(files))
+    if remember:
+        store.save_validators(engine, remember, now)
+    report.new, report.updated = len(new), len(changed)
+    return report
 
 
 def _stored_key(paper: Paper) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
+import signal
 import tempfile
 import webbrowser
 from datetime import UTC, datetime, time
@@ -19,13 +21,13 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import catalog, ledger, store
-from .deliver import Pipeline, SendReport, send_digests
+from . import catalog, ledger, schedule, store
+from .deliver import Pipeline, SendReport
 from .errors import NewsletterError
 from .rank import Ranker
+from .select import edition_for
 from .settings import Settings
 from .subscribers import load_subscribers
-from .transport import make_transport
 
 app = typer.Typer(
     help="Trending research papers in your inbox: ingest a catalog, pick papers for each "
@@ -79,8 +81,8 @@ def _warn(problems: list[Any]) -> None:
 def _ingest(engine: Engine, paths: list[Path]) -> catalog.IngestReport:
     with _progress() as bar:
         task = bar.add_task("Ingesting", total=len(catalog.expand_paths(paths)))
-        report = catalog.ingest(engine, paths, store.utcnow(),
-                                progress=lambda n=1: bar.advance(task, n))
+        report = schedule.ingest_exclusive(engine, paths, store.utcnow(), ledger.lock_owner(),
+                                           progress=lambda n=1: bar.advance(task, n))
     _warn(report.rejected)
     return report
 
@@ -95,7 +97,7 @@ def _ensure_catalog(engine: Engine, settings: Settings) -> None:
     if store.count_papers(engine) == 0:
         err.print("The catalog is empty: ingesting " + ", ".join(settings.sources))
         report = _ingest(engine, [Path(source) for source in settings.sources])
-        err.print(f"Catalog: {report.new} papers from {report.files} files.")
+        err.print(f"Catalog: {store.count_papers(engine)} papers from {report.files} files.")
 
 
 @app.command()
@@ -174,24 +176,46 @@ def send(
     subs = store.load_subscribers(engine, email=to)
     if to and not subs:
         raise NewsletterError(f"{to} is not an active subscriber (see `newsletter subscribers list`)")
-    pipeline = Pipeline.build(engine, settings, _now(day))
-    transport = make_transport(settings)
     with _progress() as bar:
-        task = bar.add_task("Composing" if dry_run else "Sending", total=len(subs))
-        report = asyncio.run(send_digests(
-            engine, pipeline, subs, transport, dry_run=dry_run,
-            concurrency=settings.smtp_connections, progress=lambda: bar.advance(task)))
+        def progress(total: int) -> Callable[[], None]:
+            task = bar.add_task("Composing" if dry_run else "Sending", total=total)
+            return lambda: bar.advance(task)
+
+        report = asyncio.run(_send(engine, settings, subs, _now(day), dry_run, progress))
     _print_report(report, len(subs))
-    if report.failed:
+    if report.failed or report.stopped:
         raise typer.Exit(1)
+
+
+async def _send(engine: Engine, settings: Settings, subs: list[Any], now: datetime,
+                dry_run: bool, progress: Callable[[int], Callable[[], None]]) -> SendReport:
+    """A manual dispatch; Ctrl-C or SIGTERM finishes the messages in flight and stops."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return await schedule.dispatch(engine, settings, now, owner=ledger.lock_owner(),
+                                   subscribers=subs, manual=True, dry_run=dry_run, stop=stop,
+                                   progress=progress)
 
 
 def _print_report(report: SendReport, total: int) -> None:
     for email, error in report.failed:
         err.print(f"[red]failed[/] {email}: {error}", highlight=False, soft_wrap=True)
-    for email in report.uncertain:
-        err.print(f"[yellow]uncertain[/] {email}: an earlier run was interrupted while sending; "
-                  "check `newsletter status`", highlight=False)
+    for email, error in report.uncertain:
+        err.print(f"[yellow]uncertain[/] {email}: {error} (not resent automatically; "
+                  "see `newsletter status`)", highlight=False, soft_wrap=True)
+    for email, error in report.retrying:
+        err.print(f"[yellow]retrying[/] {email}: {error} (the next run retries it)",
+                  highlight=False, soft_wrap=True)
+    for email in report.suppressed:
+        err.print(f"[red]suppressed[/] {email}: too many permanent failures; status is now "
+                  "bounced", highlight=False)
+    if report.pauses:
+        err.print(f"Paused {report.pauses} times: the relay kept answering with temporary "
+                  "errors.")
+    if report.stopped:
+        err.print(f"[yellow]Stopped[/]: {report.stopped} digests left for the next run.")
     if report.dry_run:
         table = Table("to", "papers", "subject", title="Dry run: nothing sent, nothing recorded")
         for email, count, subject in report.planned:
@@ -204,9 +228,32 @@ def _print_report(report: SendReport, total: int) -> None:
     if report.already == total and total:
         out.print(f"Nothing to send: all {total} digests of this edition were already handled.")
         return
+    waiting = f", {report.waiting} waiting to be retried later" if report.waiting else ""
     out.print(f"Sent [bold]{len(report.sent)}[/] digests to {report.destination}. "
               f"Skipped {len(report.empty)} with nothing relevant and new, "
-              f"{report.already} already handled, {len(report.failed)} failed.")
+              f"{report.already} already handled, {len(report.failed)} failed, "
+              f"{len(report.uncertain)} uncertain{waiting}.")
+
+
+@app.command()
+@friendly
+def run() -> None:
+    """Run the scheduler: ingest the sources periodically and send each digest when due.
+
+    Each subscriber gets their digest at their own local send time and timezone, daily or
+    weekly. After downtime the latest missed edition goes out once (unless older than
+    NEWSLETTER_STALE_AFTER_HOURS). Several `run` processes on one database are safe: only one
+    dispatches at a time. SIGTERM or Ctrl-C finishes the messages in flight, then exits.
+    """
+    settings, engine = _open()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    _sync(engine, settings)
+    _ensure_catalog(engine, settings)
+    err.print(f"Scheduler started; mail goes to {settings.describe_delivery()}. Ctrl-C stops.")
+    asyncio.run(schedule.run(settings, engine))
+    err.print("Scheduler stopped.")
 
 
 @app.command()
@@ -225,8 +272,9 @@ def preview(
     if not subs:
         raise NewsletterError(f"{email} is not a subscriber (see `newsletter subscribers list`)")
     sent = ledger.sent_papers_by_subscriber(engine, [subs[0].id or 0])
-    composed = Pipeline.build(engine, settings, store.utcnow()).compose(
-        subs[0], sent.get(subs[0].id or 0, set()))
+    now = store.utcnow()
+    composed = Pipeline.build(engine, settings, now).compose(
+        subs[0], sent.get(subs[0].id or 0, set()), edition_for(subs[0], now))
     if composed is None:
         err.print(f"Nothing relevant and new for {email}: `send` would skip them.")
         raise typer.Exit(1)
@@ -284,8 +332,12 @@ def status() -> None:
     if not entries:
         out.print("No failures, retries or uncertain deliveries.")
         return
-    issues = Table("email", "edition", "state", "attempts", "last error", title="Needs attention")
-    for e in entries:
-        issues.add_row(e.email, e.edition, "uncertain" if e.state == ledger.UNCERTAIN else e.state,
-                       str(e.attempts), e.error or "")
-    out.print(issues)
+    out.print("[bold]Needs attention[/] (most recent first):")
+    for e in entries:  # one line each, never wrapped: the SMTP reply stays greppable
+        when = f", next try {e.next_attempt_at:%Y-%m-%d %H:%M} UTC" if e.next_attempt_at else ""
+        out.print(f"  {e.state:<9} {e.email}  edition {e.edition}, {e.attempts} attempt(s)"
+                  f"{when}: {e.error or ''}", highlight=False, soft_wrap=True)
+    uncertain = sum(1 for e in entries if e.state == "uncertain")
+    if uncertain:
+        out.print(f"[yellow]{uncertain} uncertain[/]: the server may have accepted these; they are "
+                  "never resent automatically. Check the relay's log for their Message-IDs.")

@@ -47,10 +47,21 @@ class Paper:
     comments: int | None = None
     first_seen_at: datetime | None = None
     sources: tuple[str, ...] = ()
+    # Richer data some sources have (the HF daily papers API); absent elsewhere.
+    ai_summary: str | None = None  # a one-sentence summary written by a model
+    keywords: tuple[str, ...] = ()
+    github_stars: int | None = None
+    clicks: int | None = None  # clicks on our own digest links, when click tracking is on
+    listed_at: datetime | None = None  # when it appeared on a daily list: its trend starts there
+    thumbnail: str | None = None
 
     @property
     def code_url(self) -> str | None:
         return next((link.url for link in self.links if link.kind == "code"), None)
+
+    @property
+    def project_url(self) -> str | None:
+        return next((link.url for link in self.links if link.kind == "project"), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +92,7 @@ class DigestItem:
 class Section:
     topic: str
     items: tuple[DigestItem, ...]
+    trending: bool = False  # the "Trending" section: relevant papers the community is excited about
 
 
 @dataclass(frozen=True, slots=True)

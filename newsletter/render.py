@@ -25,6 +25,9 @@ TEXT_TEMPLATE = "digest.txt"
 INLINED_NAME = "digest.inlined.html"  # ends in .html so autoescape applies to it as well
 
 EXCERPT_CHARS = 300
+SUMMARY_CHARS = 240
+KEYWORDS_SHOWN = 6
+TRENDING_HEADING = "Trending in your topics"
 # English names by hand: strftime's follow the process locale.
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December")
@@ -41,9 +44,13 @@ class PaperView:
     title: str
     url: str
     excerpt: str
-    meta: tuple[str, ...]  # "Published 21 Nov 2026", "A, B, C et al."
+    meta: tuple[str, ...]  # "Published 21 Nov 2026", "A, B, C et al.", "120 upvotes"
     code_url: str | None
     reason: str
+    stars: str | None = None  # "1,234 stars" of the code repository
+    project_url: str | None = None
+    summary: str | None = None  # the AI summary, when the source has one
+    keywords: str | None = None  # "diffusion, video generation", when there is no summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +58,7 @@ class SectionView:
     topic: str
     count: int
     papers: tuple[PaperView, ...]
+    trending: bool = False
 
 
 class Renderer:
@@ -85,7 +93,7 @@ class Renderer:
         subscriber = digest.subscriber
         sections = _section_views(digest)
         count = sum(section.count for section in sections)
-        topics = [section.topic for section in sections]
+        topics = digest_topics(digest)
         day, weekly = edition_date(digest)
         return {
             "subject": subject_line(count, topics, day, weekly),
@@ -99,6 +107,7 @@ class Renderer:
             "digest_topics": topics_phrase(topics),
             "subscribed_topics": join_words([one_line(t) for t in subscriber.topics] or topics),
             "sections": sections,
+            "trending_count": sum(s.count for s in sections if s.trending),
             "links": links,
         }
 
@@ -108,24 +117,47 @@ class Renderer:
 def _section_views(digest: Digest) -> tuple[SectionView, ...]:
     numbers = iter(range(1, len(digest.items) + 1))
     return tuple(
-        SectionView(one_line(section.topic), len(section.items),
-                    tuple(paper_view(next(numbers), item) for item in section.items))
+        SectionView(TRENDING_HEADING if section.trending else one_line(section.topic),
+                    len(section.items),
+                    tuple(paper_view(next(numbers), item) for item in section.items),
+                    trending=section.trending)
         for section in digest.sections if section.items
     )
+
+
+def digest_topics(digest: Digest) -> list[str]:
+    """The topics this digest has papers on: the topic sections', then those that only the
+    Trending section's papers matched ("Trending" itself is not a topic)."""
+    sections = [one_line(s.topic) for s in digest.sections if s.items and not s.trending]
+    trending = [one_line(i.topic) for s in digest.sections if s.trending for i in s.items]
+    return list(dict.fromkeys(sections + trending))
 
 
 def paper_view(number: int, item: DigestItem) -> PaperView:
     paper = item.paper
     published = f"Published {short_date(paper.published)}" if paper.published else None
+    upvotes = _count_label(paper.upvotes, "upvote")
+    code_url = safe_url(paper.code_url)
+    project_url = safe_url(paper.project_url)
+    summary = excerpt(paper.ai_summary, SUMMARY_CHARS) if paper.ai_summary else None
+    keywords = ", ".join(one_line(k) for k in paper.keywords[:KEYWORDS_SHOWN]) or None
     return PaperView(
         number=number,
         title=one_line(paper.title),
         url=paper_url(paper),
         excerpt=excerpt(paper.abstract),
-        meta=tuple(part for part in (published, authors_label(paper)) if part),
-        code_url=safe_url(paper.code_url),
+        meta=tuple(part for part in (published, authors_label(paper), upvotes) if part),
+        code_url=code_url,
         reason=one_line(item.reason),
+        stars=_count_label(paper.github_stars, "star") if code_url else None,
+        project_url=project_url if project_url != code_url else None,
+        summary=summary or None,
+        keywords=None if summary else keywords,
     )
+
+
+def _count_label(count: int | None, word: str) -> str | None:
+    return f"{count:,} {word}{'s' if count != 1 else ''}" if count else None
 
 
 def wrap(text: str, width: int = 72, indent: int = 0) -> str:

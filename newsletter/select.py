@@ -6,20 +6,28 @@ ten thousand subscribers with overlapping topics cost a few dozen rankings). Fre
 nudges: a paper's score is multiplied by at most ``1 + FRESHNESS_BOOST``, halving every
 ``FRESHNESS_HALF_LIFE_DAYS``, so a clearly more relevant older paper still wins, while between
 two similar matches the newer one goes first.
+
+Trending (scores in ``trending.py``): when papers relevant to the subscriber's topics are trending,
+the digest opens with a Trending section of up to ``TRENDING_SLOTS`` of them, ordered by trending
+blended with relevance; the topic sections follow with the rest of ``max_papers``. Without
+engagement data there is no such section, and the digest is relevance and freshness only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import date, datetime, timezone
 from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo
 
 from .models import Digest, DigestItem, Paper, Section, Subscriber
 from .rank import Match, Ranker
+from .trending import describe, is_trending, pick_score, trending_score
 
 FRESHNESS_BOOST = 0.1  # a paper from today scores up to 10% higher than an old one
 FRESHNESS_HALF_LIFE_DAYS = 7.0
+TRENDING_TOPIC = "Trending"
+TRENDING_SLOTS = 3  # and at most a third of max_papers (at least one)
 
 
 def edition_for(subscriber: Subscriber, now: datetime) -> str:
@@ -42,54 +50,85 @@ def build_digest(subscriber: Subscriber, ranker: Ranker, sent: Collection[str],
     """The subscriber's digest for ``edition``, or None when nothing relevant is new to them.
 
     Candidates: papers relevant to a topic, minus those already ``sent`` to this subscriber
-    and those relevant to any of their excluded topics. Each paper appears once, under its
-    best-scoring topic; the best ``max_papers`` overall are kept, grouped into one section per
-    topic in the subscriber's order.
+    and those relevant to any of their excluded topics. Each paper appears once: in the
+    Trending section when it is one of the top trending candidates, else under its
+    best-scoring topic; ``max_papers`` in all, topic sections in the subscriber's order.
     """
     limit = subscriber.max_papers
     topics = tuple(dict.fromkeys(subscriber.topics))  # a repeated topic would repeat its section
     if limit <= 0 or not topics:
         return None
-    today = _as_utc(now).date()
     excluded = [ranker.matching_ids(topic) for topic in subscriber.exclude]
     sent = sent if isinstance(sent, (set, frozenset)) else set(sent)
+
+    def skip(pid: str) -> bool:
+        return pid in sent or any(pid in ids for ids in excluded)
+
+    slots = min(TRENDING_SLOTS, max(1, limit // 3))
+    trending = _best(ranker, topics, "trending", now, skip, slots)
+    chosen = {item.paper.id for item in trending}
+    rest = _best(ranker, topics, "relevant", now, lambda pid: pid in chosen or skip(pid),
+                 limit - len(trending))
+    sections = _sections(topics, rest)
+    if trending:
+        sections = (Section(TRENDING_TOPIC, trending, trending=True), *sections)
+    if not sections:
+        return None
+    return Digest(subscriber=subscriber, edition=edition, sections=sections, created_at=now)
+
+
+def _best(ranker: Ranker, topics: Sequence[str], kind: str, now: datetime,
+          skip: Callable[[str], bool], limit: int) -> list[DigestItem]:
+    """The best ``limit`` items of the ``kind`` lists of ``topics``, each paper once, in order."""
     best: dict[str, DigestItem] = {}
     for topic in topics:
         # Lists are in blended order, so past the first `limit` eligible papers of every list
         # nothing can make the cut: the cost is `limit` per topic, not the list's length.
         taken = 0
-        for item in _ranked(ranker, topic, today):
+        for item in _ranked(ranker, topic, kind, now):
             if taken >= limit:
                 break
             pid = item.paper.id
-            if pid in sent or any(pid in ids for ids in excluded):
+            if skip(pid):
                 continue
             taken += 1
             held = best.get(pid)
             # Strictly better only: on a tie the paper stays under the subscriber's earlier topic.
             if held is None or item.score > held.score:
                 best[pid] = item
-    sections = _sections(topics, sorted(best.values(), key=_item_order)[:limit])
-    if not sections:
-        return None
-    return Digest(subscriber=subscriber, edition=edition, sections=sections, created_at=now)
+    return sorted(best.values(), key=_item_order)[:max(limit, 0)]
 
 
-# Per ranker, per day: each topic's matches with freshness blended in, in digest order. Shared
-# by every subscriber of the run, like the ranker's own memo; weak, so it goes with the ranker.
-_BLENDED: WeakKeyDictionary[Ranker, dict[tuple[str, date], tuple[DigestItem, ...]]] = (
+# Per ranker, per run time: each topic's items of each kind ("relevant": matches with freshness
+# blended in; "trending": trending matches blended with relevance), in digest order. Shared by
+# every subscriber of the run, like the ranker's own memo; weak, so it goes with the ranker.
+_BLENDED: WeakKeyDictionary[Ranker, dict[tuple[str, str, datetime], tuple[DigestItem, ...]]] = (
     WeakKeyDictionary())
 
 
-def _ranked(ranker: Ranker, topic: str, today: date) -> tuple[DigestItem, ...]:
+def _ranked(ranker: Ranker, topic: str, kind: str, now: datetime) -> tuple[DigestItem, ...]:
     memo = _BLENDED.setdefault(ranker, {})
-    items = memo.get((topic, today))
+    key = (topic, kind, now)
+    items = memo.get(key)
     if items is None:
-        if memo and next(iter(memo))[1] != today:  # a new day: yesterday's blend is stale
+        if memo and next(iter(memo))[2] != now:  # another run time: the old blends are stale
             memo.clear()
-        blended = (_item(match, today) for match in ranker.rank(topic))
-        items = memo[(topic, today)] = tuple(sorted(blended, key=_item_order))
+        matches = ranker.rank(topic)
+        if kind == "trending":
+            blended = filter(None, (_trending_item(match, now) for match in matches))
+        else:
+            blended = (_item(match, _as_utc(now).date()) for match in matches)
+        items = memo[key] = tuple(sorted(blended, key=_item_order))
     return items
+
+
+def _trending_item(match: Match, now: datetime) -> DigestItem | None:
+    """The match as a Trending item, or None when the paper is not trending."""
+    trend = trending_score(match.paper, now)
+    if trend is None or not is_trending(match.paper, trend):
+        return None
+    return DigestItem(paper=match.paper, score=pick_score(trend, match.score), topic=match.topic,
+                      reason=f"trending: {describe(match.paper)}; {match.reason}")
 
 
 def _item(match: Match, today: date) -> DigestItem:

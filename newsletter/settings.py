@@ -39,6 +39,20 @@ class Settings(BaseSettings):
     smtp_connections: int = Field(default=4, ge=1, le=64)
     smtp_validate_certs: bool = True
 
+    # Delivery policy: see .env.example for what each one does.
+    rate_limit: float = Field(default=0.0, ge=0)
+    max_attempts: int = Field(default=5, ge=1)
+    retry_base_seconds: float = Field(default=30.0, gt=0)
+    retry_cap_seconds: float = Field(default=1800.0, gt=0)
+    breaker_threshold: int = Field(default=10, ge=1)
+    breaker_pause_seconds: float = Field(default=60.0, ge=0)
+    suppress_after: int = Field(default=3, ge=1)
+
+    # The scheduler (`newsletter run`).
+    dispatch_interval_seconds: float = Field(default=60.0, gt=0)
+    ingest_interval_minutes: float = Field(default=360.0, gt=0)
+    stale_after_hours: float = Field(default=12.0, gt=0)
+
     from_address: str = "papers@example.org"
     from_name: str = "Trending Papers"
     base_url: str = "http://localhost:8000"

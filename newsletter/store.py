@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON, Boolean, Column, Date, DateTime, Engine, ForeignKey, Integer, MetaData, String, Table,
     Text, UniqueConstraint, create_engine, event, func, insert, select, update,
 )
+from sqlalchemy.exc import DatabaseError, IntegrityError
 
 from .models import Link, Paper, Subscriber
 
@@ -35,8 +36,23 @@ papers = Table(
     Column("upvotes", Integer),
     Column("comments", Integer),
     Column("sources", JSON, nullable=False, default=list),
+    Column("ai_summary", Text),
+    Column("keywords", JSON, default=list),  # nullable: ADD COLUMN works on an old database
+    Column("github_stars", Integer),
+    Column("clicks", Integer),
+    Column("listed_at", DateTime(timezone=True)),
+    Column("thumbnail", Text),
     Column("first_seen_at", DateTime(timezone=True), nullable=False, index=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# ETag / Last-Modified per fetched URL, so the next fetch can ask "changed since?" (HTTP 304).
+http_validators = Table(
+    "http_validators", metadata,
+    Column("url", String(2000), primary_key=True),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("fetched_at", DateTime(timezone=True), nullable=False),
 )
 
 subscribers = Table(
@@ -69,6 +85,7 @@ deliveries = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text),
     Column("message_id", String(300)),
+    Column("next_attempt_at", DateTime(timezone=True)),  # state "retrying": not before this
     Column("paper_count", Integer, nullable=False, default=0),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -81,6 +98,14 @@ sent_papers = Table(
     Column("paper_id", String(200), primary_key=True),
     Column("delivery_id", Integer, ForeignKey("deliveries.id"), nullable=False),
     Column("sent_at", DateTime(timezone=True), nullable=False),
+)
+
+# Named leases: the single dispatcher ("dispatch") holds one while it sends.
+locks = Table(
+    "locks", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
 meta = Table(
@@ -106,8 +131,17 @@ def connect(url: str) -> Engine:
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    metadata.create_all(engine)
+    create_tables(engine, metadata)
     return engine
+
+
+def create_tables(engine: Engine, tables: MetaData) -> None:
+    """``create_all``, safe when several processes open a new database at the same moment:
+    the loser of the race finds the tables on its second look."""
+    try:
+        tables.create_all(engine)
+    except DatabaseError:
+        tables.create_all(engine)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -139,6 +173,9 @@ def _paper_row(paper: Paper, title_key: str, now: datetime) -> dict[str, Any]:
         "author_count": paper.author_count, "published": paper.published, "url": paper.url,
         "links": [[link.kind, link.url] for link in paper.links], "upvotes": paper.upvotes,
         "comments": paper.comments, "sources": list(paper.sources),
+        "ai_summary": paper.ai_summary, "keywords": list(paper.keywords),
+        "github_stars": paper.github_stars, "clicks": paper.clicks,
+        "listed_at": paper.listed_at, "thumbnail": paper.thumbnail,
         "first_seen_at": paper.first_seen_at or now, "updated_at": now,
     }
 
@@ -149,7 +186,9 @@ def _paper(row: Any) -> Paper:
         authors=tuple(row.authors), author_count=row.author_count, published=row.published,
         url=row.url, links=tuple(Link(kind, url) for kind, url in row.links),
         upvotes=row.upvotes, comments=row.comments, first_seen_at=as_utc(row.first_seen_at),
-        sources=tuple(row.sources),
+        sources=tuple(row.sources), ai_summary=row.ai_summary, keywords=tuple(row.keywords or ()),
+        github_stars=row.github_stars, clicks=row.clicks, listed_at=as_utc(row.listed_at),
+        thumbnail=row.thumbnail,
     )
 
 
@@ -179,6 +218,31 @@ def save_papers(engine: Engine, new: Sequence[tuple[Paper, str]],
             row = _paper_row(paper, key, now)
             del row["first_seen_at"]
             conn.execute(update(papers).where(papers.c.id == paper.id).values(**row))
+
+
+# -- HTTP validators ----------------------------------------------------------------------
+
+
+def load_validators(engine: Engine, url: str) -> tuple[str | None, str | None]:
+    """(ETag, Last-Modified) the server sent with the last content we stored from ``url``."""
+    query = select(http_validators.c.etag, http_validators.c.last_modified).where(
+        http_validators.c.url == url)
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    return (row.etag, row.last_modified) if row else (None, None)
+
+
+def save_validators(engine: Engine, rows: Sequence[tuple[str, str | None, str | None]],
+                    now: datetime | None = None) -> None:
+    """Remember (url, etag, last_modified) for each URL; call only once its papers are stored,
+    or a 304 would later hide content that never reached the catalog."""
+    now = now or utcnow()
+    with engine.begin() as conn:
+        for url, etag, last_modified in rows:
+            # Delete + insert: a portable upsert (SQLite and PostgreSQL spell ON CONFLICT apart).
+            conn.execute(http_validators.delete().where(http_validators.c.url == url))
+            conn.execute(insert(http_validators).values(
+                url=url, etag=etag, last_modified=last_modified, fetched_at=now))
 
 
 # -- subscribers --------------------------------------------------------------------------
@@ -223,6 +287,15 @@ class SyncReport:
 
 
 def sync_subscribers(engine: Engine, listed: Sequence[Subscriber]) -> SyncReport:
+    """Mirror the subscribers/ files into the database (see ``_sync``); when another process
+    inserted the same new addresses meanwhile, the second pass finds them and updates."""
+    try:
+        return _sync(engine, listed)
+    except IntegrityError:
+        return _sync(engine, listed)
+
+
+def _sync(engine: Engine, listed: Sequence[Subscriber]) -> SyncReport:
     """Mirror the subscribers/ files into the database.
 
     What people did themselves wins over the files: an unsubscribed or bounced address stays

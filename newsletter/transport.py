@@ -2,27 +2,30 @@
 
 Both transports are async context managers; ``send`` returns what the other side said (the
 server's reply, or the file written) and raises ``SendError`` for one message that did not go
-out. A transport that can never work (wrong host, wrong password) raises ``ConfigError`` at the
-first connection instead, so a run stops rather than failing every subscriber one by one.
+out, with the ``stage`` it failed at (see ``newsletter.faults`` for what to do about it). A
+transport that can never work (wrong host, wrong password) raises ``ConfigError`` at the first
+connection instead, so a run stops rather than failing every subscriber one by one.
+
+The outbox lives in ``newsletter.outbox``; ``OutboxTransport`` is re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import re
 import ssl
-import tempfile
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Protocol, Self
 
 import aiosmtplib
 from pydantic import SecretStr
 
-from newsletter.errors import ConfigError, SendError
+from newsletter.errors import ConfigError, SendError, Stage
 from newsletter.models import Outgoing
+from newsletter.outbox import OutboxTransport
+
+__all__ = ["OutboxTransport", "Security", "SmtpTransport", "Transport", "make_transport"]
 
 if TYPE_CHECKING:
     from newsletter.settings import Settings
@@ -43,80 +46,6 @@ class Transport(Protocol):
         """Raise ConfigError now if sending cannot work, before any delivery is begun."""
 
     def describe(self) -> str: ...
-
-
-# -- outbox ----------------------------------------------------------------------------------
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]")
-
-
-def safe_filename(name: str, *, limit: int = 100) -> str:
-    """A single path component for ``name``: no separators, no leading dot, bounded length.
-
-    When cleaning changed anything, a hash of the original is appended so that two different
-    addresses (``a/b@x`` and ``a_b@x``) never share a file.
-    """
-    cleaned = _UNSAFE.sub("_", name).lstrip(".")[:limit] or "_"
-    if cleaned == name:
-        return cleaned
-    return f"{cleaned}-{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
-
-
-class OutboxTransport:
-    """Writes ``<directory>/<edition>/<recipient>.eml``: the default when no SMTP host is set.
-
-    Sending the same edition to the same person again overwrites the file, which matches what a
-    rerun means. Each file appears complete or not at all (temp file + fsync + ``os.replace``).
-    """
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        return None
-
-    def describe(self) -> str:
-        return f"outbox folder {self.directory}"
-
-    async def check(self) -> None:
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            await asyncio.to_thread(_write_atomically, self.directory / ".write-check", b"")
-            (self.directory / ".write-check").unlink()
-        except OSError as error:
-            raise ConfigError(f"cannot write to the outbox folder {self.directory}: {error}. "
-                              "Check NEWSLETTER_OUTBOX_DIR.") from error
-
-    def path_for(self, message: Outgoing) -> Path:
-        folder = self.directory / safe_filename(message.edition or "undated")
-        return folder / f"{safe_filename(message.recipient)}.eml"
-
-    async def send(self, message: Outgoing) -> str:
-        path = self.path_for(message)
-        try:
-            # fsync can take milliseconds: keep it off the event loop
-            await asyncio.to_thread(_write_atomically, path, message.data)
-        except OSError as error:
-            raise SendError(message.recipient, f"cannot write {path}: {error}") from error
-        return str(path)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 # -- SMTP ------------------------------------------------------------------------------------
@@ -188,7 +117,7 @@ class SmtpTransport:
                 keep = True
                 return reply
             except SendError as error:
-                keep = _reusable(client, error)
+                keep = _reusable(client, error) and await _reset(client)
                 raise
             finally:
                 # cancellation and ConfigError land here too: the session state is unknown
@@ -217,6 +146,7 @@ class SmtpTransport:
             validate_certs=self.validate_certs)
         try:
             await client.connect()
+            await _greet(client)
         except (aiosmtplib.SMTPException, OSError) as error:
             client.close()
             raise self._connect_failure(recipient, error) from error
@@ -231,27 +161,43 @@ class SmtpTransport:
             return ConfigError(f"{where} refused the login for user {self.username!r}: {detail}. "
                                f"Check {_LOGIN_SETTINGS}.")
         if code and 400 <= code < 500:
-            return SendError(recipient, f"{where}: {detail}", code=code)
+            return SendError(recipient, f"{where}: {detail}", code=code, stage="connect")
         if self._connected_once:
             # it worked before, so the settings are right: a passing outage, worth a retry
-            return SendError(recipient, f"cannot connect to {where}: {detail}")
+            return SendError(recipient, f"cannot connect to {where}: {detail}", stage="connect")
         return ConfigError(f"cannot connect to {where}: {detail}. Check {_CONNECTION_SETTINGS}"
                            + (f", {_LOGIN_SETTINGS}" if self.username else "") + ".")
 
     async def _transact(self, client: aiosmtplib.SMTP, message: Outgoing) -> str:
-        # Non-ASCII addresses need SMTPUTF8; the server says no if it cannot (a permanent error)
-        ascii_only = message.sender.isascii() and message.recipient.isascii()
-        try:
-            _, reply = await client.sendmail(
-                message.sender, [message.recipient], message.data,
-                mail_options=None if ascii_only else ["SMTPUTF8"])
-        except (aiosmtplib.SMTPException, OSError, ValueError) as error:
-            raise self._send_failure(message.recipient, error) from error
-        return f"250 {reply}"
+        """MAIL, RCPT, DATA and the body as separate steps, so a failure knows its stage.
 
-    def _send_failure(self, recipient: str, error: Exception) -> SendError | ConfigError:
-        if isinstance(error, aiosmtplib.SMTPRecipientsRefused) and error.recipients:
-            error = error.recipients[0]
+        ``SMTP.sendmail`` (and ``SMTP.data``) would hide whether the server had answered 354
+        when the connection broke: before it, the server cannot have the message and a retry is
+        safe; after the body was written, it may have queued it and only the reply was lost.
+        """
+        stage: Stage = "mail"
+        try:
+            body = _crlf_lines(message.data)
+            options, encoding = _mail_options(client, message, len(body))
+            await client.mail(message.sender, options=options, encoding=encoding)
+            stage = "rcpt"
+            await client.rcpt(message.recipient, encoding=encoding)
+            stage = "data"
+            reply = await client.execute_command(b"DATA")
+            if reply.code != 354:
+                raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+            # raises if the connection is already gone: then nothing of the body was sent
+            _protocol(client).write(_LEADING_DOT.sub(b"..", body) + b".\r\n")
+            stage = "message"
+            reply = await _protocol(client).read_response(timeout=self.timeout)
+            if reply.code != 250:
+                raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+        except (aiosmtplib.SMTPException, OSError, ValueError) as error:
+            raise self._send_failure(message.recipient, error, stage) from error
+        return f"{reply.code} {reply.message}"
+
+    def _send_failure(self, recipient: str, error: Exception,
+                      stage: Stage) -> SendError | ConfigError:
         if isinstance(error, aiosmtplib.SMTPSenderRefused) and error.code >= 500:
             # Refusing our MAIL FROM refuses every message alike: recording it against each
             # subscriber would end up suppressing good addresses for our own misconfiguration
@@ -261,12 +207,18 @@ class SmtpTransport:
                 f"NEWSLETTER_SMTP_USERNAME and NEWSLETTER_SMTP_PASSWORD.")
         if isinstance(error, aiosmtplib.SMTPResponseException):
             return SendError(recipient, self._scrub(f"{error.code} {error.message}"),
-                             code=error.code, permanent=error.code >= 500)
+                             code=error.code, stage=stage)
         if isinstance(error, (aiosmtplib.SMTPNotSupported, ValueError)):
-            return SendError(recipient, self._scrub(_describe(error)), permanent=True)
-        # Disconnects and timeouts: the server may or may not have the message; retry later
-        return SendError(recipient, self._scrub(
-            f"connection to {self.host}:{self.port} failed: {_describe(error)}"))
+            # an address SMTP cannot carry: refused before it went on the wire
+            return SendError(recipient, self._scrub(_describe(error)), permanent=True,
+                             stage=stage)
+        where = f"{self.host}:{self.port}"
+        if stage == "message":
+            text = (f"connection to {where} lost after the message was sent, before the "
+                    f"server's reply ({_describe(error)}): the server may have accepted it")
+        else:
+            text = f"connection to {where} failed at {stage}: {_describe(error)}"
+        return SendError(recipient, self._scrub(text), stage=stage)
 
     def _scrub(self, text: str) -> str:
         """Servers and libraries may echo what they were sent; never pass the password on."""
@@ -297,9 +249,63 @@ def _reusable(client: aiosmtplib.SMTP, error: SendError) -> bool:
     """A refused message leaves the session usable; a drop, timeout or 421 does not."""
     if not client.is_connected:
         return False
-    if error.code is not None:
+    if error.answered:
         return error.code != 421  # aiosmtplib already closed it, this is belt and braces
-    return error.permanent  # refused before anything was sent (bad address, no SMTPUTF8)
+    # No reply: refused before anything was sent (bad address, no SMTPUTF8) is fine; a timeout
+    # leaves a reply we gave up on in flight, which would be read as the next command's
+    return error.permanent
+
+
+async def _reset(client: aiosmtplib.SMTP) -> bool:
+    """RSET after a refusal, so the next message starts a clean envelope; False: discard it."""
+    try:
+        await client.rset()
+    except (aiosmtplib.SMTPException, OSError):
+        return False
+    return client.is_connected
+
+
+async def _greet(client: aiosmtplib.SMTP) -> None:
+    """EHLO now (HELO if refused), so the extensions are known before the first MAIL."""
+    if not client.is_ehlo_or_helo_needed:
+        return  # STARTTLS or the login already did it
+    try:
+        await client.ehlo()
+    except aiosmtplib.SMTPHeloError:
+        if not client.is_connected:
+            raise
+        await client.helo()
+
+
+def _mail_options(client: aiosmtplib.SMTP, message: Outgoing,
+                  size: int) -> tuple[list[str], str]:
+    """MAIL FROM parameters and the encoding of the addresses, as ``sendmail`` would choose."""
+    options = [f"SIZE={size}"] if client.supports_extension("size") else []
+    if message.sender.isascii() and message.recipient.isascii():
+        return options, "ascii"
+    # Non-ASCII addresses need SMTPUTF8; a server without it cannot take them (permanent)
+    if not client.supports_extension("smtputf8"):
+        raise aiosmtplib.SMTPNotSupported("SMTPUTF8 is not supported by this server")
+    return [*options, "SMTPUTF8"], "utf-8"
+
+
+_LINE_ENDING = re.compile(rb"\r\n|\n|\r(?!\n)")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def _crlf_lines(data: bytes) -> bytes:
+    """The message with CRLF line endings and a final CRLF, as DATA carries it (RFC 5321); its
+    length is what SIZE declares (RFC 1870: without the dots that DATA adds to lines)."""
+    data = _LINE_ENDING.sub(b"\r\n", data)
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
+
+
+def _protocol(client: aiosmtplib.SMTP) -> aiosmtplib.protocol.SMTPProtocol:
+    # The body is written on the protocol directly (as SMTP.data does internally) because the
+    # public API offers no way to send it without also sending DATA
+    if client.protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    return client.protocol
 
 
 async def _quit(client: aiosmtplib.SMTP) -> None:

@@ -50,3 +50,15 @@ def smtp_server(smtp_server_factory: Callable[..., SmtpServer]) -> SmtpServer:
 # -- databases -------------------------------------------------------------------------------
 # `database_url` runs a test on SQLite and on the local PostgreSQL; `engine` opens it.
 from databases import database_url, engine  # noqa: E402,F401
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+# `http_server`: a real local HTTP server serving what the test registers (tests/http_server.py).
+from http_server import FixtureServer  # noqa: E402
+
+
+@pytest.fixture
+def http_server() -> Iterator[FixtureServer]:
+    server = FixtureServer().start()
+    yield server
+    server.stop()

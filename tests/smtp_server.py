@@ -30,7 +30,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 HOST = "127.0.0.1"
 DROP = "drop"  # a Rule reply that closes the connection instead of answering
-Stage = Literal["rcpt", "data"]
+Stage = Literal["rcpt", "data_command", "data"]
 TlsMode = Literal["none", "starttls", "tls"]
 
 
@@ -38,8 +38,10 @@ TlsMode = Literal["none", "starttls", "tls"]
 class Rule:
     """One planned misbehaviour: answer ``reply`` (or ``DROP``) instead of accepting.
 
-    ``at="rcpt"`` answers the RCPT command; ``at="data"`` answers after the whole message was
-    received (so ``DROP`` there is the worst case: the client sent everything and got no reply).
+    ``at="rcpt"`` answers the RCPT command; ``at="data_command"`` answers the DATA command
+    itself, instead of its 354 (nothing of the message is sent); ``at="data"`` answers after the
+    whole message was received (so ``DROP`` there is the worst case: the client sent everything
+    and got no reply).
     ``recipient`` limits the rule to one address; ``every=N`` fires on the Nth, 2Nth, ... matching
     message only; ``times`` caps how often it fires in total.
     """
@@ -119,6 +121,20 @@ class _CountingSMTP(SMTP):
             counters.max_open = max(counters.max_open, counters.open_now)
             self.number = counters.opened
 
+    async def smtp_DATA(self, arg: str) -> None:
+        # the handler's DATA hook runs only after the body: a rule for the command itself
+        # has to answer here, before aiosmtpd sends its 354
+        if self.envelope is not None and self.envelope.rcpt_tos:
+            reply = self.event_handler.owner.fire("data_command", list(self.envelope.rcpt_tos))
+            if reply == DROP:
+                assert self.transport is not None
+                self.transport.close()
+                return
+            if reply is not None:
+                await self.push(reply)
+                return
+        await super().smtp_DATA(arg)
+
     def connection_lost(self, error: Exception | None) -> None:
         if self.counted:
             self.counted = False
@@ -149,7 +165,7 @@ class SmtpServer:
     def __init__(self, *, rules: list[Rule] | tuple[Rule, ...] = (),
                  auth: tuple[str, str] | None = None, tls: TlsMode = "none",
                  certificate: Certificate | None = None, data_delay: float = 0.0,
-                 idle_timeout: float = 300.0) -> None:
+                 idle_timeout: float = 300.0, smtputf8: bool = True) -> None:
         if tls != "none" and certificate is None:
             raise ValueError(f"tls={tls!r} needs a certificate")
         self.rules = tuple(rules)
@@ -158,6 +174,7 @@ class SmtpServer:
         self.certificate = certificate
         self.data_delay = data_delay  # seconds each DATA takes, to make overlap observable
         self.idle_timeout = idle_timeout  # the server hangs up on a client silent this long
+        self.smtputf8 = smtputf8  # advertise SMTPUTF8 (non-ASCII addresses)
         self.messages: list[ReceivedMessage] = []
         self.rejected: list[tuple[str, str]] = []  # (recipient, reply) for every rule that fired
         self._counters = _Counters()
@@ -167,7 +184,8 @@ class SmtpServer:
     def start(self) -> SmtpServer:
         context = self._ssl_context()
         kwargs: dict[str, Any] = {"auth_require_tls": False, "server_hostname": "localhost",
-                                  "timeout": self.idle_timeout}
+                                  "timeout": self.idle_timeout,
+                                  "enable_SMTPUTF8": self.smtputf8}
         if self.auth:
             kwargs["authenticator"] = self._authenticate
         if self.tls == "starttls":

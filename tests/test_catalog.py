@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import shutil
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -189,7 +190,7 @@ def test_bad_files_are_problems_naming_the_file_and_the_rest_is_ingested(
     (tmp_path / "in" / "binary.txt").write_bytes(b"Title\n\x00\x01\x02")
     (tmp_path / "in" / "latin1.txt").write_bytes(b"Title\nAbstract\nCaf\xe9 title\n")
     (tmp_path / "in" / "empty.txt").write_bytes(b"")
-    unknown = write(tmp_path / "feed.xml", "<feed/>")
+    unknown = write(tmp_path / "notes.pdf", "%PDF-1.4 not a catalog source")
     write(tmp_path / "in" / "README.md", "not a source")  # directories skip unknown types
     ticks: list[int] = []
     report = ingest(sqlite, [tmp_path / "in", unknown, tmp_path / "gone.txt", good], T1,
@@ -197,9 +198,9 @@ def test_bad_files_are_problems_naming_the_file_and_the_rest_is_ingested(
     assert sorted(p.title for p in store.load_papers(sqlite)) == ["Broken", "Good"]
     assert (report.new, report.files, ticks) == (2, 6, [1] * 6)
     where = {p.location: p.message for p in report.rejected}
-    assert sorted(where) == ["feed.xml", "gone.txt", "in/binary.txt:2", "in/broken.txt:3",
-                             "in/empty.txt:1", "in/latin1.txt:3"]
-    assert "unknown file type '.xml'" in where["feed.xml"]
+    assert sorted(where) == ["gone.txt", "in/binary.txt:2", "in/broken.txt:3",
+                             "in/empty.txt:1", "in/latin1.txt:3", "notes.pdf"]
+    assert "unknown file type '.pdf'" in where["notes.pdf"]
     assert "no such file" in where["gone.txt"]
     assert "binary" in where["in/binary.txt:2"]
     assert "not UTF-8" in where["in/latin1.txt:3"]
@@ -210,3 +211,159 @@ def test_expand_paths_lists_directories_sorted_and_each_file_once(tmp_path: Path
         write(tmp_path / name, "x")
     files = catalog.expand_paths([tmp_path, tmp_path / "a.txt", tmp_path / "gone.txt"])
     assert [f.name for f in files] == ["a.txt", "b.txt"]
+
+
+# -- richer fields -----------------------------------------------------------------------------
+
+
+def test_merge_keeps_the_highest_counts_the_richest_extras_and_the_first_listing() -> None:
+    listed = datetime(2026, 11, 22, 13, tzinfo=UTC)
+    hf = Paper(id="x", title="X", abstract="", upvotes=87, comments=6, github_stars=412,
+               ai_summary="Short.", keywords=("a",), listed_at=listed,
+               links=(Link("code", "https://github.com/Example/Repo"),), thumbnail="https://t/1")
+    later = Paper(id="y", title="X", abstract="", upvotes=80, comments=9, clicks=3,
+                  github_stars=400, ai_summary="A longer summary.", keywords=("a", "b"),
+                  listed_at=datetime(2026, 11, 23, tzinfo=UTC),
+                  links=(Link("code", "https://github.com/example/repo/"),))
+    merged = merge(hf, later)
+    assert (merged.upvotes, merged.comments, merged.clicks, merged.github_stars) == (87, 9, 3, 412)
+    assert (merged.ai_summary, merged.keywords) == ("A longer summary.", ("a", "b"))
+    assert (merged.listed_at, merged.thumbnail) == (listed, "https://t/1")
+    assert merged.links == (Link("code", "https://github.com/Example/Repo"),)  # one repository
+
+
+# -- sources over HTTP -------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+DAY = {  # path on the test server -> (fixture, content type); no path has a telling suffix
+    "seed": ("/seeds/page.txt", "seed_page.txt", "text/plain"),
+    "atom": ("/api/query?search_query=cat:cs.LG", "arxiv_api.xml", "application/atom+xml"),
+    "rss": ("/rss/cs.LG", "arxiv_rss.xml", "application/rss+xml"),
+    "hf": ("/api/daily_papers?date=2026-11-22", "hf_daily.json", "application/json"),
+    "jsonl": ("/export/papers", "papers.jsonl", "application/x-ndjson"),
+}
+FORWARD = "2611.01234"
+
+
+def serve_day(server, *kinds: str) -> list[str]:
+    """Serve the fixture day's sources; their URLs, in ``kinds`` order (default: all)."""
+    return [server.serve(DAY[k][0], FIXTURES / DAY[k][1], DAY[k][2]) for k in kinds or DAY]
+
+
+def test_every_format_is_read_from_urls_and_the_day_is_ten_distinct_papers(
+        engine: Engine, http_server) -> None:
+    urls = serve_day(http_server)
+    report = ingest(engine, urls, T1)
+    assert (report.new, report.rejected, report.files, report.not_modified) == (10, [], 5, 0)
+    papers = {p.id: p for p in store.load_papers(engine)}
+    assert set(papers) == {
+        FORWARD, "2611.02345", "2611.03456", "2611.05678", "2611.07890", "2611.06789",
+        "2405.11111", "learning-to-branch-in-mixed-integer-programs-with-graph-transformers",
+        "sparse-autoencoders-for-protein-language-models", "tiny-recursive-models-for-sudoku"}
+    forward = papers[FORWARD]
+    assert forward.sources == tuple(urls[:2]) + (urls[3], urls[4])  # not in the RSS listing
+    assert (forward.upvotes, forward.comments, forward.clicks, forward.github_stars) == (
+        87, 6, 9, 412)
+    assert forward.ai_summary.startswith("ForwardGNN") and forward.keywords
+    assert papers["2611.02345"].sources == (urls[2], urls[3])  # RSS v1 and HF: one paper
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(["seed", "atom", "hf"])))
+def test_a_seed_page_an_arxiv_v2_entry_and_the_hf_api_make_one_paper(
+        sqlite: Engine, http_server, order: tuple[str, ...]) -> None:
+    urls = serve_day(http_server, *order)
+    ingest(sqlite, urls, T1)
+    (forward,) = [p for p in store.load_papers(sqlite) if "graph neural networks" in
+                  p.title.lower() and "forward" in p.title.lower()]
+    # The seed page has no arXiv id: its title joins it to the others, in whatever order.
+    assert (forward.id, forward.arxiv_id) == (FORWARD, FORWARD)
+    assert forward.sources == tuple(urls)
+    assert forward.upvotes == 87 and forward.listed_at == datetime(2026, 11, 22, 13, tzinfo=UTC)
+    assert forward.links[0] == Link("code", "https://github.com/example/forwardgnn")
+    assert [l.kind for l in forward.links] == ["code", "project"]  # the code link once
+    assert forward.published == date(2026, 11, 20)  # the paper's date, not the page's
+
+
+def test_a_stored_seed_paper_gains_the_arxiv_id_later_but_keeps_its_id(
+        sqlite: Engine, http_server) -> None:
+    seed, atom, hf = serve_day(http_server, "seed", "atom", "hf")
+    ingest(sqlite, [seed], T1)
+    report = ingest(sqlite, [atom, hf], T2)
+    assert report.rejected == []
+    forward = next(p for p in store.load_papers(sqlite) if p.arxiv_id == FORWARD)
+    # The ledger records sent papers by id: a stored id never changes.
+    assert (forward.id, forward.first_seen_at) == ("forward-learning-of-graph-neural-networks", T1)
+    assert (forward.sources, forward.upvotes) == ((seed, atom, hf), 87)
+
+
+def test_ingesting_unchanged_urls_again_asks_conditionally_and_changes_nothing(
+        engine: Engine, http_server) -> None:
+    urls = serve_day(http_server)
+    ingest(engine, urls, T1)
+    before = store.load_papers(engine)
+    again = ingest(engine, urls, T2)
+    assert (again.new, again.updated, again.unchanged, again.not_modified) == (0, 0, 0, 5)
+    assert store.load_papers(engine) == before
+    for path, _, _ in DAY.values():
+        first, second = http_server.requests_to(path)
+        assert "If-None-Match" not in first.headers
+        assert second.headers["If-None-Match"] == http_server.routes[path].etag
+        assert second.headers["If-Modified-Since"]
+
+
+def test_failing_urls_are_one_problem_each_and_the_other_sources_go_on(
+        sqlite: Engine, http_server, tmp_path: Path) -> None:
+    (hf,) = serve_day(http_server, "hf")
+    broken = http_server.fail("/api/daily_papers?date=2026-11-21", 500)
+    slow = http_server.stall("/rss/stat.ML")
+    gone = http_server.fail("/rss/old", 404)
+    page = write(tmp_path / "page.txt", "Local Paper", ABSTRACT)
+    ticks: list[int] = []
+    report = ingest(sqlite, [broken, slow, hf, gone, page], T1, progress=ticks.append,
+                    timeout=0.5)
+    assert (report.new, report.files, ticks) == (6, 5, [1] * 5)
+    where = {p.location: p.message for p in report.rejected}
+    assert list(where) == [broken, slow, gone]
+    assert where[broken].startswith("the server answered 500 Internal Server Error")
+    assert where[slow].startswith("no answer within 0.5 s")
+    assert "404 Not Found: check the URL" in where[gone]
+
+
+def test_malformed_sources_are_rejected_with_their_position_and_nothing_stored_is_lost(
+        engine: Engine, http_server) -> None:
+    urls = serve_day(http_server, "atom", "rss", "hf", "jsonl")
+    ingest(engine, urls, T1)
+    before = store.load_papers(engine)
+    broken = {"atom": "arxiv_api_broken.xml", "rss": "arxiv_rss_broken.xml",
+              "hf": "hf_daily_broken.json", "jsonl": "papers_broken.jsonl"}
+    for kind, name in broken.items():
+        http_server.serve(DAY[kind][0], FIXTURES / name, DAY[kind][2])
+    report = ingest(engine, urls, T2)
+    atom, rss, hf, jsonl = urls
+    assert [p.location for p in report.rejected] == [
+        f"{atom}:24:7", f"{rss}:24:18", f"{hf}:63:16",
+        f"{jsonl}:2", f"{jsonl}:3", f"{jsonl}:4", f"{jsonl}:5", f"{jsonl}:6"]
+    assert "mismatched tag" in report.rejected[0].message
+    assert "not valid JSON" in report.rejected[2].message
+    assert report.new == 1  # "A Fine Paper", the one good line of the broken JSONL
+    after = {p.id: p for p in store.load_papers(engine)}
+    assert [after[p.id] for p in before] == before
+
+
+def test_an_unusable_answer_is_not_remembered_so_the_fixed_one_is_read_in_full(
+        sqlite: Engine, http_server) -> None:
+    path = DAY["hf"][0]
+    url = http_server.serve(path, FIXTURES / "hf_daily_broken.json")
+    assert ingest(sqlite, [url], T1).rejected
+    http_server.serve(path, FIXTURES / "hf_daily.json")
+    fixed = ingest(sqlite, [url], T2)
+    assert (fixed.new, fixed.rejected) == (5, [])
+    assert "If-None-Match" not in http_server.requests_to(path)[1].headers
+
+
+def test_a_url_passed_as_a_path_still_works_and_is_read_once(
+        sqlite: Engine, http_server) -> None:
+    (url,) = serve_day(http_server, "hf")
+    assert str(Path(url)) != url  # pathlib collapses "http://" to "http:/"
+    assert catalog.expand_paths([Path(url), url]) == [url]
+    assert ingest(sqlite, [Path(url)], T1).new == 5

@@ -150,15 +150,16 @@ def test_a_refused_address_is_recorded_and_the_others_are_sent(
     assert "Nothing to send" in rerun.stdout
 
 
-def test_a_temporary_failure_is_finished_by_the_next_run(
+def test_a_temporary_failure_is_retried_with_backoff_in_the_same_run(
         env: dict[str, str], smtp_server_factory: Callable[..., SmtpServer]) -> None:
     server = smtp_server_factory(rules=[Rule("451 4.3.0 try later", recipient="ada@example.org",
-                                             times=1)])
-    assert cli({**env, **server.env()}, "send").returncode == 1
-    assert "ada@example.org" not in [m.rcpt_tos[0] for m in server.messages]
-    rerun = cli({**env, **server.env()}, "send")
-    assert rerun.returncode == 0, rerun.stderr
-    assert [m.rcpt_tos[0] for m in server.messages].count("ada@example.org") == 1
+                                             times=2)])
+    result = cli({**env, **server.env(), "NEWSLETTER_RETRY_BASE_SECONDS": "0.05"}, "send")
+    assert result.returncode == 0, result.stderr
+    assert server.recipients().count("ada@example.org") == 1
+    assert len(server.rejected) == 2
+    status = cli(env, "status")
+    assert "No failures, retries or uncertain deliveries" in status.stdout
 
 
 def test_a_wrong_smtp_port_stops_with_one_clear_line(env: dict[str, str]) -> None:

@@ -46,10 +46,15 @@ def golden_digest() -> Digest:
         authors=("Namyong Park", "Xing Wang", "Antoine Simoulin", "Shuai Yang"),
         published=date(2026, 11, 20),
         links=(Link("code", "https://github.com/facebookresearch/forwardgnn"),),
+        upvotes=120, github_stars=1234,
+        ai_summary="Trains GNNs with forward passes only, without backpropagation.",
+        keywords=("forward learning", "GNN"),  # not shown: the AI summary says more
     )
     disk = Paper(
         id="disk-gnn", title="DiskGNN: Bridging I/O Efficiency and Model Accuracy",
         abstract="Out-of-core GNN training & offline sampling.", author_count=5,
+        links=(Link("project", "https://diskgnn.example.org"),),
+        keywords=("out-of-core training", "offline sampling", "I/O"),
     )
     pinn = Paper(
         id="2411.00001", title="Physics-informed neural networks for Navier–Stokes flows",
@@ -97,7 +102,9 @@ def max_digest(papers: int = 30) -> Digest:
             url=f"https://huggingface.co/papers/2411.{n:05d}?utm_source=digest&utm_medium=email",
             authors=tuple(f"Firstname{a} Double-Barrelled-Surname{a}" for a in range(12)),
             published=date(2026, 11, 20),
-            links=(Link("code", f"https://github.com/some-organisation/some-repository-{n}"),),
+            links=(Link("code", f"https://github.com/some-organisation/some-repository-{n}"),
+                   Link("project", f"https://some-organisation.github.io/some-project-{n}")),
+            upvotes=12345, github_stars=123456, ai_summary=GNN_ABSTRACT,
         )
         reason = "matches: physics-informed neural networks → PINN, PDE, operator (title, abstract)"
         items.append(item(paper, f"topic {n % 5}", reason))
@@ -340,3 +347,72 @@ def test_missing_templates_are_a_config_error(tmp_path: Path) -> None:
         Renderer(tmp_path / "nope", base_url=BASE_URL, site_name="x")
     with pytest.raises(ConfigError, match="digest.html"):
         Renderer(tmp_path, base_url=BASE_URL, site_name="x")
+
+
+# -- richer items and the Trending section -----------------------------------------------------
+
+
+def trending_digest() -> Digest:
+    digest = golden_digest()
+    gnn, pinns = digest.sections
+    hot = replace(gnn.items[1], reason="trending: 120 upvotes, 4 comments; matches: GNN (title)")
+    return replace(digest, sections=(Section("Trending", (hot,), trending=True),
+                                     replace(gnn, items=gnn.items[:1]), pinns))
+
+
+def test_items_show_upvotes_code_stars_project_page_and_the_ai_summary_or_keywords(
+        renderer: Renderer) -> None:
+    rendered = renderer.render(golden_digest(), links("ada@example.org"))
+    doc = lxml.html.document_fromstring(rendered.html)
+    first, second = doc.cssselect("td.paper")[:2]
+    assert "120 upvotes" in first.cssselect("p.meta")[0].text_content()
+    assert "Code (1,234 stars)" in " ".join(first.cssselect("p.meta")[0].text_content().split())
+    assert first.cssselect("p.summary")[0].text_content() == (
+        "In short: Trains GNNs with forward passes only, without backpropagation.")
+    assert not first.cssselect("p.keywords")  # the summary says more than keywords
+    assert second.cssselect("p.keywords")[0].text_content() == (
+        "Keywords: out-of-core training, offline sampling, I/O")
+    assert {a.text_content(): a.get("href") for a in second.cssselect("a.meta-link")} == {
+        "Project page": "https://diskgnn.example.org"}
+    for line in ("Code: https://github.com/facebookresearch/forwardgnn (1,234 stars)",
+                 "In short: Trains GNNs with forward passes only, without",
+                 "Project page: https://diskgnn.example.org",
+                 "Keywords: out-of-core training, offline sampling, I/O"):
+        assert line in rendered.text
+
+
+def test_a_trending_section_is_headed_explained_and_announced_in_the_intro(
+        renderer: Renderer) -> None:
+    digest = trending_digest()
+    rendered = renderer.render(digest, links("ada@example.org"))
+    doc = lxml.html.document_fromstring(rendered.html)
+    headings = [" ".join(h.text_content().split()) for h in doc.cssselect("h2.topic")]
+    assert headings == ["Trending in your topics · 1 paper", "GNN · 1 paper", "PINNs · 2 papers"]
+    assert doc.cssselect("p.section-note")[0].text_content().startswith("Papers on your topics")
+    assert "starting with the one the research community is most excited about" in (
+        doc.cssselect("p.intro")[0].text_content())
+    assert "Trending in your topics (1 paper)\n-------" in rendered.text
+    assert "most excited about right now" in rendered.text
+    # "Trending" is a section, not one of the person's topics.
+    assert rendered.subject == "4 new papers on GNN and PINNs — Mon 23 Nov"
+
+
+def test_without_a_trending_section_the_digest_says_nothing_about_trending(
+        renderer: Renderer) -> None:
+    digest = golden_digest()
+    digest = replace(digest, sections=tuple(
+        replace(s, items=tuple(i for i in s.items if "trending" not in i.reason))
+        for s in digest.sections))
+    rendered = renderer.render(digest, links("ada@example.org"))
+    for body in (rendered.html, rendered.text):
+        body = body.replace("Trending Papers", "")  # the site's name
+        assert "trending" not in body.lower() and "excited" not in body
+        assert "right now" not in body
+
+
+def test_the_intro_says_when_every_paper_is_trending(renderer: Renderer) -> None:
+    digest = trending_digest()
+    digest = replace(digest, sections=digest.sections[:1])
+    intro = renderer.render(digest, links("ada@example.org")).text.split("\n\n")[1]
+    assert intro == ("Here is 1 paper on GNN that you have not seen yet, and the research\n"
+                     "community is excited about it right now.")

@@ -196,3 +196,96 @@ def test_edition_is_the_local_date_or_iso_week(now: datetime, zone: str, daily: 
 def test_naive_now_is_taken_as_utc() -> None:
     naive = datetime(2026, 11, 29, 23, 30)
     assert edition_for(subscriber("t", timezone="Europe/Paris"), naive) == "2026-11-30"
+
+
+# -- trending ----------------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def hot(id: str, upvotes: int, hours_ago: float, title: str = "") -> Paper:
+    return Paper(id=id, title=title or id.upper(), abstract="", upvotes=upvotes,
+                 listed_at=NOW - timedelta(hours=hours_ago))
+
+
+def test_the_trending_section_opens_the_digest_ordered_by_trending_times_relevance() -> None:
+    # Hand-made: pick = upvotes / (hours + 2) ** 1.8 * relevance.
+    big_old, small_new, middling = hot("a", 100, 48), hot("b", 10, 1), hot("c", 30, 6)
+    calm = paper("d", "D")  # no engagement data: never trending
+    ranker = StubRanker({"gnn": [(big_old, 1.0), (calm, 0.9)],
+                         "ot": [(small_new, 0.1), (middling, 0.5)]})
+    digest = build_digest(subscriber("gnn", "ot"), ranker, (), "e", NOW)
+    trending, *rest = digest.sections
+    assert (trending.topic, trending.trending) == ("Trending", True)
+    picks = {i.paper.id: i.score for i in trending.items}
+    assert picks == pytest.approx({"c": 30 / 8 ** 1.8 * 0.5,  # 0.355
+                                   "b": 10 / 3 ** 1.8 * 0.1,  # 0.138
+                                   "a": 100 / 50 ** 1.8 * 1.0})  # 0.087
+    assert [i.paper.id for i in trending.items] == ["c", "b", "a"]
+    # Relevance matters: "b" is the hottest paper but barely on topic, so "c" leads.
+    assert [(s.topic, [i.paper.id for i in s.items]) for s in rest] == [("gnn", ["d"])]
+    assert trending.items[0].topic == "ot"
+    assert trending.items[0].reason == "trending: 30 upvotes; matches: ot (title)"
+
+
+def test_trending_takes_at_most_three_slots_and_a_third_of_max_papers() -> None:
+    papers = [hot(f"p{n}", 100 - n, 5) for n in range(8)]
+    ranker = StubRanker({"t": [(p, 1.0) for p in papers]})
+    ten = build_digest(subscriber("t", max_papers=10), ranker, (), "e", NOW)
+    assert [len(s.items) for s in ten.sections] == [3, 5]
+    assert ten.paper_ids == [f"p{n}" for n in range(8)]  # each paper once
+    six = build_digest(subscriber("t", max_papers=6), ranker, (), "e", NOW)
+    assert [len(s.items) for s in six.sections] == [2, 4]
+    one = build_digest(subscriber("t", max_papers=1), ranker, (), "e", NOW)
+    assert [(s.trending, len(s.items)) for s in one.sections] == [(True, 1)]
+
+
+def test_sent_and_excluded_papers_never_trend() -> None:
+    a, b, c = hot("a", 90, 2), hot("b", 80, 2), hot("c", 70, 2)
+    ranker = StubRanker({"t": [(a, 1.0), (b, 1.0), (c, 1.0)], "x": [(b, 1.0)]})
+    digest = build_digest(subscriber("t", exclude=("x",)), ranker, {"a"}, "e", NOW)
+    assert digest.paper_ids == ["c"]
+
+
+def test_a_trending_paper_far_from_every_topic_does_not_appear() -> None:
+    viral = Paper(id="viral", title="Scaling Laws for Video Diffusion Models",
+                  abstract="Bigger video models.", upvotes=5000, listed_at=NOW)
+    gnn = Paper(id="gnn", title="Graph Neural Networks at Scale", abstract="Big graphs.",
+                upvotes=6, listed_at=NOW - timedelta(hours=30))
+    digest = build_digest(subscriber("GNN"), Ranker([viral, gnn]), (), "e", NOW)
+    assert digest.paper_ids == ["gnn"] and digest.sections[0].trending
+
+
+def test_without_engagement_data_the_digest_is_relevance_and_freshness_only(
+        ranker: Ranker) -> None:
+    digest = build_digest(subscriber("optimal transport", "GNN"), ranker, (), "e", NOW)
+    assert not any(s.trending for s in digest.sections)
+    assert not any("trending" in item.reason for item in digest.items)
+    assert [s.topic for s in digest.sections] == ["optimal transport", "GNN"]
+
+
+def test_a_digest_from_the_fixture_day_opens_with_the_trending_papers_on_its_topics(
+        tmp_path: Path) -> None:
+    from newsletter import catalog, store
+    from newsletter.render import Renderer
+    from newsletter.tokens import links_for
+
+    engine = store.connect(f"sqlite:///{tmp_path}/day.db")
+    names = ["seed_page.txt", "arxiv_api.xml", "arxiv_rss.xml", "hf_daily.json", "papers.jsonl"]
+    assert catalog.ingest(engine, [FIXTURES / n for n in names], NOW).rejected == []
+    digest = build_digest(subscriber("GNN", "PINNs"), Ranker(store.load_papers(engine)), (),
+                          "2026-11-23", NOW)
+    trending, gnn = digest.sections
+    # Trending on HF that day, in score order: 2611.03456 (video diffusion, 250 upvotes) is
+    # the hottest but on neither topic; 2611.07890 has 2 upvotes, too few to trend.
+    assert [i.paper.id for i in trending.items] == ["2611.01234", "2611.02345", "2611.05678"]
+    assert [(gnn.topic, [i.paper.id for i in gnn.items])] == [("GNN", ["2611.07890"])]
+    assert "2611.03456" not in digest.paper_ids
+    renderer = Renderer(Path(__file__).resolve().parents[1] / "templates",
+                        base_url="https://p.example", site_name="Papers")
+    links = links_for("ada@example.org", secret="s", base_url="https://p.example",
+                      mailto="u@p.example")
+    text = renderer.render(digest, links).text
+    assert "Trending in your topics (3 papers)" in text
+    assert "87 upvotes" in text and "Code: https://github.com/example/forwardgnn (412 stars)" in text
+    assert "Namyong Park, Xing Wang, Antoine Simoulin et al." in text

@@ -16,6 +16,7 @@ import pytest
 from smtp_server import DROP, Rule, SmtpServer
 
 from newsletter.errors import ConfigError, SendError
+from newsletter.faults import classify
 from newsletter.models import Outgoing
 from newsletter.settings import Settings
 from newsletter.transport import OutboxTransport, SmtpTransport, make_transport
@@ -225,17 +226,33 @@ async def test_smtp_5xx_for_one_recipient_is_permanent_and_others_still_go(
     assert server.connections_opened == 1  # a refusal does not cost the connection
 
 
-@pytest.mark.parametrize("stage", ["rcpt", "data"])
-async def test_smtp_4xx_is_a_temporary_send_error(smtp_server_factory: Factory,
-                                                  stage: str) -> None:
-    server = smtp_server_factory(rules=[Rule("451 4.3.0 try later", at=stage)])
+@pytest.mark.parametrize(("at", "stage"), [("rcpt", "rcpt"), ("data_command", "data"),
+                                           ("data", "message")])
+async def test_smtp_4xx_at_any_stage_is_retried_and_keeps_the_connection(
+        smtp_server_factory: Factory, at: str, stage: str) -> None:
+    server = smtp_server_factory(rules=[Rule("451 4.3.0 try later", at=at, times=1)])
+    async with smtp(server, connections=1) as transport:
+        with pytest.raises(SendError) as caught:
+            await transport.send(outgoing("a@example.org"))
+        await transport.send(outgoing("b@example.org"))
+
+    error = caught.value
+    assert (error.code, error.permanent, error.stage) == (451, False, stage)
+    assert "4.3.0 try later" in error.reply
+    assert classify(error).kind == "retry"
+    # the server said no in so many words: the session (after RSET) carries the next message
+    assert server.recipients() == ["b@example.org"]
+    assert server.connections_opened == 1
+
+
+async def test_smtp_550_at_rcpt_is_permanent_at_stage_rcpt(smtp_server_factory: Factory) -> None:
+    server = smtp_server_factory(rules=[Rule("550 5.1.1 no such user", at="rcpt")])
     async with smtp(server) as transport:
         with pytest.raises(SendError) as caught:
             await transport.send(outgoing())
 
-    assert (caught.value.code, caught.value.permanent) == (451, False)
-    assert "4.3.0 try later" in caught.value.reply
-    assert server.messages == []
+    assert (caught.value.code, caught.value.stage) == (550, "rcpt")
+    assert classify(caught.value).kind == "permanent"
 
 
 async def test_smtp_every_third_message_deferred(smtp_server_factory: Factory) -> None:
@@ -252,7 +269,24 @@ async def test_smtp_every_third_message_deferred(smtp_server_factory: Factory) -
     assert len(server.messages) == 6
 
 
-async def test_smtp_drop_mid_data_is_temporary_and_next_send_reconnects(
+@pytest.mark.parametrize(("at", "stage"), [("rcpt", "rcpt"), ("data_command", "data")])
+async def test_smtp_drop_before_the_body_is_retried_on_a_fresh_connection(
+        smtp_server_factory: Factory, at: str, stage: str) -> None:
+    server = smtp_server_factory(rules=[Rule(DROP, at=at, recipient="victim@example.org")])
+    async with smtp(server, connections=1) as transport:
+        await transport.send(outgoing("a@example.org"))
+        with pytest.raises(SendError) as caught:
+            await transport.send(outgoing("victim@example.org"))
+        await transport.send(outgoing("b@example.org"))
+
+    error = caught.value
+    assert (error.code, error.permanent, error.stage) == (None, False, stage)
+    assert classify(error).kind == "retry"
+    assert server.recipients() == ["a@example.org", "b@example.org"]
+    assert [m.connection for m in server.messages] == [1, 2]
+
+
+async def test_smtp_drop_after_the_whole_message_is_uncertain_and_next_send_reconnects(
         smtp_server_factory: Factory) -> None:
     server = smtp_server_factory(rules=[Rule(DROP, at="data", recipient="victim@example.org")])
     async with smtp(server, connections=1) as transport:
@@ -261,7 +295,10 @@ async def test_smtp_drop_mid_data_is_temporary_and_next_send_reconnects(
             await transport.send(outgoing("victim@example.org"))
         await transport.send(outgoing("b@example.org"))
 
-    assert (caught.value.code, caught.value.permanent) == (None, False)
+    error = caught.value
+    assert (error.code, error.permanent, error.stage) == (None, False, "message")
+    assert classify(error).kind == "uncertain"
+    assert "may have accepted" in error.reply and "uncertain failure" in str(error)
     assert server.recipients() == ["a@example.org", "b@example.org"]
     assert [m.connection for m in server.messages] == [1, 2]
 
@@ -274,17 +311,43 @@ async def test_smtp_421_discards_the_connection(smtp_server_factory: Factory) ->
         await transport.send(outgoing("b@example.org"))
 
     assert (caught.value.code, caught.value.permanent) == (421, False)
+    assert classify(caught.value).kind == "retry"
     assert server.recipients() == ["b@example.org"]
     assert server.connections_opened == 2
 
 
-async def test_smtp_slow_server_times_out_as_temporary(smtp_server_factory: Factory) -> None:
-    server = smtp_server_factory(data_delay=3)
-    async with smtp(server, timeout=0.3) as transport:
+async def test_smtp_timeout_waiting_for_the_final_reply_is_uncertain(
+        smtp_server_factory: Factory) -> None:
+    server = smtp_server_factory(data_delay=3)  # the delay starts after the body was received
+    async with smtp(server, timeout=0.3, connections=1) as transport:
         with pytest.raises(SendError) as caught:
             await transport.send(outgoing())
 
-    assert (caught.value.code, caught.value.permanent) == (None, False)
+    error = caught.value
+    assert (error.code, error.permanent, error.stage) == (None, False, "message")
+    assert classify(error).kind == "uncertain"
+
+
+async def test_smtp_non_ascii_address_goes_out_with_smtputf8(smtp_server: SmtpServer) -> None:
+    async with smtp(smtp_server) as transport:
+        await transport.send(outgoing("jürgen@example.org"))
+
+    assert smtp_server.recipients() == ["jürgen@example.org"]
+
+
+async def test_smtp_non_ascii_address_without_smtputf8_is_permanent_and_keeps_the_connection(
+        smtp_server_factory: Factory) -> None:
+    server = smtp_server_factory(smtputf8=False)
+    async with smtp(server, connections=1) as transport:
+        with pytest.raises(SendError) as caught:
+            await transport.send(outgoing("jürgen@example.org"))
+        await transport.send(outgoing("b@example.org"))
+
+    assert (caught.value.permanent, caught.value.stage) == (True, "mail")
+    assert classify(caught.value).kind == "permanent"
+    assert "SMTPUTF8" in caught.value.reply
+    assert server.recipients() == ["b@example.org"]
+    assert server.connections_opened == 1
 
 
 async def test_smtp_sender_refused_is_a_config_error(smtp_server_factory: Factory) -> None:
@@ -368,6 +431,7 @@ async def test_smtp_refused_after_a_working_connection_is_temporary(
 
     assert [(e.code, e.permanent) for e in errors] == [(None, False), (None, False)]
     assert f"cannot connect to SMTP server {server.host}:" in errors[1].reply
+    assert (errors[1].stage, classify(errors[1]).kind) == ("connect", "retry")
 
 
 @pytest.mark.parametrize("security", ["starttls", "tls"])
@@ -454,8 +518,7 @@ def test_a_process_configured_by_environment_delivers_to_the_server(
               "asyncio.run(main())\n")
     env = {**os.environ, **server.env()}
     result = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60,
-                            )
+                            capture_output=True, text=True, timeout=60, check=False)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("250 ")

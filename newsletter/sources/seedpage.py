@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from ..catalog import paper_slug
+from .ids import paper_slug
 from ..models import Link, Paper, Problem
 
 BOILERPLATE = (

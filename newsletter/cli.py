@@ -78,7 +78,7 @@ def _warn(problems: list[Any]) -> None:
         err.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
 
 
-def _ingest(engine: Engine, paths: list[Path]) -> catalog.IngestReport:
+def _ingest(engine: Engine, paths: list[Any]) -> catalog.IngestReport:
     with _progress() as bar:
         task = bar.add_task("Ingesting", total=len(catalog.expand_paths(paths)))
         report = schedule.ingest_exclusive(engine, paths, store.utcnow(), ledger.lock_owner(),
@@ -96,27 +96,32 @@ def _sync(engine: Engine, settings: Settings) -> None:
 def _ensure_catalog(engine: Engine, settings: Settings) -> None:
     if store.count_papers(engine) == 0:
         err.print("The catalog is empty: ingesting " + ", ".join(settings.sources))
-        report = _ingest(engine, [Path(source) for source in settings.sources])
+        report = _ingest(engine, list(settings.sources))
         err.print(f"Catalog: {store.count_papers(engine)} papers from {report.files} files.")
 
 
 @app.command()
 @friendly
 def ingest(
-    paths: Optional[list[Path]] = typer.Argument(
-        None, help="Files or folders to read. Default: the configured sources "
-                   "(NEWSLETTER_SOURCES, normally seeds/)."),
+    paths: Optional[list[str]] = typer.Argument(
+        None, help="Files, folders or http(s) URLs: saved papers-site pages (.txt), Hugging "
+                   "Face daily papers JSON, arXiv Atom or RSS, or JSON Lines; the format is "
+                   "detected. Default: the configured sources (NEWSLETTER_SOURCES, seeds/)."),
 ) -> None:
     """Read catalog sources into the database; safe to repeat (idempotent).
+
+    URLs are fetched with conditional requests (ETag / Last-Modified), so an unchanged feed
+    costs one 304. A failing source is reported and the others go on.
 
     Reports how many papers are new, updated, unchanged, and every rejected entry with its
     file and line. Rejected entries are skipped; nothing already stored is lost.
     """
     settings, engine = _open()
-    report = _ingest(engine, paths or [Path(source) for source in settings.sources])
-    out.print(f"Ingested {report.files} files: [bold]{report.new}[/] new, {report.updated} "
-              f"updated, {report.unchanged} unchanged, {len(report.rejected)} rejected. "
-              f"The catalog holds {store.count_papers(engine)} papers.")
+    report = _ingest(engine, list(paths or settings.sources))
+    not_modified = f", {report.not_modified} not modified since last fetch" if report.not_modified else ""
+    out.print(f"Ingested {report.files} sources: [bold]{report.new}[/] new, {report.updated} "
+              f"updated, {report.unchanged} unchanged, {len(report.rejected)} rejected"
+              f"{not_modified}. The catalog holds {store.count_papers(engine)} papers.")
 
 
 @subscribers_app.command("check")

@@ -67,7 +67,7 @@ async def lease(engine: Engine, name: str, owner: str) -> AsyncIterator[None]:
         ledger.release(engine, name, owner)
 
 
-def ingest_exclusive(engine: Engine, paths: list[Path], now: datetime, owner: str,
+def ingest_exclusive(engine: Engine, paths: list[Path | str], now: datetime, owner: str,
                      progress: Callable[..., object] | None = None,
                      wait: float = 60.0) -> catalog.IngestReport:
     """Ingest under the ``ingest`` lease: two processes never insert the same papers at once."""
@@ -153,7 +153,7 @@ def ingest_job() -> None:
     if rt is None or rt.stop.is_set():
         return
     try:
-        report = ingest_exclusive(rt.engine, [Path(p) for p in rt.settings.sources], rt.clock(),
+        report = ingest_exclusive(rt.engine, list(rt.settings.sources), rt.clock(),
                                   rt.owner, wait=0)
     except Busy:
         return  # another scheduler is ingesting the same sources right now

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 
 from sqlalchemy import (
     JSON, Boolean, Column, Date, DateTime, Engine, ForeignKey, Integer, MetaData, String, Table,
-    Text, UniqueConstraint, create_engine, event, func, insert, select, update,
+    Text, UniqueConstraint, create_engine, event, func, insert, inspect, select, text, update,
 )
 from sqlalchemy.exc import DatabaseError, IntegrityError
 
@@ -132,7 +132,21 @@ def connect(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     create_tables(engine, metadata)
+    _add_missing_columns(engine)
     return engine
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """A database made by an older version lacks the columns added since; those are nullable,
+    so ``ALTER TABLE ... ADD COLUMN`` brings it up to date without a migration tool."""
+    present = inspect(engine)
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            have = {column["name"] for column in present.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in have and column.nullable:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
 def create_tables(engine: Engine, tables: MetaData) -> None:

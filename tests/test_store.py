@@ -39,3 +39,16 @@ def test_an_address_dropped_from_the_files_is_removed_and_can_come_back(engine: 
 def test_the_generated_signing_key_is_made_once_and_kept(engine: Engine) -> None:
     key = store.secret_key(engine)
     assert len(key) >= 40 and store.secret_key(engine) == key
+
+
+def test_a_database_from_an_older_version_gains_the_new_columns(database_url: str) -> None:
+    from sqlalchemy import inspect, text
+    engine = store.connect(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE deliveries DROP COLUMN next_attempt_at"))
+        conn.execute(text("ALTER TABLE papers DROP COLUMN ai_summary"))
+    engine.dispose()
+    engine = store.connect(database_url)
+    assert "next_attempt_at" in {c["name"] for c in inspect(engine).get_columns("deliveries")}
+    assert "ai_summary" in {c["name"] for c in inspect(engine).get_columns("papers")}
+    engine.dispose()

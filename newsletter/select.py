@@ -51,8 +51,9 @@ def build_digest(subscriber: Subscriber, ranker: Ranker, sent: Collection[str],
 
     Candidates: papers relevant to a topic, minus those already ``sent`` to this subscriber
     and those relevant to any of their excluded topics. Each paper appears once: in the
-    Trending section when it is one of the top trending candidates, else under its
-    best-scoring topic; ``max_papers`` in all, topic sections in the subscriber's order.
+    Trending section when it is one of the top trending candidates, else under the topic that
+    picked it, the topics taking turns (``_fair``); ``max_papers`` in all, topic sections in
+    the subscriber's order.
     """
     limit = subscriber.max_papers
     topics = tuple(dict.fromkeys(subscriber.topics))  # a repeated topic would repeat its section
@@ -67,7 +68,7 @@ def build_digest(subscriber: Subscriber, ranker: Ranker, sent: Collection[str],
     slots = min(TRENDING_SLOTS, max(1, limit // 3))
     trending = _best(ranker, topics, "trending", now, skip, slots)
     chosen = {item.paper.id for item in trending}
-    rest = _best(ranker, topics, "relevant", now, lambda pid: pid in chosen or skip(pid),
+    rest = _fair(ranker, topics, now, lambda pid: pid in chosen or skip(pid),
                  limit - len(trending))
     sections = _sections(topics, rest)
     if trending:
@@ -99,10 +100,53 @@ def _best(ranker: Ranker, topics: Sequence[str], kind: str, now: datetime,
     return sorted(best.values(), key=_item_order)[:max(limit, 0)]
 
 
+def _fair(ranker: Ranker, topics: Sequence[str], now: datetime, skip: Callable[[str], bool],
+          limit: int) -> list[DigestItem]:
+    """Up to ``limit`` items, the topics taking turns in the subscriber's order, each its own
+    next best eligible paper: a topic whose papers score lower (GNN papers abound, PINN papers
+    are fewer and rarer-worded) still gets its share instead of being crowded out."""
+    queues = {topic: iter(_ranked(ranker, topic, "relevant", now)) for topic in topics}
+    chosen: dict[str, DigestItem] = {}
+    while queues and len(chosen) < limit:
+        for topic in list(queues):
+            if len(chosen) >= limit:
+                break
+            item = next((i for i in queues[topic]
+                         if i.paper.id not in chosen and not skip(i.paper.id)), None)
+            if item is None:
+                del queues[topic]
+            else:
+                chosen[item.paper.id] = item
+    # The set is fair; each paper is still shown under the topic it matches best.
+    return sorted((_best_filing(ranker, topics, now, item) for item in chosen.values()),
+                  key=_item_order)
+
+
+def _best_filing(ranker: Ranker, topics: Sequence[str], now: datetime,
+                 item: DigestItem) -> DigestItem:
+    for topic in topics:  # strictly better only: a tie stays under the earlier topic
+        other = _indexed(ranker, topic, now).get(item.paper.id)
+        if other is not None and other.score > item.score:
+            item = other
+    return item
+
+
+def _indexed(ranker: Ranker, topic: str, now: datetime) -> dict[str, DigestItem]:
+    memo = _BY_ID.setdefault(ranker, {})
+    key = (topic, now)
+    if key not in memo:
+        if memo and next(iter(memo))[1] != now:
+            memo.clear()
+        memo[key] = {item.paper.id: item for item in _ranked(ranker, topic, "relevant", now)}
+    return memo[key]
+
+
 # Per ranker, per run time: each topic's items of each kind ("relevant": matches with freshness
 # blended in; "trending": trending matches blended with relevance), in digest order. Shared by
 # every subscriber of the run, like the ranker's own memo; weak, so it goes with the ranker.
 _BLENDED: WeakKeyDictionary[Ranker, dict[tuple[str, str, datetime], tuple[DigestItem, ...]]] = (
+    WeakKeyDictionary())
+_BY_ID: WeakKeyDictionary[Ranker, dict[tuple[str, datetime], dict[str, DigestItem]]] = (
     WeakKeyDictionary())
 
 

@@ -289,3 +289,12 @@ def test_a_digest_from_the_fixture_day_opens_with_the_trending_papers_on_its_top
     assert "Trending in your topics (3 papers)" in text
     assert "87 upvotes" in text and "Code: https://github.com/example/forwardgnn (412 stars)" in text
     assert "Namyong Park, Xing Wang, Antoine Simoulin et al." in text
+
+
+def test_topics_take_turns_so_a_rarer_topic_is_not_crowded_out() -> None:
+    ranker = Ranker(seed_catalog())
+    digest = build_digest(subscriber("GNN", "PINNs", max_papers=10), ranker, set(), "e", NOW)
+    assert digest is not None
+    sizes = {section.topic: len(section.items) for section in digest.sections}
+    assert sizes["GNN"] >= 4 and sizes["PINNs"] >= 4, sizes
+    assert sum(sizes.values()) == 10

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from . import ledger, store
 from .errors import ConfigError, SendError
 from .faults import backoff, classify
-from .message import build_message
+from .message import Letterhead
 from .models import Digest, Outgoing, RenderedDigest, Subscriber, SubscriberLinks
 from .rank import Ranker
 from .render import Renderer
@@ -49,6 +49,12 @@ class Pipeline:
     renderer: Renderer
     secret: str
     now: datetime
+    letterhead: Letterhead = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.letterhead = Letterhead(
+            from_address=self.settings.from_address, from_name=self.settings.from_name,
+            list_id=self.settings.list_id_value, now=self.now)
 
     @classmethod
     def build(cls, engine: Engine, settings: Settings, now: datetime) -> Pipeline:
@@ -70,10 +76,7 @@ class Pipeline:
             return None
         links = self.links(subscriber.email)
         rendered = self.renderer.render(digest, links)
-        message = build_message(
-            digest, rendered, links, from_address=self.settings.from_address,
-            from_name=self.settings.from_name, list_id=self.settings.list_id_value, now=self.now)
-        return Composed(digest, links, rendered, message)
+        return Composed(digest, links, rendered, self.letterhead.build(digest, rendered, links))
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,24 @@
 """A rendered digest -> the RFC 5322 bytes handed to the transport.
 
-Built with the standard library's ``email`` package so that names and subjects are encoded
-(RFC 2047) and addresses quoted by code that knows the rules, never by string pasting.
+Assembled directly rather than through ``email.message.EmailMessage``: the library's header
+parsing and generator cost ~5 ms a message, 70% of composing a digest, and none of it is needed
+for a fixed structure. The encoding itself still comes from the standard library: names and
+subjects from ``email.header.Header`` and ``formataddr`` (RFC 2047, quoting), bodies from
+``binascii.b2a_qp`` (quoted-printable, lines of at most 76 characters). Tests parse every
+message back with the library's strict policy and compare.
 """
 
 from __future__ import annotations
 
+import binascii
+import os
+import random
 import re
+import sys
 from datetime import datetime
+from email.header import Header
 from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import EmailPolicy, SMTP
-from email.utils import format_datetime, formataddr, make_msgid
-from typing import Any
+from email.utils import format_datetime, formataddr
 
 from .models import Digest, Outgoing, RenderedDigest, SubscriberLinks
 
@@ -20,81 +26,79 @@ from .models import Digest, Outgoing, RenderedDigest, SubscriberLinks
 # in a name or subject; refusing them up front is what keeps a header from being injected.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 _LIST_ID = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+$")
-# Headers whose values are URLs or ids: the library would fold an over-long one by turning it into
-# RFC 2047 encoded words, which no mail client decodes back into a link.
-_VERBATIM = frozenset({"list-unsubscribe", "list-id"})
+CRLF = "\r\n"
+_PART = ('Content-Type: text/{subtype}; charset="utf-8"' + CRLF
+         + "Content-Transfer-Encoding: quoted-printable" + CRLF + CRLF)
 
 
-class _Policy(EmailPolicy):
-    """policy.SMTP, except that the URL headers are kept as given (already ASCII and checked) and
-    folded between their <...> items only."""
+class Letterhead:
+    """What every message of a run shares (sender, list, date), encoded once per run."""
 
-    def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
-        if name.lower() in _VERBATIM:
-            return name, value
-        return super().header_store_parse(name, value)
+    def __init__(self, *, from_address: str, from_name: str, list_id: str, now: datetime) -> None:
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError("build_message needs a timezone-aware 'now' for the Date header")
+        self.sender = make_address("From", from_name, from_address)
+        self.head = (f"From: {_address(self.sender)}{CRLF}"
+                     f"Date: {format_datetime(now)}{CRLF}"
+                     f"List-Id: {list_id_header(from_name, list_id)}{CRLF}")
+        self._rng = random.Random(os.urandom(16))
 
-    def fold(self, name: str, value: Any) -> str:
-        if name.lower() in _VERBATIM:
-            return _fold_list(name, str(value), self.linesep)
-        return super().fold(name, value)
+    def build(self, digest: Digest, rendered: RenderedDigest, links: SubscriberLinks) -> Outgoing:
+        """multipart/alternative (text/plain first, text/html last), with the headers bulk
+        senders need: List-Id, List-Unsubscribe (https and mailto), RFC 8058 one-click."""
+        subscriber = digest.subscriber
+        recipient = make_address("To", subscriber.name, subscriber.email)
+        _check_line("Subject", rendered.subject, subscriber.email)
+        message_id = f"<{self._rng.getrandbits(96):024x}.{digest.edition}@{self.sender.domain}>"
+        boundary = "=" * 15 + repr(self._rng.randrange(sys.maxsize)) + "=="
+        head = (f"{self.head}To: {_address(recipient)}{CRLF}"
+                f"Subject: {_text_header('Subject', rendered.subject)}{CRLF}"
+                f"Message-ID: {message_id}{CRLF}"
+                f"List-Unsubscribe: {unsubscribe_header(links).replace(', <', ',' + CRLF + ' <')}"
+                f"{CRLF}List-Unsubscribe-Post: List-Unsubscribe=One-Click{CRLF}"
+                f"MIME-Version: 1.0{CRLF}"
+                f'Content-Type: multipart/alternative;{CRLF} boundary="{boundary}"{CRLF}{CRLF}')
+        data = b"".join((
+            head.encode("ascii"),
+            f"--{boundary}{CRLF}{_PART.format(subtype='plain')}".encode("ascii"),
+            _quoted_printable(rendered.text),
+            f"{CRLF}--{boundary}{CRLF}{_PART.format(subtype='html')}".encode("ascii"),
+            _quoted_printable(rendered.html),
+            f"{CRLF}--{boundary}--{CRLF}".encode("ascii"),
+        ))
+        return Outgoing(message_id=message_id, sender=self.sender.addr_spec,
+                        recipient=recipient.addr_spec, data=data, edition=digest.edition)
 
-    def fold_binary(self, name: str, value: Any) -> bytes:
-        if name.lower() in _VERBATIM:
-            return _fold_list(name, str(value), self.linesep).encode("ascii")
-        return super().fold_binary(name, value)
+
+def build_message(digest: Digest, rendered: RenderedDigest, links: SubscriberLinks, *,
+                  from_address: str, from_name: str, list_id: str, now: datetime) -> Outgoing:
+    """One message; a run builds its :class:`Letterhead` once and calls ``build`` instead."""
+    letterhead = Letterhead(from_address=from_address, from_name=from_name, list_id=list_id,
+                            now=now)
+    return letterhead.build(digest, rendered, links)
 
 
-POLICY = _Policy() + SMTP
+def _quoted_printable(text: str) -> bytes:
+    """The body ends with a line break of its own (as the email package makes it); the CRLF
+    before the next boundary belongs to the boundary."""
+    text = text.replace("\r\n", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
 
 
-def _fold_list(name: str, value: str, linesep: str) -> str:
-    # The values were checked to be ASCII without line breaks; folding before each "<" of a
-    # "<a>, <b>" list keeps every URL whole on its own line.
-    return f"{name}: " + value.replace(", <", f",{linesep} <") + linesep
+def _address(address: Address) -> str:
+    name = address.display_name
+    if name.isascii():
+        return formataddr((name, address.addr_spec))  # quotes a name with specials
+    return f"{_text_header('To', name)} <{address.addr_spec}>"
 
 
-def build_message(
-    digest: Digest,
-    rendered: RenderedDigest,
-    links: SubscriberLinks,
-    *,
-    from_address: str,
-    from_name: str,
-    list_id: str,
-    now: datetime,
-) -> Outgoing:
-    """multipart/alternative (text/plain first, text/html last), with the headers bulk senders
-    need: List-Id, List-Unsubscribe (https and mailto) and RFC 8058 one-click unsubscribe."""
-    subscriber = digest.subscriber
-    sender = make_address("From", from_name, from_address)
-    recipient = make_address("To", subscriber.name, subscriber.email)
-    _check_line("Subject", rendered.subject, subscriber.email)
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("build_message needs a timezone-aware 'now' for the Date header")
-    message_id = make_msgid(domain=sender.domain)
-
-    msg = EmailMessage(policy=POLICY)
-    msg["From"] = sender
-    msg["To"] = recipient
-    msg["Subject"] = rendered.subject
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = message_id
-    msg["List-Id"] = list_id_header(from_name, list_id)
-    msg["List-Unsubscribe"] = unsubscribe_header(links)
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    # quoted-printable keeps the parts readable and every line under the 78-character limit.
-    msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
-    for part in msg.iter_parts():
-        del part["MIME-Version"]  # add_alternative repeats it in the part; once at the top is right
-    return Outgoing(
-        message_id=message_id,
-        sender=sender.addr_spec,
-        recipient=recipient.addr_spec,
-        data=msg.as_bytes(),
-        edition=digest.edition,
-    )
+def _text_header(name: str, value: str) -> str:
+    """ASCII as it is; anything else as RFC 2047 encoded words, folded with CRLF."""
+    if value.isascii() and len(value) < 900:
+        return value
+    return Header(value, "utf-8", header_name=name).encode(linesep=CRLF)
 
 
 def make_address(field: str, name: str, address: str) -> Address:

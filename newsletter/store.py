@@ -7,8 +7,9 @@ PostgreSQL. The delivery tables' queries live in ``ledger.py``.
 from __future__ import annotations
 
 import secrets
+import time as time_module
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import (
@@ -151,11 +152,15 @@ def _add_missing_columns(engine: Engine) -> None:
 
 def create_tables(engine: Engine, tables: MetaData) -> None:
     """``create_all``, safe when several processes open a new database at the same moment:
-    the loser of the race finds the tables on its second look."""
-    try:
-        tables.create_all(engine)
-    except DatabaseError:
-        tables.create_all(engine)
+    a process that loses the race for one table looks again, past the tables made meanwhile."""
+    for attempt in range(20):
+        try:
+            tables.create_all(engine)
+            return
+        except DatabaseError:
+            if attempt == 19:
+                raise
+            time_module.sleep(0.05)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -356,3 +361,165 @@ def set_subscriber_status(engine: Engine, email: str, status: str) -> bool:
                               .values(status=status, updated_at=utcnow()))
         return result.rowcount > 0
 
+
+
+# -- self-service (`newsletter serve`) ----------------------------------------------------
+
+# Sign-ups waiting for their confirmation link. Kept apart from `subscribers` so that an
+# unconfirmed request never touches a real subscriber's row (nor its "unsubscribed").
+signups = Table(
+    "signups", metadata,
+    Column("email", String(320), primary_key=True),
+    Column("topics", JSON, nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("emailed_at", DateTime(timezone=True)),
+)
+
+# One row per reader and paper: a paper's click count grows once per reader, so reloading a
+# tracked link cannot inflate "trending".
+clicks = Table(
+    "clicks", metadata,
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id"), primary_key=True),
+    Column("paper_id", String(200), primary_key=True),
+    Column("clicked_at", DateTime(timezone=True), nullable=False),
+)
+
+SIGNUP_KEPT_FOR = timedelta(days=30)
+
+
+def subscriber_status(engine: Engine, email: str) -> str | None:
+    with engine.connect() as conn:
+        return conn.scalar(select(subscribers.c.status)
+                           .where(subscribers.c.email == email.lower()))
+
+
+def request_signup(engine: Engine, email: str, topics: Sequence[str], *,
+                   resend_after: timedelta, now: datetime | None = None) -> tuple[str | None, bool]:
+    """Remember a sign-up request (the latest topics win) until it is confirmed.
+
+    Returns the address's current status (None: not a subscriber) and whether an email may
+    go out now: at most one per ``resend_after``, so the form cannot flood a stranger's inbox.
+    """
+    now, email = now or utcnow(), email.lower()
+    with engine.begin() as conn:
+        conn.execute(signups.delete().where(signups.c.requested_at < now - SIGNUP_KEPT_FOR))
+        emailed = conn.execute(select(signups.c.emailed_at)
+                               .where(signups.c.email == email)).first()
+        send = emailed is None or emailed[0] is None or as_utc(emailed[0]) <= now - resend_after
+        values = {"topics": list(topics), "requested_at": now}
+        if send:
+            values["emailed_at"] = now
+        if emailed is None:
+            conn.execute(insert(signups).values(email=email, **values))
+        else:
+            conn.execute(update(signups).where(signups.c.email == email).values(**values))
+        status = conn.scalar(select(subscribers.c.status).where(subscribers.c.email == email))
+    return status, send
+
+
+def confirm_signup(engine: Engine, email: str, now: datetime | None = None) -> Subscriber | None:
+    """Make the address active with the topics it asked for; None when no request waits.
+
+    A returning address keeps its other preferences; it becomes ``origin="web"`` and
+    self-managed, so neither the removal of a file entry nor the entry itself undoes this.
+    """
+    now, email = now or utcnow(), email.lower()
+    with engine.begin() as conn:
+        request = conn.execute(select(signups).where(signups.c.email == email)).first()
+        if request is None:
+            return None
+        values = {"topics": list(request.topics), "status": "active", "origin": "web",
+                  "self_managed": True, "updated_at": now}
+        found = conn.execute(update(subscribers).where(subscribers.c.email == email)
+                             .values(**values))
+        if found.rowcount == 0:
+            fresh = _subscriber_row(Subscriber(email=email, name="", topics=()))
+            conn.execute(insert(subscribers).values({**fresh, **values, "created_at": now}))
+        conn.execute(signups.delete().where(signups.c.email == email))
+    return load_subscribers(engine, statuses=None, email=email)[0]
+
+
+def unsubscribe(engine: Engine, email: str) -> bool:
+    """Stop every digest to ``email`` now and for good (until they subscribe again
+    themselves); False when the address is not on the list. Idempotent."""
+    with engine.begin() as conn:
+        conn.execute(update(subscribers)
+                     .where(subscribers.c.email == email.lower(),
+                            subscribers.c.status != "unsubscribed")
+                     .values(status="unsubscribed", updated_at=utcnow()))
+        return conn.scalar(select(func.count()).select_from(subscribers)
+                           .where(subscribers.c.email == email.lower())) == 1
+
+
+def update_preferences(engine: Engine, subscriber: Subscriber) -> bool:
+    """Store what the person chose on the preferences page (matched by email, status left as
+    it is) and mark it self-managed, so the subscribers/ files no longer overwrite it."""
+    row = _subscriber_row(subscriber)
+    del row["email"], row["origin"]
+    with engine.begin() as conn:
+        result = conn.execute(update(subscribers)
+                              .where(subscribers.c.email == subscriber.email.lower())
+                              .values(**row, self_managed=True, updated_at=utcnow()))
+        return result.rowcount > 0
+
+
+def load_paper(engine: Engine, paper_id: str) -> Paper | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(papers).where(papers.c.id == paper_id)).first()
+    return _paper(row) if row else None
+
+
+def record_click(engine: Engine, subscriber_id: int, paper_id: str,
+                 now: datetime | None = None) -> bool:
+    """Count a reader's click on a paper once; False when it was counted before (or the
+    reader is unknown)."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(clicks).values(subscriber_id=subscriber_id, paper_id=paper_id,
+                                               clicked_at=now or utcnow()))
+            conn.execute(update(papers).where(papers.c.id == paper_id)
+                         .values(clicks=func.coalesce(papers.c.clicks, 0) + 1))
+    except IntegrityError:
+        return False
+    return True
+
+
+# -- paper embeddings (the `semantic` extra) ----------------------------------------------------
+# Kept here so a daily run embeds only new or edited papers; imported late to keep this block
+# self-contained. No foreign key: embeddings are a cache, and a rekeyed paper is embedded again.
+from sqlalchemy import LargeBinary  # noqa: E402
+
+paper_embeddings = Table(
+    "paper_embeddings", metadata,
+    Column("paper_id", String(200), primary_key=True),
+    Column("model", String(100), primary_key=True),
+    Column("digest", String(64), nullable=False),  # of the embedded text: an edited abstract
+    Column("vector", LargeBinary, nullable=False),  # is embedded again; float32 bytes
+)
+
+
+def load_embeddings(engine: Engine, model: str,
+                    ids: Iterable[str] | None = None) -> dict[str, tuple[str, bytes]]:
+    """paper id -> (digest of the embedded text, vector bytes) for ``model``."""
+    query = select(paper_embeddings.c.paper_id, paper_embeddings.c.digest,
+                   paper_embeddings.c.vector).where(paper_embeddings.c.model == model)
+    wanted = None if ids is None else set(ids)
+    with engine.connect() as conn:
+        return {row.paper_id: (row.digest, bytes(row.vector)) for row in conn.execute(query)
+                if wanted is None or row.paper_id in wanted}
+
+
+def save_embeddings(engine: Engine, model: str,
+                    rows: Sequence[tuple[str, str, bytes]]) -> None:
+    """Store (paper id, digest, vector bytes) rows for ``model``, replacing older ones."""
+    if not rows:
+        return
+    with engine.begin() as conn:
+        ids = [pid for pid, _, _ in rows]
+        for start in range(0, len(ids), 500):  # bounded IN lists
+            conn.execute(paper_embeddings.delete().where(
+                paper_embeddings.c.model == model,
+                paper_embeddings.c.paper_id.in_(ids[start:start + 500])))
+        conn.execute(insert(paper_embeddings), [
+            {"paper_id": pid, "model": model, "digest": digest, "vector": vector}
+            for pid, digest, vector in rows])

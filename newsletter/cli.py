@@ -263,6 +263,32 @@ def run() -> None:
 
 @app.command()
 @friendly
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+) -> None:
+    """Serve the subscriber pages: one-click unsubscribe, preferences, sign-up, gallery.
+
+    The links in every digest lead here, so NEWSLETTER_BASE_URL must be the public address of
+    this server (put a TLS-terminating proxy in front of it). Sign-up confirmation emails go
+    through the configured transport. The operator's preview gallery at /admin needs
+    NEWSLETTER_ADMIN_PASSWORD. Ctrl-C stops.
+    """
+    import uvicorn  # only this command needs the web stack
+
+    from .web import create_app
+
+    settings, engine = _open()
+    err.print(f"Serving on http://{host}:{port} (links point to {settings.base_url}); "
+              f"mail goes to {settings.describe_delivery()}. Ctrl-C stops.")
+    # No access log: its lines would hold the signed links, each one a key to someone's
+    # subscription, in a file that is kept, copied and shared.
+    uvicorn.run(create_app(settings, engine), host=host, port=port, proxy_headers=True,
+                server_header=False, access_log=False, log_level="info")
+
+
+@app.command()
+@friendly
 def preview(
     email: str = typer.Argument(..., help="The subscriber whose next digest to show."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write to this file instead of stdout."),

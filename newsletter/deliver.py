@@ -22,13 +22,13 @@ from . import ledger, store
 from .errors import ConfigError, SendError
 from .faults import backoff, classify
 from .message import Letterhead
-from .models import Digest, Outgoing, RenderedDigest, Subscriber, SubscriberLinks
+from .models import Digest, Outgoing, Paper, RenderedDigest, Subscriber, SubscriberLinks
 from .rank import Ranker
 from .render import Renderer
 from .select import build_digest
 from .settings import Settings
 from .throttle import Breaker, TokenBucket
-from .tokens import links_for
+from .tokens import click_url, links_for
 from .transport import Transport
 
 
@@ -68,6 +68,12 @@ class Pipeline:
         return links_for(email, secret=self.secret, base_url=self.settings.base_url,
                          mailto=self.settings.unsubscribe_address)
 
+    def _tracked(self, subscriber: Subscriber) -> Callable[[Paper], str] | None:
+        if not self.settings.click_tracking or subscriber.id is None:
+            return None
+        sub_id, secret, base = subscriber.id, self.secret, self.settings.base_url
+        return lambda paper: click_url(secret, base, sub_id, paper.id)
+
     def compose(self, subscriber: Subscriber, sent: Collection[str],
                 edition: str) -> Composed | None:
         """The exact message ``send`` would send, or None when nothing is relevant and new."""
@@ -75,7 +81,7 @@ class Pipeline:
         if digest is None:
             return None
         links = self.links(subscriber.email)
-        rendered = self.renderer.render(digest, links)
+        rendered = self.renderer.render(digest, links, self._tracked(subscriber))
         return Composed(digest, links, rendered, self.letterhead.build(digest, rendered, links))
 
 

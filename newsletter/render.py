@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote, quote_plus, urlsplit
 
 import jinja2
@@ -79,8 +79,10 @@ class Renderer:
         except jinja2.TemplateNotFound as exc:
             raise ConfigError(f"{templates_dir}: template {exc.name!r} is missing") from exc
 
-    def render(self, digest: Digest, links: SubscriberLinks) -> RenderedDigest:
-        context = self.context(digest, links)
+    def render(self, digest: Digest, links: SubscriberLinks,
+               paper_link: Callable[[Paper], str] | None = None) -> RenderedDigest:
+        """``paper_link`` replaces each paper's own URL (click tracking)."""
+        context = self.context(digest, links, paper_link)
         return RenderedDigest(
             subject=context["subject"],
             preheader=context["preheader"],
@@ -88,10 +90,11 @@ class Renderer:
             text=self._text.render(context) + "\n",
         )
 
-    def context(self, digest: Digest, links: SubscriberLinks) -> dict[str, Any]:
+    def context(self, digest: Digest, links: SubscriberLinks,
+                paper_link: Callable[[Paper], str] | None = None) -> dict[str, Any]:
         """The template variables; public so previews and tests can render other templates."""
         subscriber = digest.subscriber
-        sections = _section_views(digest)
+        sections = _section_views(digest, paper_link or paper_url)
         count = sum(section.count for section in sections)
         topics = digest_topics(digest)
         day, weekly = edition_date(digest)
@@ -114,12 +117,12 @@ class Renderer:
 
 # -- what the templates show -------------------------------------------------------------------
 
-def _section_views(digest: Digest) -> tuple[SectionView, ...]:
+def _section_views(digest: Digest, link: Callable[[Paper], str]) -> tuple[SectionView, ...]:
     numbers = iter(range(1, len(digest.items) + 1))
     return tuple(
         SectionView(TRENDING_HEADING if section.trending else one_line(section.topic),
                     len(section.items),
-                    tuple(paper_view(next(numbers), item) for item in section.items),
+                    tuple(paper_view(next(numbers), item, link) for item in section.items),
                     trending=section.trending)
         for section in digest.sections if section.items
     )
@@ -133,7 +136,8 @@ def digest_topics(digest: Digest) -> list[str]:
     return list(dict.fromkeys(sections + trending))
 
 
-def paper_view(number: int, item: DigestItem) -> PaperView:
+def paper_view(number: int, item: DigestItem,
+               link: Callable[[Paper], str] | None = None) -> PaperView:
     paper = item.paper
     published = f"Published {short_date(paper.published)}" if paper.published else None
     upvotes = _count_label(paper.upvotes, "upvote")
@@ -144,7 +148,7 @@ def paper_view(number: int, item: DigestItem) -> PaperView:
     return PaperView(
         number=number,
         title=one_line(paper.title),
-        url=paper_url(paper),
+        url=(link or paper_url)(paper),
         excerpt=excerpt(paper.abstract),
         meta=tuple(part for part in (published, authors_label(paper), upvotes) if part),
         code_url=code_url,

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     from_name: str = "Trending Papers"
     base_url: str = "http://localhost:8000"
     secret_key: SecretStr | None = None
+    admin_password: SecretStr | None = None  # `newsletter serve`: the preview gallery
+    click_tracking: bool = False  # digest links go through /click, counting clicks
     list_id: str | None = None
     unsubscribe_mailto: str | None = None
 

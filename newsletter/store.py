@@ -235,7 +235,8 @@ def save_papers(engine: Engine, new: Sequence[tuple[Paper, str]],
             conn.execute(insert(papers), [_paper_row(p, key, now) for p, key in new])
         for paper, key in changed:
             row = _paper_row(paper, key, now)
-            del row["first_seen_at"]
+            # Clicks are counted by the web app while an ingest may run: never overwrite them.
+            del row["first_seen_at"], row["clicks"]
             conn.execute(update(papers).where(papers.c.id == paper.id).values(**row))
 
 

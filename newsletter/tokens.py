@@ -111,3 +111,27 @@ def links_for(
         preferences_url=f"{base}/preferences/{preferences}",
         unsubscribe_mailto=f"mailto:{quote(mailto, safe=_MAILTO_SAFE)}?subject={subject}",
     )
+
+
+CLICK_SALT = "newsletter/click"
+
+
+def click_url(secret: str, base_url: str, subscriber_id: int, paper_id: str) -> str:
+    """The tracked link of one paper in one reader's digest (``NEWSLETTER_CLICK_TRACKING``).
+    It names the reader and the paper, never a destination: the redirect goes to the paper's
+    own URL from the catalog, so it cannot be turned into an open redirect."""
+    token = URLSafeSerializer(secret, salt=CLICK_SALT).dumps([subscriber_id, paper_id])
+    return f"{base_url.rstrip('/')}/click/{token}"
+
+
+def read_click_token(secret: str, token: str) -> tuple[int, str] | None:
+    if len(token) > MAX_TOKEN_LENGTH:
+        return None
+    try:
+        value = URLSafeSerializer(secret, salt=CLICK_SALT).loads(token)
+    except BadData:
+        return None
+    if (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)
+            and isinstance(value[1], str)):
+        return value[0], value[1]
+    return None

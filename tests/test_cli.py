@@ -58,7 +58,8 @@ def sent_papers(env: dict[str, str]) -> dict[tuple[str, str], set[str]]:
 
 
 @pytest.mark.parametrize("command", [
-    [], ["send"], ["preview"], ["ingest"], ["subscribers"], ["subscribers", "check"],
+    [], ["send"], ["run"], ["serve"], ["preview"], ["ingest"], ["subscribers"],
+    ["subscribers", "check"],
     ["subscribers", "list"], ["recommend"], ["status"]])
 def test_every_command_explains_itself_with_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
@@ -233,3 +234,15 @@ def test_subscribers_check_names_each_bad_entry(env: dict[str, str], tmp_path: P
     assert result.exit_code == 1
     assert "list.toml:5" in result.output and "single line" in result.output
     assert "1 valid subscribers" in result.output
+
+
+def test_with_click_tracking_on_paper_links_go_through_the_signed_redirect(
+        env: dict[str, str]) -> None:
+    assert invoke({**env, "NEWSLETTER_CLICK_TRACKING": "true"}, "send", "--to",
+                  "ada@example.org").exit_code == 0
+    (eml,) = Path(env["NEWSLETTER_OUTBOX_DIR"]).rglob("*.eml")
+    html = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default) \
+        .get_body(("html",)).get_content()  # type: ignore[union-attr]
+    clicks = re.findall(r'href="http://localhost:8000/click/([^"]+)"', html)
+    papers = sent_papers(env)[("ada@example.org", next(iter(sent_papers(env)))[1])]
+    assert {tokens.read_click_token("test-secret", t)[1] for t in clicks} == papers  # type: ignore[index]

@@ -1,0 +1,99 @@
+"""Sign-up with double opt-in: what the form accepts, and the two emails it can cause.
+
+A new (or returning) address gets a confirmation link; an address that is already subscribed
+gets a note with its preferences link instead. The web page answers the same in both cases, so
+the form never tells anybody whether an address is on the list: only the mailbox's owner learns.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+
+import jinja2
+from email_validator import EmailNotValidError, validate_email
+
+from .message import make_address
+from .models import Outgoing
+from .settings import Settings
+
+CONFIRM_MAX_AGE = timedelta(days=3)  # a confirmation link older than this must be asked again
+RESEND_AFTER = timedelta(minutes=2)  # at most one sign-up email per address in this time
+MAX_TOPICS = 20
+MAX_TOPIC_CHARS = 80  # as in the subscribers/ files
+_SPLIT = re.compile(r"[\n,;]+")
+
+
+class FormError(ValueError):
+    """What is wrong with a submitted form, in words for the person who filled it in."""
+
+
+def normalize_address(raw: str) -> str:
+    """The address as stored (lowercase, normalized); FormError when it cannot receive mail
+    from us. Non-ASCII local parts are refused: most relays cannot carry them (SMTPUTF8)."""
+    raw = raw.strip()
+    if not raw or len(raw) > 254:
+        raise FormError("Enter your email address.")
+    try:
+        return validate_email(raw, check_deliverability=False,
+                              allow_smtputf8=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise FormError(f"That email address does not look right: {exc}") from None
+
+
+def parse_topics(raw: str, *, required: bool = True) -> list[str]:
+    """Topics typed one per line or separated by commas, whitespace collapsed, duplicates
+    dropped, in the order given."""
+    topics = list(dict.fromkeys(" ".join(t.split()) for t in _SPLIT.split(raw) if t.strip()))
+    if required and not topics:
+        raise FormError("Add at least one topic, for example “graph neural networks”.")
+    if len(topics) > MAX_TOPICS:
+        raise FormError(f"At most {MAX_TOPICS} topics, please.")
+    too_long = [t for t in topics if len(t) > MAX_TOPIC_CHARS]
+    if too_long:
+        raise FormError(f"Topics are short phrases of at most {MAX_TOPIC_CHARS} characters.")
+    return topics
+
+
+def confirmation_message(settings: Settings, env: jinja2.Environment, *, email: str,
+                         topics: Sequence[str], confirm_url: str, now: datetime) -> Outgoing:
+    hours = int(CONFIRM_MAX_AGE.total_seconds() // 3600)
+    return _message(settings, env, "confirm", email, f"Confirm your subscription to "
+                    f"{settings.from_name}", now, topics=list(topics), url=confirm_url,
+                    valid_hours=hours)
+
+
+def already_subscribed_message(settings: Settings, env: jinja2.Environment, *, email: str,
+                               preferences_url: str, now: datetime) -> Outgoing:
+    return _message(settings, env, "already", email, f"You are already subscribed to "
+                    f"{settings.from_name}", now, url=preferences_url)
+
+
+def _message(settings: Settings, env: jinja2.Environment, name: str, email: str, subject: str,
+             now: datetime, **context: object) -> Outgoing:
+    """A small multipart/alternative message; headers are set by the email library from
+    checked values (``make_address`` refuses line breaks), never pasted together."""
+    sender = make_address("From", settings.from_name, settings.from_address)
+    recipient = make_address("To", "", email)
+    context = {**context, "site_name": settings.from_name, "base_url": settings.base_url,
+               "email": email, "subject": subject}
+    text = env.get_template(f"email/{name}.txt").render(context) + "\n"
+    html = env.get_template(f"email/{name}.html").render(context) + "\n"
+    message_id = make_msgid(domain=sender.domain)
+    msg = EmailMessage(policy=SMTP)  # CRLF line endings, as DATA carries them
+    msg["From"] = sender
+    msg["To"] = recipient
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = message_id
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to this, please
+    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    for part in msg.iter_parts():
+        del part["MIME-Version"]
+    return Outgoing(message_id=message_id, sender=sender.addr_spec,
+                    recipient=recipient.addr_spec, data=msg.as_bytes(), edition="signup")

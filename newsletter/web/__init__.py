@@ -1,0 +1,11 @@
+"""`newsletter serve`: the pages people reach from the links in their digests.
+
+One-click unsubscribe (RFC 8058), preferences with a preview of the next digest, sign-up with
+double opt-in, the operator's preview gallery, and optional click tracking. Server-rendered
+(Jinja2, templates/web/), no JavaScript.
+"""
+
+from .app import create_app
+from .clicks import click_url
+
+__all__ = ["click_url", "create_app"]

@@ -1,0 +1,122 @@
+"""The operator's preview gallery: every active subscriber's next digest, as `send` would send
+it (HTML and text), behind NEWSLETTER_ADMIN_PASSWORD. Read-only."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+
+from .. import store
+from ..models import Subscriber
+from .pages import checked_form, form_expired, message, render, web
+from .security import ADMIN_COOKIE, ADMIN_MAX_AGE, admin_cookie, is_admin, password_ok
+from .state import schedule
+
+PER_PAGE = 20
+FAILED_LOGIN_DELAY = 1.0  # seconds: makes guessing the password slow
+# The email is shown in an iframe, sandboxed: no script, no form, no navigation of our page.
+EMAIL_CSP = ("sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; "
+             "style-src 'unsafe-inline'; img-src https: data:; frame-ancestors 'self'")
+GALLERY_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; frame-src 'self'; "
+               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+def _gate(request: Request) -> Response | None:
+    """None when the operator is signed in; else the page to show instead."""
+    state = web(request)
+    if not state.admin_password:
+        return message(request, "The preview gallery is off",
+                       "Set NEWSLETTER_ADMIN_PASSWORD and restart `newsletter serve` to "
+                       "turn it on.", status=404)
+    if not is_admin(request, state.secret, state.admin_password):
+        return render(request, "admin_login.html", status=401, error=None)
+    return None
+
+
+async def login(request: Request) -> Response:
+    state = web(request)
+    form = await checked_form(request)
+    if form is None:
+        return form_expired(request)
+    if not password_ok(form.get("password"), state.admin_password):
+        await asyncio.sleep(FAILED_LOGIN_DELAY)
+        return render(request, "admin_login.html", status=401,
+                      error="That password is not right.")
+    response = RedirectResponse("/admin", status_code=303)
+    response.set_cookie(ADMIN_COOKIE, admin_cookie(state.secret, state.admin_password or ""),
+                        max_age=ADMIN_MAX_AGE, httponly=True, samesite="strict",
+                        secure=state.secure_cookies, path="/admin")
+    return response
+
+
+async def logout(request: Request) -> Response:
+    if await checked_form(request) is None:
+        return form_expired(request)
+    response = RedirectResponse("/admin", status_code=303)
+    response.delete_cookie(ADMIN_COOKIE, path="/admin")
+    return response
+
+
+def _card(state: Any, sub: Subscriber) -> dict[str, Any]:
+    composed = state.next_digest(sub)
+    return {"subscriber": sub, "schedule": schedule(sub),
+            "subject": composed.rendered.subject if composed else None,
+            "count": len(composed.digest.items) if composed else 0,
+            "size": len(composed.message.data) if composed else 0}
+
+
+async def gallery(request: Request) -> Response:
+    if (refused := _gate(request)) is not None:
+        return refused
+    state = web(request)
+    page = request.query_params.get("page", "1")
+    number = int(page) if page.isdigit() and int(page) > 0 else 1
+    subs = await state.run(store.load_subscribers, state.engine)
+    pages = max(1, -(-len(subs) // PER_PAGE))
+    number = min(number, pages)
+    shown = subs[(number - 1) * PER_PAGE:number * PER_PAGE]
+    cards = await state.run(lambda: [_card(state, sub) for sub in shown])
+    return render(request, "admin_gallery.html", cards=cards, page=number, pages=pages,
+                  total=len(subs), headers={"content-security-policy": GALLERY_CSP})
+
+
+async def _subscriber(request: Request) -> Subscriber | None:
+    state = web(request)
+    wanted = request.path_params["id"]
+    subs = await state.run(store.load_subscribers, state.engine, None)
+    return next((sub for sub in subs if sub.id == wanted), None)
+
+
+async def digest(request: Request) -> Response:
+    """One subscriber's next digest: the HTML part framed at its real width, the text part."""
+    if (refused := _gate(request)) is not None:
+        return refused
+    state = web(request)
+    sub = await _subscriber(request)
+    if sub is None:
+        return message(request, "No such subscriber", "Go back to the gallery.", status=404,
+                       action=("/admin", "All digests"))
+    composed = await state.run(state.next_digest, sub)
+    return render(request, "admin_digest.html", subscriber=sub, composed=composed,
+                  schedule=schedule(sub),
+                  headers={"content-security-policy": GALLERY_CSP,
+                           "x-frame-options": "DENY"})
+
+
+async def digest_part(request: Request) -> Response:
+    """The raw HTML (for the frame) or text part, byte for byte what the email carries."""
+    if (refused := _gate(request)) is not None:
+        return refused
+    state = web(request)
+    sub = await _subscriber(request)
+    composed = await state.run(state.next_digest, sub) if sub else None
+    if composed is None:
+        return PlainTextResponse("Nothing to send to this subscriber now.", status_code=404)
+    if request.url.path.endswith("/text"):
+        return PlainTextResponse(composed.rendered.text)
+    return Response(composed.rendered.html, media_type="text/html; charset=utf-8",
+                    headers={"content-security-policy": EMAIL_CSP,
+                             "x-frame-options": "SAMEORIGIN"})

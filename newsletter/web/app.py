@@ -1,0 +1,86 @@
+"""The ASGI application: routes, error pages, and the headers every response carries."""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .. import store
+from ..settings import Settings
+from . import admin, clicks, join, manage
+from .pages import message
+from .security import SecurityHeaders
+from .state import Web
+
+log = logging.getLogger("newsletter.web")
+ASSETS = {"site.css": "text/css; charset=utf-8", "icon.svg": "image/svg+xml"}
+
+
+@cache
+def _asset(folder: Path, name: str) -> bytes:
+    return (folder / name).read_bytes()
+
+
+async def asset(request: Request) -> Response:
+    name = request.path_params["name"]
+    if name not in ASSETS:  # a fixed list: no path from the URL ever reaches the file system
+        raise HTTPException(404)
+    loader = request.app.state.web.pages.loader
+    body = _asset(Path(loader.searchpath[0]), name)
+    return Response(body, media_type=ASSETS[name],
+                    headers={"cache-control": "public, max-age=3600"})
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    code = exc.status_code if isinstance(exc, HTTPException) else 500
+    if code == 404:
+        return message(request, "Page not found",
+                       "There is nothing at this address. The links in our emails lead to "
+                       "the right pages.", status=404, action=("/", "Go to the front page"))
+    if code == 405:
+        return message(request, "Not like this", "That request was not understood.",
+                       status=405, tone="warning")
+    return message(request, "Something went wrong", "Please try again in a moment.",
+                   status=code, tone="warning")
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.exception("error on %s %s", request.method, request.url.path, exc_info=exc)
+    return message(request, "Something went wrong on our side",
+                   "Nothing was changed. Please try again in a moment.", status=500,
+                   tone="warning")
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Starlette:
+    """The app for `newsletter serve`; tests pass their own settings and database."""
+    settings = settings or Settings()
+    engine = engine or store.connect(settings.database_url)
+    routes = [
+        Route("/", join.signup_page, methods=["GET"]),
+        Route("/subscribe", join.subscribe, methods=["POST"]),
+        Route("/confirm/{token}", join.confirm, methods=["GET"]),
+        Route("/unsubscribe/{token}", manage.unsubscribe_page, methods=["GET"]),
+        Route("/unsubscribe/{token}", manage.unsubscribe, methods=["POST"]),
+        Route("/preferences/{token}", manage.preferences, methods=["GET", "POST"]),
+        Route("/click/{token}", clicks.click, methods=["GET"]),
+        Route("/admin", admin.gallery, methods=["GET"]),
+        Route("/admin/login", admin.login, methods=["POST"]),
+        Route("/admin/logout", admin.logout, methods=["POST"]),
+        Route("/admin/digest/{id:int}", admin.digest, methods=["GET"]),
+        Route("/admin/digest/{id:int}/html", admin.digest_part, methods=["GET"]),
+        Route("/admin/digest/{id:int}/text", admin.digest_part, methods=["GET"]),
+        Route("/assets/{name}", asset, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)],
+                    exception_handlers={HTTPException: http_error, Exception: server_error})
+    app.state.web = Web(settings, engine)
+    return app

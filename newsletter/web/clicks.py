@@ -1,0 +1,36 @@
+"""Click tracking (NEWSLETTER_CLICK_TRACKING, off by default).
+
+When on, a digest links each paper as ``<base>/click/<token>``: the token is signed for this
+purpose and names the reader and the paper, never a destination. The redirect goes to the
+paper's own URL from the catalog (as the digest would have linked it), so the endpoint cannot
+be turned into an open redirect, and each reader counts once per paper toward "trending".
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from .. import store
+from ..render import paper_url
+from ..tokens import click_url, read_click_token
+from .pages import message, web
+
+__all__ = ["click", "click_url"]
+
+async def click(request: Request) -> Response:
+    state = web(request)
+    found = read_click_token(state.secret, request.path_params["token"])
+    if found is None:
+        return message(request, "This link does not work",
+                       "It is incomplete or was changed. Open it again from the email.",
+                       status=400, tone="warning")
+    subscriber_id, paper_id = found
+    paper = await state.run(store.load_paper, state.engine, paper_id)
+    if paper is None:
+        return message(request, "This paper is gone", "It is no longer in our catalog.",
+                       status=404)
+    # Links already sent keep working when tracking is turned off; they just count nothing.
+    if state.settings.click_tracking:
+        await state.run(store.record_click, state.engine, subscriber_id, paper_id)
+    return RedirectResponse(paper_url(paper), status_code=302)

@@ -167,6 +167,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets `status` read while `send` writes; busy_timeout waits instead of failing.
     cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL survives any process crash (kill -9 included); only a power cut or
+    # OS crash can undo the last commits. FULL costs an fsync per ledger write.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import catalog, ledger, schedule, store
 from .deliver import Pipeline, SendReport
 from .errors import NewsletterError
-from .rank import Ranker
+from .rank import build_ranker
 from .select import edition_for
 from .settings import Settings
 from .subscribers import load_subscribers
@@ -334,7 +334,8 @@ def recommend(
         raise NewsletterError(f"--format {fmt!r}: use table or json")
     settings, engine = _open()
     _ensure_catalog(engine, settings)
-    matches = Ranker(store.load_papers(engine)).recommend(topic, limit)
+    ranker = build_ranker(store.load_papers(engine), engine, semantic=settings.semantic != "off")
+    matches = ranker.recommend(topic, limit)
     if fmt == "json":
         typer.echo(json.dumps([
             {"id": m.paper.id, "title": m.paper.title, "score": round(m.score, 4),

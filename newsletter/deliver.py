@@ -23,7 +23,7 @@ from .errors import ConfigError, SendError
 from .faults import backoff, classify
 from .message import Letterhead
 from .models import Digest, Outgoing, Paper, RenderedDigest, Subscriber, SubscriberLinks
-from .rank import Ranker
+from .rank import Ranker, build_ranker
 from .render import Renderer
 from .select import build_digest
 from .settings import Settings
@@ -62,7 +62,9 @@ class Pipeline:
                   else store.secret_key(engine))
         renderer = Renderer(settings.templates_dir, base_url=settings.base_url,
                             site_name=settings.from_name)
-        return cls(settings, Ranker(store.load_papers(engine)), renderer, secret, now)
+        ranker = build_ranker(store.load_papers(engine), engine,
+                              semantic=settings.semantic != "off")
+        return cls(settings, ranker, renderer, secret, now)
 
     def links(self, email: str) -> SubscriberLinks:
         return links_for(email, secret=self.secret, base_url=self.settings.base_url,

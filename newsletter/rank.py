@@ -11,18 +11,29 @@ Phrases of LONG_PHRASE words or more may miss words, as long as the words found 
 the phrase's idf: "physics-informed networks" covers "physics-informed neural networks", but
 "information ... neural network" does not (the rare word "physics" is the one missing).
 Proximity matters because stems collide: "optimal" and "optimization" both stem to "optim".
+
+With the ``semantic`` extra the ranking is hybrid (see :func:`build_ranker`): a literal match
+scores its BM25F score plus its cosine with the topic (MiniLM embeddings), so among papers that
+say the topic the ones about it come first; a paper that never says it is admitted only when it
+is very close in meaning (``semantic.fuse``), and its reason quotes its closest sentence.
+Either way a match must reach ``MIN_SCORE``: weak matches never pad a digest.
 """
 
 from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from .models import Paper
-from .text import Phrase, Variant, Vocabulary, default_vocabulary, terms
+from .text import Phrase, Variant, Vocabulary, default_vocabulary, query_text, terms
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from .semantic import SemanticIndex
 
 # BM25F (Robertson & Zaragoza, "The Probabilistic Relevance Framework: BM25 and Beyond", 2009):
 # per-field term frequencies are length-normalized, weighted, summed, then saturated once.
@@ -34,6 +45,19 @@ PHRASE_BONUS = 0.2  # score × 1.2 when every phrase appears word for word
 WINDOW_SLACK = 1  # at 3, "Bayesian inference techniques that use neural networks" matched
 LONG_PHRASE = 4  # phrases this long may miss words...
 LONG_COVERAGE = 0.75  # ...if the words found carry this share of the phrase's idf
+# Relevance threshold on the BM25F score (0..1.7). One exact mention in an abstract of average
+# length scores ~0.55 (1/2.2 x 1.2), a title match ~1.3; under 0.4 are inexact or partial
+# mentions in long abstracts. Higher cuts more: on the labelled set 0.55 lifts the precision of
+# the returned set from 0.88 to 0.91 for 0.014 of recall (benchmarks/relevance/README.md), but
+# scores shrink in small catalogs of one-line abstracts, so the default stays low.
+MIN_SCORE = 0.4
+# Near-duplicates (a paper and its journal version, "Part I"/"Part II"): cosine of embeddings,
+# or idf-weighted cosine of the words. On the seeds such pairs score >= 0.85 / 0.73, and the most
+# alike distinct papers 0.83 / 0.68 (two differentiable causal discovery papers).
+DUPLICATE_SEMANTIC = 0.85
+DUPLICATE_LEXICAL = 0.7
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     paper: Paper
@@ -49,7 +73,7 @@ class _Hit:
     doc: int
     score: float
     label: str | None  # the variant that matched, None when it is the topic itself
-    field: str
+    field: str  # "title", "abstract", "title and abstract", or "meaning" (semantic only)
 
 
 Positions = tuple[dict[str, list[int]], dict[str, list[int]]]  # per field: stem -> positions
@@ -64,9 +88,18 @@ def match_order(match: Match) -> tuple[float, int, str]:
 class Ranker:
     """An inverted index over a catalog, built once per run and shared by every subscriber."""
 
-    def __init__(self, papers: Sequence[Paper], vocabulary: Vocabulary | None = None) -> None:
+    def __init__(self, papers: Sequence[Paper], vocabulary: Vocabulary | None = None,
+                 semantic: SemanticIndex | None = None, min_score: float = MIN_SCORE) -> None:
         self.papers = tuple(papers)
-        self.vocabulary = vocabulary or default_vocabulary()
+        self.vocabulary = vocabulary if vocabulary is not None else default_vocabulary()
+        if semantic is not None and [p.id for p in semantic.papers] != [p.id for p in papers]:
+            raise ValueError("the semantic index was built for another catalog")
+        self.semantic = semantic
+        self.min_score = min_score
+        self.duplicate_threshold = DUPLICATE_SEMANTIC if semantic else DUPLICATE_LEXICAL
+        self._doc = {paper.id: doc for doc, paper in enumerate(self.papers)}
+        self._unit: dict[int, dict[str, float]] = {}
+        self._alike: dict[tuple[int, int], float] = {}  # subscribers share topics, so pairs recur
         self._tokens: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
         postings: dict[str, array] = {}
         for doc, paper in enumerate(self.papers):
@@ -94,7 +127,10 @@ class Ranker:
             key = " ".join(stem for _, stem in pairs)
             hits = self._hits.get(key)
             if hits is None:
-                hits = self._hits[key] = self._score_topic(pairs)
+                hits = tuple(h for h in self._score_topic(pairs) if h.score >= self.min_score)
+                if self.semantic is not None:
+                    hits = self._fuse(pairs, hits)
+                self._hits[key] = hits
             matches = self._matches[topic] = [self._match(topic, hit) for hit in hits]
         return matches
 
@@ -125,9 +161,52 @@ class Ranker:
                     best[match.paper.id] = match
         return sorted(best.values(), key=match_order)[:max(limit, 0)]
 
+    def similarity(self, a: Paper, b: Paper) -> float:
+        """How alike two catalog papers are, 0..1: embeddings when there are, else words."""
+        i, j = sorted((self._doc[a.id], self._doc[b.id]))
+        alike = self._alike.get((i, j))
+        if alike is None:
+            if len(self._alike) > 1_000_000:  # a bound for long-lived processes
+                self._alike.clear()
+            if self.semantic is not None:
+                alike = float(self.semantic.vectors[i] @ self.semantic.vectors[j])
+            else:
+                u, v = self._unit_vector(i), self._unit_vector(j)
+                alike = sum(w * v.get(t, 0.0) for t, w in u.items())
+            self._alike[i, j] = alike
+        return alike
+
+    def near_duplicate(self, a: Paper, b: Paper) -> bool:
+        return self.similarity(a, b) >= self.duplicate_threshold
+
+    def _unit_vector(self, doc: int) -> dict[str, float]:
+        vector = self._unit.get(doc)
+        if vector is None:
+            words = self._tokens[doc][0] + self._tokens[doc][1]
+            weights = {t: words.count(t) * self._idf(t) for t in set(words)}
+            norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+            vector = self._unit[doc] = {t: w / norm for t, w in weights.items()}
+        return vector
+
     def _match(self, topic: str, hit: _Hit) -> Match:
+        if hit.field == "meaning":  # the closest sentence is what a person can check
+            return Match(self.papers[hit.doc], hit.score, topic,
+                         f"close in meaning to {topic}: \u201c{hit.label}\u201d")
         said = f"{topic} → {hit.label}" if hit.label else topic
         return Match(self.papers[hit.doc], hit.score, topic, f"matches: {said} ({hit.field})")
+
+    def _fuse(self, pairs: Sequence[tuple[str, str]], hits: Sequence[_Hit]) -> tuple[_Hit, ...]:
+        """Literal matches plus cosine; papers close in meaning alone, strictly (semantic.fuse)."""
+        from .semantic import fuse
+
+        assert self.semantic is not None
+        query = query_text(" ".join(word for word, _ in pairs),
+                           [v.label for v in self.vocabulary.variants(pairs)])
+        scores, close = fuse(self.semantic.similarities([query]), {h.doc: h.score for h in hits})
+        quotes = self.semantic.closest_sentences(close, [query]) if close else {}
+        fused = [_Hit(h.doc, scores[h.doc], h.label, h.field) for h in hits]
+        fused += [_Hit(doc, scores[doc], quotes.get(doc, ""), "meaning") for doc in close]
+        return tuple(sorted(fused, key=self._hit_order))
 
     def _score_topic(self, pairs: Sequence[tuple[str, str]]) -> tuple[_Hit, ...]:
         variants = [(v, self._candidates(v)) for v in self.vocabulary.variants(pairs)]
@@ -253,3 +332,37 @@ def _has_phrase(phrase: Phrase, field: dict[str, list[int]]) -> bool:
     later = [set(field.get(term, ())) for term in phrase[1:]]
     return any(all(start + k + 1 in seen for k, seen in enumerate(later))
                for start in field.get(phrase[0], ()))
+
+
+class _HasPaper(Protocol):
+    @property
+    def paper(self) -> Paper: ...
+
+
+T = TypeVar("T", bound=_HasPaper)
+
+
+def diversify(items: Iterable[T], k: int, similarity: Callable[[Paper, Paper], float],
+              threshold: float) -> list[T]:
+    """The first ``k`` of ``items`` (in their order) that are not near-duplicates of one already
+    taken: ``similarity(a, b) >= threshold``. Works on Matches and DigestItems alike."""
+    taken: list[T] = []
+    for item in items:
+        if len(taken) >= k:
+            break
+        if all(similarity(item.paper, kept.paper) < threshold for kept in taken):
+            taken.append(item)
+    return taken
+
+
+def build_ranker(papers: Sequence[Paper], engine: Engine | None = None,
+                 vocabulary: Vocabulary | None = None, semantic: bool = True,
+                 min_score: float = MIN_SCORE) -> Ranker:
+    """The ranker ``send``, ``run`` and ``recommend`` all use: hybrid when the ``semantic`` extra
+    is installed (embeddings cached in ``engine``), lexical otherwise (logged once)."""
+    index = None
+    if semantic:
+        from .semantic import build_index  # imports nothing heavy until the model is loaded
+
+        index = build_index(papers, engine)
+    return Ranker(papers, vocabulary, semantic=index, min_score=min_score)

@@ -69,7 +69,7 @@ def build_digest(subscriber: Subscriber, ranker: Ranker, sent: Collection[str],
     trending = _best(ranker, topics, "trending", now, skip, slots)
     chosen = {item.paper.id for item in trending}
     rest = _fair(ranker, topics, now, lambda pid: pid in chosen or skip(pid),
-                 limit - len(trending))
+                 limit - len(trending), taken=trending)
     sections = _sections(topics, rest)
     if trending:
         sections = (Section(TRENDING_TOPIC, trending, trending=True), *sections)
@@ -101,7 +101,7 @@ def _best(ranker: Ranker, topics: Sequence[str], kind: str, now: datetime,
 
 
 def _fair(ranker: Ranker, topics: Sequence[str], now: datetime, skip: Callable[[str], bool],
-          limit: int) -> list[DigestItem]:
+          limit: int, taken: Sequence[DigestItem] = ()) -> list[DigestItem]:
     """Up to ``limit`` items, the topics taking turns in the subscriber's order, each its own
     next best eligible paper: a topic whose papers score lower (GNN papers abound, PINN papers
     are fewer and rarer-worded) still gets its share instead of being crowded out."""
@@ -112,7 +112,8 @@ def _fair(ranker: Ranker, topics: Sequence[str], now: datetime, skip: Callable[[
             if len(chosen) >= limit:
                 break
             item = next((i for i in queues[topic]
-                         if i.paper.id not in chosen and not skip(i.paper.id)), None)
+                         if i.paper.id not in chosen and not skip(i.paper.id)
+                         and not _near_duplicate(ranker, i, [*taken, *chosen.values()])), None)
             if item is None:
                 del queues[topic]
             else:
@@ -120,6 +121,12 @@ def _fair(ranker: Ranker, topics: Sequence[str], now: datetime, skip: Callable[[
     # The set is fair; each paper is still shown under the topic it matches best.
     return sorted((_best_filing(ranker, topics, now, item) for item in chosen.values()),
                   key=_item_order)
+
+
+def _near_duplicate(ranker: Ranker, item: DigestItem, kept: Sequence[DigestItem]) -> bool:
+    """Five versions of one paper (a v1 and its follow-up, Part I and Part II) would crowd a
+    section; the ranker judges closeness by embeddings when it has them, else by words."""
+    return any(ranker.near_duplicate(item.paper, other.paper) for other in kept)
 
 
 def _best_filing(ranker: Ranker, topics: Sequence[str], now: datetime,

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     ingest_interval_minutes: float = Field(default=360.0, gt=0)
     stale_after_hours: float = Field(default=12.0, gt=0)
 
+    # Fuse sentence-embedding similarity into the ranking when the `semantic` extra is
+    # installed ("auto"), or never ("off").
+    semantic: Literal["auto", "off"] = "auto"
+
     from_address: str = "papers@example.org"
     from_name: str = "Trending Papers"
     base_url: str = "http://localhost:8000"

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import os
+
 import pytest
+
+# Loading the embedding model and embedding a fresh catalog costs tens of seconds per database;
+# the tests that exercise the semantic path (test_semantic.py, the relevance harness) turn it on
+# themselves. Every other test, and every CLI subprocess they start, ranks lexically.
+os.environ.setdefault("NEWSLETTER_SEMANTIC", "off")
 
 # tests/ has no __init__.py, so pytest puts tests/ itself on sys.path: import by bare name
 from smtp_server import (Certificate, CertificateUnavailable, SmtpServer,

@@ -28,7 +28,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """A clean working folder: its own database and outbox, the shipped subscribers and seeds."""
     monkeypatch.chdir(tmp_path)
     for name in list(os.environ):
-        if name.startswith("NEWSLETTER_"):
+        if name.startswith("NEWSLETTER_") and name != "NEWSLETTER_SEMANTIC":
             monkeypatch.delenv(name)
     return {"NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path / 'n.db'}",
             "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"),

@@ -231,11 +231,22 @@ def test_recommend_limit_equals_full_sort(seeds: Ranker) -> None:
     ("NTK", "Wide and Deep Neural Networks Achieve Optimality for Classification",
      "NTK → neural tangent kernel (abstract)"),
     ("OT", "Accelerating Sinkhorn Algorithm with Sparse Newton Iterations",
-     "OT → optimal transport (abstract)"),
+     "OT → Sinkhorn (title)"),
+    ("optimal transport", "Light Schrödinger Bridge",
+     "optimal transport → Schrodinger bridge (title)"),
     ("PINNs", "Respecting causality is all you need for training physics-informed neural "
      "networks", "PINNs → physics-informed neural network (title)"),
     ("neural architecture search", "D-DARTS: Distributed Differentiable Architecture Search",
-     "neural architecture search → differentiable architecture search (title)"),
+     "neural architecture search → architecture search (title)"),
+    ("DARTS", "D-DARTS: Distributed Differentiable Architecture Search",
+     "DARTS → differentiable architecture search (title)"),
+    ("low-bit networks", "BiPer: Binary Neural Networks using a Periodic Function",
+     "low-bit networks → binary neural network (title)"),
+    ("infinite-width networks", "Scale Mixtures of Neural Network Gaussian Processes",
+     "infinite-width networks → neural network Gaussian process (title)"),
+    ("neural operators", "DeepONet: Learning nonlinear operators for identifying differential "
+     "equations based on the universal approximation theorem of operators",
+     "neural operators → DeepONet (title)"),
 ])
 def test_seed_catalog_expansions(seeds: Ranker, topic: str, title: str, reason: str) -> None:
     reasons = {m.paper.title: m.reason for m in seeds.rank(topic)}
@@ -293,3 +304,75 @@ def test_queries_visit_only_papers_from_the_postings(seeds: Ranker, monkeypatch)
     fresh = Ranker(seeds.papers)
     found = fresh.rank("neural tangent kernel")
     assert found and len(visited) <= 3 * len(found) < len(seeds.papers) / 10
+
+
+@pytest.mark.parametrize("topic, title", [
+    # "differentiable binarization" of a segmentation map is not a binarized network
+    ("low-bit networks", "Real-time Scene Text Detection with Differentiable Binarization"),
+    # "operator" no longer shares the stem of "operation" ("learning ... operations" in NAS)
+    ("neural operators", "Rethinking Architecture Selection in Differentiable NAS"),
+    # calibrating a simulator is not calibrating predicted probabilities
+    ("uncertainty calibration", "An AI-enabled Agent-Based Model and Its Application in "
+     "Measles Outbreak Simulation for New Zealand"),
+])
+def test_new_vocabulary_entries_keep_their_near_misses_out(seeds: Ranker, topic: str,
+                                                          title: str) -> None:
+    assert any(p.title == title for p in seeds.papers)
+    assert title not in {m.paper.title for m in seeds.rank(topic)}
+
+
+def test_operator_and_operation_are_different_terms() -> None:
+    assert terms("neural operators") == ["neural", "operator"]
+    assert terms("search operations") == ["search", "oper"]
+
+
+def _seed_words(seeds: Ranker, count: int) -> str:
+    """Real abstract text (seed abstracts run ~180 words) without the words of the topics used."""
+    text = " ".join(p.abstract for p in seeds.papers[:40])
+    for word in ("physics", "informed", "graph"):
+        text = text.replace(word, "")
+    return " ".join(text.split()[:count])
+
+
+def test_min_score_drops_matches_below_the_threshold(seeds: Ranker) -> None:
+    papers = [*seeds.papers, paper("title", "Graph Neural Networks for Solvers", "We train."),
+              paper("mention", "A study of solvers",
+                    f"{_seed_words(seeds, 180)} We compare with graph neural networks.")]
+    assert {"title", "mention"} <= ids(Ranker(papers).rank("GNN"))
+    strict = Ranker(papers, min_score=0.9)  # above one mention in an abstract, below a title
+    assert {"title", "mention"} & ids(strict.rank("GNN")) == {"title"}
+    assert "mention" not in ids(strict.recommend(["GNN"], 500))
+    assert "mention" not in strict.matching_ids("GNN")
+
+
+def test_default_threshold_drops_a_long_phrase_partly_covered_in_a_long_abstract(
+        seeds: Ranker) -> None:
+    partial = paper("partial", "A study of solvers",
+                    f"{_seed_words(seeds, 500)} We compare with physics-informed networks.")
+    full = paper("full", "A study of solvers",
+                 f"{_seed_words(seeds, 180)} We compare with physics-informed neural networks.")
+    papers = [*seeds.papers, partial, full]
+    scores = {m.paper.id: m.score for m in Ranker(papers, min_score=0).rank("PINNs")}
+    assert scores["partial"] < rank_module.MIN_SCORE <= scores["full"]
+    assert {"partial", "full"} & ids(Ranker(papers).rank("PINNs")) == {"full"}
+
+
+def test_lexical_similarity_flags_a_paper_and_its_journal_version(seeds: Ranker) -> None:
+    by_title = {p.title: p for p in seeds.papers}
+    conference = by_title["Real-time Scene Text Detection with Differentiable Binarization"]
+    journal = by_title["Real-Time Scene Text Detection with Differentiable Binarization and "
+                       "Adaptive Scale Fusion"]
+    other = by_title["BiBench: Benchmarking and Analyzing Network Binarization"]
+    assert seeds.near_duplicate(conference, journal)
+    assert not seeds.near_duplicate(conference, other)
+    assert seeds.similarity(conference, conference) == pytest.approx(1.0)
+
+
+def test_diversify_keeps_one_of_each_near_duplicate_pair_in_rank_order(seeds: Ranker) -> None:
+    matches = seeds.rank("binarization")
+    titles = [m.paper.title for m in matches]
+    assert sum("Scene Text Detection" in t for t in titles) == 2  # both versions match
+    kept = rank_module.diversify(matches, 10, seeds.similarity, seeds.duplicate_threshold)
+    assert sum("Scene Text Detection" in m.paper.title for m in kept) == 1
+    assert [m for m in matches if m in kept] == kept  # rank order unchanged
+    assert len(rank_module.diversify(matches, 2, seeds.similarity, 0.7)) == 2

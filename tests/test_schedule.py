@@ -136,7 +136,8 @@ def write_people(folder: Path, n: int, send_time: str = "07:00") -> None:
 
 
 def cli_env(tmp_path: Path, server: SmtpServer, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("NEWSLETTER_") or k == "NEWSLETTER_SEMANTIC"}
     env.update(server.env(), NEWSLETTER_DATABASE_URL=f"sqlite:///{tmp_path / 'n.db'}",
                NEWSLETTER_SUBSCRIBERS_DIR=str(tmp_path / "subs"),
                NEWSLETTER_SECRET_KEY="s", **extra)

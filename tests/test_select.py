@@ -114,6 +114,9 @@ class StubRanker:
     def matching_ids(self, topic: str) -> frozenset[str]:
         return frozenset(m.paper.id for m in self.rank(topic))
 
+    def near_duplicate(self, a: Paper, b: Paper) -> bool:
+        return False
+
 
 def test_freshness_breaks_ties_and_nudges_close_calls() -> None:
     today, old = NOW.date(), date(2024, 1, 1)
@@ -298,3 +301,18 @@ def test_topics_take_turns_so_a_rarer_topic_is_not_crowded_out() -> None:
     sizes = {section.topic: len(section.items) for section in digest.sections}
     assert sizes["GNN"] >= 4 and sizes["PINNs"] >= 4, sizes
     assert sum(sizes.values()) == 10
+
+
+def test_near_duplicate_papers_do_not_crowd_a_digest() -> None:
+    abstract = ("We train physics-informed neural networks for battery models and infer their "
+                "parameters from voltage curves with a multi-fidelity hierarchy. ") * 3
+    parts = [paper(f"part-{n}", f"PINN surrogate of Li-ion battery models, Part {n}", abstract)
+             for n in ("I", "II", "III")]
+    other = paper("other", "Respecting causality in physics-informed neural networks",
+                  "We change the loss of physics-informed neural networks to respect causality "
+                  "in time, which fixes their training on chaotic systems. " * 3)
+    digest = build_digest(subscriber("PINNs", max_papers=4), Ranker([*parts, other]), set(),
+                          "e", NOW)
+    assert digest is not None
+    ids = [item.paper.id for item in digest.items]
+    assert "other" in ids and sum(i.startswith("part-") for i in ids) == 1, ids

@@ -59,7 +59,7 @@ def prepare(settings: Settings) -> Engine:
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     for name in list(os.environ):
-        if name.startswith("NEWSLETTER_"):
+        if name.startswith("NEWSLETTER_") and name != "NEWSLETTER_SEMANTIC":
             monkeypatch.delenv(name)
 
 

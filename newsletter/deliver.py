@@ -62,8 +62,8 @@ class Pipeline:
                   else store.secret_key(engine))
         renderer = Renderer(settings.templates_dir, base_url=settings.base_url,
                             site_name=settings.from_name)
-        ranker = build_ranker(store.load_papers(engine), engine,
-                              semantic=settings.semantic != "off")
+        candidates = store.load_papers(engine, since=now - timedelta(days=settings.window_days))
+        ranker = build_ranker(candidates, engine, semantic=settings.semantic != "off")
         return cls(settings, ranker, renderer, secret, now)
 
     def links(self, email: str) -> SubscriberLinks:

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     ingest_interval_minutes: float = Field(default=360.0, gt=0)
     stale_after_hours: float = Field(default=12.0, gt=0)
 
+    # A digest picks from the papers the catalog first saw in this many days: "new or trending",
+    # and a daily run ranks hundreds of papers rather than the whole archive.
+    window_days: float = Field(default=14.0, gt=0)
+
     # Fuse sentence-embedding similarity into the ranking when the `semantic` extra is
     # installed ("auto"), or never ("off").
     semantic: Literal["auto", "off"] = "auto"

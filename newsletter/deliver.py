@@ -208,6 +208,7 @@ class Dispatcher:
             if job is None or self.stop.is_set():
                 return
             if await self._attempt(job):
+                job.composed = None  # a finished digest's 100 KB must not live for the whole run
                 self._finish()
 
     async def _attempt(self, job: Job) -> bool:

@@ -151,7 +151,10 @@ def instrument(stages: Stages) -> None:
     deliver.links_for = stages.wrap("links", deliver.links_for)
     render.Renderer.render = stages.wrap("render", render.Renderer.render)
     from newsletter import message
-    message.Letterhead.build = stages.wrap("message", message.Letterhead.build)
+    if hasattr(message, "Letterhead"):  # the run builds its Letterhead once, then build() per email
+        message.Letterhead.build = stages.wrap("message", message.Letterhead.build)
+    else:
+        deliver.build_message = stages.wrap("message", deliver.build_message)
     transport.SmtpTransport.send = stages.wrap_async("send", transport.SmtpTransport.send)
     rank.Ranker._score_topic = stages.wrap("  rank topics (in select)", rank.Ranker._score_topic)
     for name in ("begin", "mark_sent", "mark_skipped", "mark_retrying", "mark_failed",

@@ -3,13 +3,20 @@
 Email clients ignore most of <style>, so CSS must sit in style="" attributes. The inlining depends
 only on the markup, not on the data, so the Renderer inlines the template once (``inline.py``)
 and then renders the already-inlined template for every subscriber.
+
+A run renders the same few hundred papers into tens of thousands of digests, so what depends on
+the paper alone (cleaned text, excerpt, meta line, checked links, the wrapped text) is computed
+once per Renderer and kept in bounded caches; only a paper's number, reason and (tracked) link
+are the subscriber's own.
 """
 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote, quote_plus, urlsplit
@@ -23,6 +30,11 @@ from .models import Digest, DigestItem, Paper, RenderedDigest, SubscriberLinks
 HTML_TEMPLATE = "digest.html"
 TEXT_TEMPLATE = "digest.txt"
 INLINED_NAME = "digest.inlined.html"  # ends in .html so autoescape applies to it as well
+FLAT_TEXT_NAME = "digest.flat.txt"  # the text template with its includes pasted in
+# Bounds on the per-Renderer caches, so a long run cannot grow them without limit: a run's
+# candidate window holds a few thousand papers at most, and an evicted one is only recomputed.
+PAPER_CACHE_SIZE = 4096
+WRAP_CACHE_SIZE = 16384  # ~4 wrapped fields a paper, plus the reasons, which repeat a lot
 
 EXCERPT_CHARS = 300
 SUMMARY_CHARS = 240
@@ -68,14 +80,21 @@ class Renderer:
         self.base_url = base_url.rstrip("/")
         self.site_name = site_name
         self._generated: dict[str, str] = {}
+        self._generated_text: dict[str, str] = {}
+        self._papers = PaperParts(PAPER_CACHE_SIZE)
+        # wrap is a pure function of its arguments, and most of what it wraps is a paper's text
+        # that the next digests wrap again
+        cached_wrap = lru_cache(maxsize=WRAP_CACHE_SIZE)(wrap)
         self.html_env = make_environment(Path(templates_dir), self._generated, html=True,
-                                         filters={"wrap": wrap})
-        self.text_env = make_environment(Path(templates_dir), {}, html=False,
-                                         filters={"wrap": wrap})
+                                         filters={"wrap": cached_wrap})
+        self.text_env = make_environment(Path(templates_dir), self._generated_text, html=False,
+                                         filters={"wrap": cached_wrap})
         try:
             self._generated[INLINED_NAME] = inline_css(flatten_includes(self.html_env, HTML_TEMPLATE))
             self._html = self.html_env.get_template(INLINED_NAME)
-            self._text = self.text_env.get_template(TEXT_TEMPLATE)
+            # Pasting the includes in, as for the HTML, saves a Jinja context per paper
+            self._generated_text[FLAT_TEXT_NAME] = flatten_includes(self.text_env, TEXT_TEMPLATE)
+            self._text = self.text_env.get_template(FLAT_TEXT_NAME)
         except jinja2.TemplateNotFound as exc:
             raise ConfigError(f"{templates_dir}: template {exc.name!r} is missing") from exc
 
@@ -94,7 +113,7 @@ class Renderer:
                 paper_link: Callable[[Paper], str] | None = None) -> dict[str, Any]:
         """The template variables; public so previews and tests can render other templates."""
         subscriber = digest.subscriber
-        sections = _section_views(digest, paper_link or paper_url)
+        sections = _section_views(digest, paper_link, self._papers)
         count = sum(section.count for section in sections)
         topics = digest_topics(digest)
         day, weekly = edition_date(digest)
@@ -117,12 +136,13 @@ class Renderer:
 
 # -- what the templates show -------------------------------------------------------------------
 
-def _section_views(digest: Digest, link: Callable[[Paper], str]) -> tuple[SectionView, ...]:
+def _section_views(digest: Digest, link: Callable[[Paper], str] | None,
+                   papers: PaperParts) -> tuple[SectionView, ...]:
     numbers = iter(range(1, len(digest.items) + 1))
     return tuple(
         SectionView(TRENDING_HEADING if section.trending else one_line(section.topic),
                     len(section.items),
-                    tuple(paper_view(next(numbers), item, link) for item in section.items),
+                    tuple(papers.view(next(numbers), item, link) for item in section.items),
                     trending=section.trending)
         for section in digest.sections if section.items
     )
@@ -138,26 +158,62 @@ def digest_topics(digest: Digest) -> list[str]:
 
 def paper_view(number: int, item: DigestItem,
                link: Callable[[Paper], str] | None = None) -> PaperView:
-    paper = item.paper
+    return _assemble(number, item, link, _paper_parts(item.paper))
+
+
+# What a PaperView holds that depends on the paper alone, in PaperView's field order:
+# (title, url, excerpt, meta, code_url, stars, project_url, summary, keywords)
+_Parts = tuple[str, str, str, tuple[str, ...], str | None, str | None, str | None, str | None,
+               str | None]
+
+
+def _paper_parts(paper: Paper) -> _Parts:
     published = f"Published {short_date(paper.published)}" if paper.published else None
     upvotes = _count_label(paper.upvotes, "upvote")
     code_url = safe_url(paper.code_url)
     project_url = safe_url(paper.project_url)
     summary = excerpt(paper.ai_summary, SUMMARY_CHARS) if paper.ai_summary else None
     keywords = ", ".join(one_line(k) for k in paper.keywords[:KEYWORDS_SHOWN]) or None
-    return PaperView(
-        number=number,
-        title=one_line(paper.title),
-        url=(link or paper_url)(paper),
-        excerpt=excerpt(paper.abstract),
-        meta=tuple(part for part in (published, authors_label(paper), upvotes) if part),
-        code_url=code_url,
-        reason=one_line(item.reason),
-        stars=_count_label(paper.github_stars, "star") if code_url else None,
-        project_url=project_url if project_url != code_url else None,
-        summary=summary or None,
-        keywords=None if summary else keywords,
-    )
+    return (one_line(paper.title), paper_url(paper), excerpt(paper.abstract),
+            tuple(part for part in (published, authors_label(paper), upvotes) if part),
+            code_url, _count_label(paper.github_stars, "star") if code_url else None,
+            project_url if project_url != code_url else None, summary or None,
+            None if summary else keywords)
+
+
+def _assemble(number: int, item: DigestItem, link: Callable[[Paper], str] | None,
+              parts: _Parts) -> PaperView:
+    """The paper's parts plus this subscriber's number, reason and link (click tracking)."""
+    title, url, text, meta, code_url, stars, project_url, summary, keywords = parts
+    return PaperView(number, title, link(item.paper) if link else url, text, meta, code_url,
+                     one_line(item.reason), stars, project_url, summary, keywords)
+
+
+class PaperParts:
+    """A bounded LRU of ``_paper_parts`` by paper object.
+
+    Keyed by ``id(paper)``, which is cheap next to hashing every field of a Paper; each entry
+    keeps its paper alive, so no other object can take that id while the entry exists. Paper is
+    frozen, so an object's parts never go stale; a changed paper is a new object (a miss)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[int, tuple[Paper, _Parts]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def view(self, number: int, item: DigestItem,
+             link: Callable[[Paper], str] | None) -> PaperView:
+        paper, entries = item.paper, self._entries
+        entry = entries.get(id(paper))
+        if entry is not None and entry[0] is paper:
+            entries.move_to_end(id(paper))
+        else:
+            entry = entries[id(paper)] = (paper, _paper_parts(paper))
+            if len(entries) > self.size:
+                entries.popitem(last=False)
+        return _assemble(number, item, link, entry[1])
 
 
 def _count_label(count: int | None, word: str) -> str | None:

@@ -416,3 +416,56 @@ def test_the_intro_says_when_every_paper_is_trending(renderer: Renderer) -> None
     intro = renderer.render(digest, links("ada@example.org")).text.split("\n\n")[1]
     assert intro == ("Here is 1 paper on GNN that you have not seen yet, and the research\n"
                      "community is excited about it right now.")
+
+
+# -- per-paper caching ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [golden_digest, hostile_digest, max_digest, trending_digest])
+def test_the_flattened_text_template_renders_what_the_includes_do(renderer: Renderer, make) -> None:
+    digest = make()
+    subscriber_links = links(digest.subscriber.email)
+    with_includes = renderer.text_env.get_template("digest.txt")
+    expected = with_includes.render(renderer.context(digest, subscriber_links)) + "\n"
+    assert renderer.render(digest, subscriber_links).text == expected
+
+
+def test_a_cached_paper_keeps_each_subscribers_number_reason_and_link() -> None:
+    fresh = Renderer(TEMPLATES, base_url=BASE_URL, site_name="Trending Papers")
+    digest = golden_digest()
+    forward = digest.sections[0].items[0]
+    other = replace(digest, sections=(
+        Section("PINNs", (digest.sections[1].items[0],
+                          replace(forward, reason="matches: forward learning (abstract)"))),))
+    first = fresh.render(digest, links("ada@example.org")).text
+    second = fresh.render(other, links("ada@example.org"),
+                          paper_link=lambda paper: f"https://t.example/{paper.id}").text
+    assert "1. Forward Learning of Graph Neural Networks" in first
+    assert "2. Forward Learning of Graph Neural Networks\n   https://t.example/2403.01234" in second
+    assert "Why this paper: matches: forward learning (abstract)" in second
+    assert "matches: GNN → graph neural network" not in second
+    again = fresh.render(digest, links("ada@example.org")).text
+    assert again == first  # the tracked link of the second digest did not stick to the paper
+
+
+def test_a_changed_paper_is_not_served_from_the_cache() -> None:
+    fresh = Renderer(TEMPLATES, base_url=BASE_URL, site_name="Trending Papers")
+    digest = golden_digest()
+    fresh.render(digest, links("ada@example.org"))
+    item0 = digest.sections[0].items[0]
+    newer = replace(item0, paper=replace(item0.paper, title="Backward Learning", upvotes=999))
+    changed = replace(digest, sections=(Section("GNN", (newer,)),))
+    text = fresh.render(changed, links("ada@example.org")).text
+    assert "Backward Learning" in text and "999 upvotes" in text
+    assert "Forward Learning" not in text
+
+
+def test_the_paper_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render, "PAPER_CACHE_SIZE", 5)
+    fresh = Renderer(TEMPLATES, base_url=BASE_URL, site_name="Trending Papers")
+    base = golden_digest().sections[0].items[0]
+    for n in range(20):
+        item_n = replace(base, paper=replace(base.paper, id=f"p{n}", title=f"Paper number {n}"))
+        digest = replace(golden_digest(), sections=(Section("GNN", (item_n,)),))
+        assert f"Paper number {n}" in fresh.render(digest, links("ada@example.org")).text
+    assert len(fresh._papers) == 5

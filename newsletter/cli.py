@@ -21,13 +21,14 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import catalog, ledger, schedule, store
+from . import catalog, claims, ledger, schedule, store
 from .deliver import Pipeline, SendReport
 from .errors import NewsletterError
 from .rank import build_ranker
 from .select import edition_for
 from .settings import Settings
 from .subscribers import load_subscribers
+from .worker import Worker
 
 app = typer.Typer(
     help="Trending research papers in your inbox: ingest a catalog, pick papers for each "
@@ -167,44 +168,65 @@ def send(
                                  help="Compose every digest and list them; send and record nothing."),
     day: Optional[str] = typer.Option(None, "--date", metavar="YYYY-MM-DD",
                                       help="Send the edition of this day (noon UTC) instead of today's."),
+    workers: int = typer.Option(
+        0, "--workers", min=0, max=64,
+        help="Processes sending at once. 0 (default): one per core when more than "
+             f"{schedule.AUTO_HELPERS_FROM:,} digests are due, else one."),
 ) -> None:
     """Send every digest that is due: the main job.
 
     Syncs subscribers/ into the database, ingests the configured sources when the catalog is
-    empty, then sends each active subscriber the current edition of their digest, unless the
-    ledger says it was already handled. A second run for the same edition sends nothing.
+    empty, queues each active subscriber's current edition unless the ledger says it was
+    already handled, and sends the queue. A second run for the same edition sends nothing.
     Mail goes over SMTP when NEWSLETTER_SMTP_HOST is set, else to the outbox folder.
+    `newsletter worker` processes on the same database share the sending.
     """
     settings, engine = _open()
     _sync(engine, settings)
     _ensure_catalog(engine, settings)
-    subs = store.load_subscribers(engine, email=to)
+    subs = store.load_subscribers(engine, email=to) if to else None
     if to and not subs:
         raise NewsletterError(f"{to} is not an active subscriber (see `newsletter subscribers list`)")
     with _progress() as bar:
         def progress(total: int) -> Callable[[], None]:
             task = bar.add_task("Composing" if dry_run else "Sending", total=total)
+            if not dry_run:  # helper processes send too: the queue tells how far we are
+                asyncio.get_running_loop().create_task(_poll_progress(engine, bar, task, total))
             return lambda: bar.advance(task)
 
-        report = asyncio.run(_send(engine, settings, subs, _now(day), dry_run, progress))
-    _print_report(report, len(subs))
+        report = asyncio.run(_send(engine, settings, subs, _now(day), dry_run, progress,
+                                   None if workers == 0 else workers - 1))
+    _print_report(report)
     if report.failed or report.stopped:
         raise typer.Exit(1)
 
 
-async def _send(engine: Engine, settings: Settings, subs: list[Any], now: datetime,
-                dry_run: bool, progress: Callable[[int], Callable[[], None]]) -> SendReport:
+async def _poll_progress(engine: Engine, bar: Progress, task: Any, total: int) -> None:
+    while True:
+        await asyncio.sleep(0.5)
+        remaining = sum(claims.unfinished(engine))
+        bar.update(task, completed=max(bar.tasks[task].completed, total - remaining))
+
+
+async def _send(engine: Engine, settings: Settings, subs: list[Any] | None, now: datetime,
+                dry_run: bool, progress: Callable[[int], Callable[[], None]],
+                helpers: int | None) -> SendReport:
     """A manual dispatch; Ctrl-C or SIGTERM finishes the messages in flight and stops."""
+    stop = _stop_on_signals()
+    return await schedule.dispatch(engine, settings, now, owner=ledger.lock_owner(),
+                                   subscribers=subs, manual=True, dry_run=dry_run, stop=stop,
+                                   progress=progress, helpers=helpers)
+
+
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    return await schedule.dispatch(engine, settings, now, owner=ledger.lock_owner(),
-                                   subscribers=subs, manual=True, dry_run=dry_run, stop=stop,
-                                   progress=progress)
+    return stop
 
 
-def _print_report(report: SendReport, total: int) -> None:
+def _print_report(report: SendReport, quiet: bool = False) -> None:
     for email, error in report.failed:
         err.print(f"[red]failed[/] {email}: {error}", highlight=False, soft_wrap=True)
     for email, error in report.uncertain:
@@ -221,6 +243,8 @@ def _print_report(report: SendReport, total: int) -> None:
                   "errors.")
     if report.stopped:
         err.print(f"[yellow]Stopped[/]: {report.stopped} digests left for the next run.")
+    if quiet:
+        return
     if report.dry_run:
         table = Table("to", "papers", "subject", title="Dry run: nothing sent, nothing recorded")
         for email, count, subject in report.planned:
@@ -230,14 +254,56 @@ def _print_report(report: SendReport, total: int) -> None:
                   f"{len(report.empty)} subscribers have nothing relevant and new; "
                   f"{report.already} already handled.")
         return
-    if report.already == total and total:
-        out.print(f"Nothing to send: all {total} digests of this edition were already handled.")
+    helped = report.by_helpers
+    sent = len(report.sent) + helped.get("sent", 0)
+    handled = sent + len(report.empty) + len(report.failed) + len(report.uncertain)
+    if report.already and not handled:
+        out.print(f"Nothing to send: all {report.already} digests of this edition were "
+                  "already handled.")
         return
     waiting = f", {report.waiting} waiting to be retried later" if report.waiting else ""
-    out.print(f"Sent [bold]{len(report.sent)}[/] digests to {report.destination}. "
-              f"Skipped {len(report.empty)} with nothing relevant and new, "
-              f"{report.already} already handled, {len(report.failed)} failed, "
-              f"{len(report.uncertain)} uncertain{waiting}.")
+    by = f" ({helped.get('sent', 0)} of them by helper processes)" if helped else ""
+    out.print(f"Sent [bold]{sent}[/] digests to {report.destination}{by}. "
+              f"Skipped {len(report.empty) + helped.get('skipped', 0)} with nothing relevant "
+              f"and new, {report.already} already handled, "
+              f"{len(report.failed) + helped.get('failed', 0)} failed, "
+              f"{len(report.uncertain) + helped.get('uncertain', 0)} uncertain{waiting}.")
+
+
+@app.command()
+@friendly
+def worker(
+    drain: bool = typer.Option(False, "--drain",
+                               help="Exit once nothing is left to send, instead of waiting for more."),
+    quiet: bool = typer.Option(False, "--quiet", help="Print failures only."),
+    now: Optional[str] = typer.Option(None, "--now", hidden=True,
+                                      help="Compose as of this ISO time (set by `send`)."),
+) -> None:
+    """Send queued digests: claim pending deliveries in batches, send them, record each.
+
+    `newsletter run` (or `send`) queues what is due; any number of workers share the sending,
+    one per core, on this host or on others with the same NEWSLETTER_DATABASE_URL
+    (PostgreSQL) and SMTP settings. A worker that dies leaves its batch to the others after
+    NEWSLETTER_WORKER_LEASE_SECONDS. SIGTERM or Ctrl-C finishes the messages in flight, then
+    exits.
+    """
+    settings, engine = _open()
+    if not quiet:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
+                            datefmt="%Y-%m-%d %H:%M:%S")
+        err.print(f"Worker started; mail goes to {settings.describe_delivery()}.")
+    fixed = datetime.fromisoformat(now) if now else None
+    report = asyncio.run(_work(engine, settings, drain, fixed))
+    _print_report(report, quiet)
+    if report.failed or report.stopped:
+        raise typer.Exit(1)
+
+
+async def _work(engine: Engine, settings: Settings, drain: bool,
+                now: datetime | None) -> SendReport:
+    stop = _stop_on_signals()
+    return await Worker(engine, settings, owner=ledger.lock_owner(), now=now, drain=drain,
+                        stop=stop).run()
 
 
 @app.command()
@@ -247,8 +313,9 @@ def run() -> None:
 
     Each subscriber gets their digest at their own local send time and timezone, daily or
     weekly. After downtime the latest missed edition goes out once (unless older than
-    NEWSLETTER_STALE_AFTER_HOURS). Several `run` processes on one database are safe: only one
-    dispatches at a time. SIGTERM or Ctrl-C finishes the messages in flight, then exits.
+    NEWSLETTER_STALE_AFTER_HOURS). Several `run` processes, and `newsletter worker`
+    processes, on one database share the sending; each digest goes out once. SIGTERM or
+    Ctrl-C finishes the messages in flight, then exits.
     """
     settings, engine = _open()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",

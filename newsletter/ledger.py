@@ -4,30 +4,32 @@ One row per (subscriber, edition) under a unique key, so a second digest for the
 cannot exist; one row per (subscriber, paper), so no paper reaches the same person twice.
 States::
 
-    (none) -> sending -> sent
-                      -> retrying (4xx, dropped before DATA; next_attempt_at) -> sending ...
-                      -> failed (5xx, or out of attempts)
-                      -> uncertain (the reply to DATA was lost, or the run died mid-send)
-    (none) -> skipped (nothing relevant and new)
+    (none) -> pending (planned; claimed by a worker, see claims.py) -> sending -> sent
+                      -> skipped (nothing relevant and new)      sending -> retrying -> sending ...
+                                                                  sending -> failed (5xx, out of attempts)
+                                                                  sending -> uncertain
 
-A row is written right after each SMTP reply: a crash loses at most the messages in flight,
-which the next dispatcher finds as ``sending`` and turns into ``uncertain``: reported for a
-person to decide, never resent blindly.
+``sending`` is written before a message goes and its outcome right after the server's reply
+(``journal.py``): a crash loses at most the messages in flight, which become ``uncertain``:
+reported for a person to decide, never resent blindly. This module holds the reads and the
+named leases; the queue's writes are in ``claims.py`` and ``journal.py``.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Collection, Iterable
+from typing import Collection
 
 from sqlalchemy import Engine, delete, desc, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from .claims import lock_owner, owner_alive
 from .store import as_utc, deliveries, locks, sent_papers, subscribers, utcnow
+
+__all__ = ["lock_owner", "acquire", "release", "states_for", "sent_papers_by_subscriber",
+           "permanent_failures", "outcomes_since", "counts", "problems", "DONE", "RETRYING"]
 
 DONE = ("sent", "skipped", "failed", "uncertain")  # never picked up again automatically
 RETRYING = "retrying"
@@ -39,15 +41,19 @@ def states_for(engine: Engine, editions: dict[int, str]) -> dict[int, tuple[str,
         return {}
     query = (select(deliveries.c.subscriber_id, deliveries.c.edition, deliveries.c.state,
                     deliveries.c.next_attempt_at)
-             .where(deliveries.c.edition.in_(set(editions.values()))))
+             .where(deliveries.c.edition.in_(set(editions.values()))
+                    & deliveries.c.subscriber_id.in_(list(editions))))
     with engine.connect() as conn:
         return {row.subscriber_id: (row.state, as_utc(row.next_attempt_at))
                 for row in conn.execute(query)
                 if editions.get(row.subscriber_id) == row.edition}
 
 
-def sent_papers_by_subscriber(engine: Engine, ids: Collection[int]) -> dict[int, set[str]]:
-    """Paper ids already sent, per subscriber; read in chunks to keep IN lists small."""
+def sent_papers_by_subscriber(engine: Engine, ids: Collection[int],
+                              since: datetime | None = None) -> dict[int, set[str]]:
+    """Paper ids already sent, per subscriber; read in chunks to keep IN lists small.
+    A paper first seen at or after ``since`` cannot have been sent before it, so a run that
+    picks from that window needs only what was sent since."""
     result: dict[int, set[str]] = defaultdict(set)
     ordered = sorted(ids)
     with engine.connect() as conn:
@@ -55,80 +61,19 @@ def sent_papers_by_subscriber(engine: Engine, ids: Collection[int]) -> dict[int,
             chunk = ordered[start:start + 500]
             query = (select(sent_papers.c.subscriber_id, sent_papers.c.paper_id)
                      .where(sent_papers.c.subscriber_id.in_(chunk)))
+            if since is not None:
+                query = query.where(sent_papers.c.sent_at >= since)
             for row in conn.execute(query):
                 result[row.subscriber_id].add(row.paper_id)
     return result
 
 
-def begin(engine: Engine, subscriber_id: int, edition: str, paper_count: int,
-          now: datetime | None = None) -> tuple[int, int] | None:
-    """Claim the (subscriber, edition) row as ``sending``: a new row, or one whose retry is due.
-    Returns (delivery id, attempts so far including this one); None when the edition is done,
-    in flight elsewhere, or waiting for its retry time."""
-    now = now or utcnow()
-    key = (deliveries.c.subscriber_id == subscriber_id) & (deliveries.c.edition == edition)
-    with engine.begin() as conn:
-        try:
-            with conn.begin_nested():
-                row = conn.execute(insert(deliveries).values(
-                    subscriber_id=subscriber_id, edition=edition, state="sending", attempts=1,
-                    paper_count=paper_count, created_at=now, updated_at=now,
-                ).returning(deliveries.c.id, deliveries.c.attempts)).one()
-                return (row.id, row.attempts)
-        except IntegrityError:
-            pass
-        # A conditional update is the claim: of two dispatchers only one sees rowcount 1.
-        claimed = conn.execute(
-            update(deliveries)
-            .where(key & (deliveries.c.state == RETRYING)
-                   & (deliveries.c.next_attempt_at <= now))
-            .values(state="sending", attempts=deliveries.c.attempts + 1,
-                    paper_count=paper_count, next_attempt_at=None, updated_at=now)
-            .returning(deliveries.c.id, deliveries.c.attempts)).one_or_none()
-        return None if claimed is None else (claimed.id, claimed.attempts)
-
-
-def _set(engine: Engine, delivery_id: int, **values: object) -> None:
-    with engine.begin() as conn:
-        conn.execute(update(deliveries).where(deliveries.c.id == delivery_id)
-                     .values(**values, updated_at=utcnow()))
-
-
-def mark_sent(engine: Engine, delivery_id: int, subscriber_id: int, message_id: str,
-              paper_ids: Iterable[str]) -> None:
-    now = utcnow()
-    with engine.begin() as conn:
-        conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(
-            state="sent", message_id=message_id, last_error=None, updated_at=now))
-        rows = [{"subscriber_id": subscriber_id, "paper_id": pid, "delivery_id": delivery_id,
-                 "sent_at": now} for pid in dict.fromkeys(paper_ids)]
-        if rows:
-            conn.execute(insert(sent_papers), rows)
-
-
-def mark_retrying(engine: Engine, delivery_id: int, error: str, next_attempt_at: datetime) -> None:
-    _set(engine, delivery_id, state=RETRYING, last_error=error[:1000],
-         next_attempt_at=next_attempt_at)
-
-
-def mark_failed(engine: Engine, delivery_id: int, error: str) -> None:
-    _set(engine, delivery_id, state="failed", last_error=error[:1000], next_attempt_at=None)
-
-
-def mark_uncertain(engine: Engine, delivery_id: int, error: str, message_id: str) -> None:
-    _set(engine, delivery_id, state="uncertain", last_error=error[:1000], message_id=message_id)
-
-
-def mark_skipped(engine: Engine, subscriber_id: int, edition: str) -> None:
-    """Nothing relevant and new: recorded, so the edition counts as handled."""
-    now = utcnow()
-    try:
-        with engine.begin() as conn:
-            conn.execute(insert(deliveries).values(
-                subscriber_id=subscriber_id, edition=edition, state="skipped", attempts=0,
-                paper_count=0, created_at=now, updated_at=now))
-    except IntegrityError:
-        pass  # another run handled this edition first
+def outcomes_since(engine: Engine, since: datetime) -> Counter[str]:
+    """How many deliveries reached each state since ``since`` (a run's own tally)."""
+    query = (select(deliveries.c.state, func.count()).where(deliveries.c.updated_at >= since)
+             .group_by(deliveries.c.state))
+    with engine.connect() as conn:
+        return Counter({state: count for state, count in conn.execute(query)})
 
 
 def permanent_failures(engine: Engine, subscriber_id: int) -> int:
@@ -139,35 +84,7 @@ def permanent_failures(engine: Engine, subscriber_id: int) -> int:
         return conn.scalar(query) or 0
 
 
-def orphans_to_uncertain(engine: Engine) -> int:
-    """Rows left ``sending`` by a dispatcher that died: the server may or may not have them."""
-    with engine.begin() as conn:
-        return conn.execute(
-            update(deliveries).where(deliveries.c.state == "sending")
-            .values(state="uncertain", updated_at=utcnow(),
-                    last_error="the sending process stopped before the server's reply "
-                               "was recorded")).rowcount
-
-
-# -- the dispatcher lease ---------------------------------------------------------------------
-
-
-def lock_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
-
-
-def _alive(owner: str) -> bool:
-    """A holder on this host whose process is gone is dead now, not when its lease expires."""
-    host, _, rest = owner.partition(":")
-    if host != socket.gethostname():
-        return True
-    try:
-        os.kill(int(rest.partition(":")[0]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError):
-        return True
-    return True
+# -- named leases (ingest, plan) ---------------------------------------------------------------------
 
 
 def acquire(engine: Engine, name: str, owner: str, ttl: timedelta,
@@ -184,7 +101,7 @@ def acquire(engine: Engine, name: str, owner: str, ttl: timedelta,
                 return True, None
             except IntegrityError:
                 return False, None
-        if row.owner != owner and as_utc(row.expires_at) > now and _alive(row.owner):
+        if row.owner != owner and as_utc(row.expires_at) > now and owner_alive(row.owner):
             return False, row.owner
         taken = conn.execute(  # compare-and-swap: a rival that renewed meanwhile keeps it
             update(locks).where((locks.c.name == name) & (locks.c.owner == row.owner)

@@ -1,30 +1,32 @@
-"""Dispatching under a lease, and ``newsletter run``: APScheduler 3 with its jobs in our database.
+"""Planning and dispatching, and ``newsletter run``: APScheduler 3 with its jobs in our database.
 
-Two jobs: ingest the configured sources every ``ingest_interval_minutes``, and a dispatch tick
-every ``dispatch_interval_seconds`` that sends whatever is due (``due.py``). A tick works only
-while it holds the ``dispatch`` lease in the database, so any number of ``newsletter run`` (and
-``newsletter send``) processes on one database never dispatch at the same time; the ledger's
-unique keys would stop a double send even if they did.
+A dispatch *plans* (a pending delivery per subscriber whose edition is due, ``due.py``) and then
+*works* the queue until it is empty (``worker.py``). Two scheduled jobs: ingest the configured
+sources every ``ingest_interval_minutes``, and a dispatch tick every
+``dispatch_interval_seconds``. Any number of ``newsletter run``, ``send`` and ``worker``
+processes may share one database: planning twice adds nothing (a unique key per subscriber and
+edition), and each delivery is claimed by one worker at a time (``claims.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import os
 import signal
+import subprocess
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import Callable
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine, MetaData
 
-from . import catalog, ledger, store
-from .deliver import Dispatcher, Pipeline, Policy, SendReport
+from . import catalog, claims, ledger, store
+from .deliver import Pipeline, SendReport, rehearse
 from .due import due_edition
 from .errors import NewsletterError
 from .models import Subscriber
@@ -32,39 +34,15 @@ from .select import edition_for
 from .settings import Settings
 from .subscribers import load_subscribers
 from .transport import make_transport
+from .worker import Worker, spawn
 
 log = logging.getLogger("newsletter")
 LEASE = timedelta(seconds=60)
+AUTO_HELPERS_FROM = 2000  # below this, starting another process costs more than it saves
 
 
 class Busy(NewsletterError):
-    """Another process holds the dispatch lease."""
-
-
-@contextlib.asynccontextmanager
-async def lease(engine: Engine, name: str, owner: str) -> AsyncIterator[None]:
-    """Hold ``name`` for the block, renewing it in the background; raise Busy if taken."""
-    held, holder = ledger.acquire(engine, name, owner, LEASE)
-    if not held:
-        raise Busy(f"another process ({holder or 'unknown'}) is dispatching on this database; "
-                   "it will send what is due (see `newsletter status`)")
-    if name == "dispatch":
-        orphans = ledger.orphans_to_uncertain(engine)  # we are the only dispatcher now
-        if orphans:
-            log.warning("%d deliveries were cut off by a stopped process: marked uncertain "
-                        "(see `newsletter status`)", orphans)
-
-    async def renew() -> None:
-        while True:
-            await asyncio.sleep(LEASE.total_seconds() / 3)
-            ledger.acquire(engine, name, owner, LEASE)
-
-    renewer = asyncio.ensure_future(renew())
-    try:
-        yield
-    finally:
-        renewer.cancel()
-        ledger.release(engine, name, owner)
+    """Another process holds the lease (ingesting the same sources)."""
 
 
 def ingest_exclusive(engine: Engine, paths: list[Path | str], now: datetime, owner: str,
@@ -82,27 +60,90 @@ def ingest_exclusive(engine: Engine, paths: list[Path | str], now: datetime, own
         ledger.release(engine, "ingest", owner)
 
 
+@dataclass
+class Plan:
+    new: int = 0  # pending rows added
+    already: int = 0  # handled, or in flight elsewhere
+    waiting: int = 0  # retries whose time has not come
+    open: int = 0  # pending, sending or due deliveries in the queue now (any run's)
+
+
+def plan(engine: Engine, settings: Settings, now: datetime, *,
+         subscribers: list[Subscriber] | None = None, manual: bool = False) -> Plan:
+    """Queue a pending delivery for each subscriber whose edition is due at ``now``
+    (``manual``: everyone's current edition), a chunk of subscribers at a time."""
+    stale, result, utc = timedelta(hours=settings.stale_after_hours), Plan(), store.utcnow()
+    chunks = store.iter_subscribers(engine) if subscribers is None else [subscribers]
+    for chunk in chunks:
+        editions = {}
+        for sub in chunk:
+            edition = edition_for(sub, now) if manual else due_edition(sub, now, stale)
+            if edition and sub.id is not None:
+                editions[sub.id] = edition
+        states = ledger.states_for(engine, editions)
+        fresh = []
+        for sub_id, edition in editions.items():
+            state, next_at = states.get(sub_id, (None, None))
+            if state is None:
+                fresh.append((sub_id, edition))
+            elif state in ledger.DONE or state == claims.SENDING:
+                result.already += 1
+            elif state == ledger.RETRYING and next_at and next_at > utc:
+                result.waiting += 1
+        result.new += claims.plan(engine, fresh, utc)
+    result.open = sum(claims.unfinished(engine))
+    return result
+
+
 async def dispatch(engine: Engine, settings: Settings, now: datetime, *, owner: str,
                    subscribers: list[Subscriber] | None = None, manual: bool = False,
                    dry_run: bool = False, stop: asyncio.Event | None = None,
-                   progress: Callable[[int], Callable[[], None]] | None = None) -> SendReport:
-    """Send what is due at ``now`` (``manual``: every subscriber's current edition)."""
-    async with lease(engine, "dispatch", owner):
+                   progress: Callable[[int], Callable[[], None]] | None = None,
+                   helpers: int | None = 0) -> SendReport:
+    """Send what is due at ``now`` (``manual``: every subscriber's current edition): plan,
+    then work until the queue is empty, with ``helpers`` more worker processes (None: one per
+    spare core when the run is large). Other workers on the database share the work too."""
+    if store.count_papers(engine) == 0:
+        # An empty catalog would mark every digest "nothing new" for the whole edition.
+        return SendReport(make_transport(settings).describe(), dry_run)
+    if dry_run:
         subs = store.load_subscribers(engine) if subscribers is None else subscribers
-        stale = timedelta(hours=settings.stale_after_hours)
-        editions = {}
-        for sub in subs:
-            edition = edition_for(sub, now) if manual else due_edition(sub, now, stale)
-            if edition and sub.id is not None:
-                editions[sub.id] = (sub, edition)
-        transport = make_transport(settings)
-        if not editions or store.count_papers(engine) == 0:
-            # An empty catalog would mark every digest "nothing new" for the whole edition.
-            return SendReport(transport.describe(), dry_run)
-        dispatcher = Dispatcher(engine, Pipeline.build(engine, settings, now), transport,
-                                Policy.from_settings(settings), dry_run=dry_run, stop=stop,
-                                progress=progress(len(editions)) if progress else None)
-        return await dispatcher.run(editions)
+        editions = {s.id: (s, edition_for(s, now) if manual
+                           else due_edition(s, now, timedelta(hours=settings.stale_after_hours)))
+                    for s in subs if s.id is not None}
+        return rehearse(Pipeline.build(engine, settings, now), engine,
+                        {i: (s, e) for i, (s, e) in editions.items() if e},
+                        SendReport(make_transport(settings).describe(), dry_run=True))
+    started = store.utcnow()
+    planned = plan(engine, settings, now, subscribers=subscribers, manual=manual)
+    stop = stop or asyncio.Event()
+    worker = Worker(engine, settings, owner=owner, now=now, stop=stop,
+                    progress=progress(planned.open) if progress else None)
+    if helpers is None:
+        helpers = (os.cpu_count() or 1) - 1 if planned.open >= AUTO_HELPERS_FROM else 0
+    procs = spawn(settings, helpers, now) if helpers and planned.open else []
+    forward = asyncio.ensure_future(_forward_stop(stop, procs))
+    try:
+        report = await worker.run()
+    finally:
+        await asyncio.gather(*(asyncio.to_thread(p.wait) for p in procs))
+        forward.cancel()
+    if procs:
+        done = ledger.outcomes_since(engine, started)
+        report.by_helpers = {state: done[state] - mine for state, mine in (
+            ("sent", len(report.sent)), ("skipped", len(report.empty)),
+            ("failed", len(report.failed)), ("uncertain", len(report.uncertain)))}
+    report.already += planned.already
+    report.waiting += planned.waiting
+    return report
+
+
+async def _forward_stop(stop: asyncio.Event, procs: list[subprocess.Popen[bytes]]) -> None:
+    """Ctrl-C or SIGTERM: the helpers too finish the messages in their hands, then stop."""
+    await stop.wait()
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
 
 
 # -- newsletter run ---------------------------------------------------------------------------
@@ -134,9 +175,6 @@ async def dispatch_job() -> None:
             log.warning("skipped %s", problem)
         store.sync_subscribers(rt.engine, found)
         report = await dispatch(rt.engine, rt.settings, rt.clock(), owner=rt.owner, stop=rt.stop)
-    except Busy as exc:
-        log.info("standing by: %s", exc)
-        return
     except NewsletterError as exc:
         log.error("dispatch: %s", exc)
         return

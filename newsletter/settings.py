@@ -6,6 +6,7 @@ Every field can be set as ``NEWSLETTER_<NAME>`` in the environment or in a ``.en
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -53,6 +54,11 @@ class Settings(BaseSettings):
     ingest_interval_minutes: float = Field(default=360.0, gt=0)
     stale_after_hours: float = Field(default=12.0, gt=0)
 
+    # Workers (`newsletter worker`, and `send`/`run` themselves) claim this many deliveries at
+    # a time and hold them for this long unless renewed; a dead worker's rows return then.
+    claim_batch: int = Field(default=200, ge=1, le=10000)
+    worker_lease_seconds: float = Field(default=60.0, gt=0)
+
     # A digest picks from the papers the catalog first saw in this many days: "new or trending",
     # and a daily run ranks hundreds of papers rather than the whole archive.
     window_days: float = Field(default=14.0, gt=0)
@@ -97,6 +103,21 @@ class Settings(BaseSettings):
     @property
     def unsubscribe_address(self) -> str:
         return self.unsubscribe_mailto or f"unsubscribe@{self.domain}"
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as NEWSLETTER_* variables: what a helper process needs to share them."""
+        env = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, list):
+                value = json.dumps(value)
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[f"NEWSLETTER_{name.upper()}"] = str(value)
+        return env
 
     def describe_delivery(self) -> str:
         if self.smtp_host:

@@ -10,13 +10,16 @@ import secrets
 import time as time_module
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import Any, Iterable, Sequence
+from typing import Any, Collection, Iterable, Iterator, Sequence
 
 from sqlalchemy import (
     JSON, Boolean, Column, Date, DateTime, Engine, ForeignKey, Integer, MetaData, String, Table,
     Text, UniqueConstraint, create_engine, event, func, insert, inspect, select, text, update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DatabaseError, IntegrityError
+from sqlalchemy.sql.dml import Insert
 
 from .models import Link, Paper, Subscriber
 
@@ -88,6 +91,9 @@ deliveries = Table(
     Column("message_id", String(300)),
     Column("next_attempt_at", DateTime(timezone=True)),  # state "retrying": not before this
     Column("paper_count", Integer, nullable=False, default=0),
+    # The worker holding the row (``claims.py``) and until when; past that, others may take it.
+    Column("claimed_by", String(200)),
+    Column("lease_until", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("subscriber_id", "edition", name="one_digest_per_edition"),
@@ -173,6 +179,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def insert_ignore(engine: Engine, table: Table) -> Insert:
+    """INSERT that skips rows clashing with a unique key (each dialect spells it its own way)."""
+    if engine.dialect.name == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing()
+    return sqlite_insert(table).on_conflict_do_nothing()
 
 
 def secret_key(engine: Engine) -> str:
@@ -290,14 +303,32 @@ def _subscriber(row: Any) -> Subscriber:
 
 
 def load_subscribers(engine: Engine, statuses: Iterable[str] | None = ("active",),
-                     email: str | None = None) -> list[Subscriber]:
+                     email: str | None = None,
+                     ids: Collection[int] | None = None) -> list[Subscriber]:
     query = select(subscribers).order_by(subscribers.c.id)
     if statuses is not None:
         query = query.where(subscribers.c.status.in_(list(statuses)))
     if email is not None:
         query = query.where(subscribers.c.email == email.lower())
+    if ids is not None:
+        query = query.where(subscribers.c.id.in_(list(ids)))
     with engine.connect() as conn:
         return [_subscriber(row) for row in conn.execute(query)]
+
+
+def iter_subscribers(engine: Engine, chunk: int = 5000) -> Iterator[list[Subscriber]]:
+    """Active subscribers in id order, ``chunk`` at a time: memory stays flat at any count."""
+    after = 0
+    while True:
+        query = (select(subscribers).where((subscribers.c.status == "active")
+                                           & (subscribers.c.id > after))
+                 .order_by(subscribers.c.id).limit(chunk))
+        with engine.connect() as conn:
+            found = [_subscriber(row) for row in conn.execute(query)]
+        if not found:
+            return
+        yield found
+        after = found[-1].id  # type: ignore[assignment]
 
 
 @dataclass

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select
 
 from newsletter import catalog, ledger, store
 from newsletter.models import Subscriber
-from newsletter.schedule import Busy, dispatch, lease
+from newsletter.schedule import dispatch
 from newsletter.settings import Settings
 from smtp_server import DROP, Rule, SmtpServer
 
@@ -119,13 +119,22 @@ def test_a_connection_dropped_after_data_is_uncertain_and_never_resent(
     assert server.rejected and len(server.rejected) == 1
 
 
-def test_a_second_dispatcher_is_refused_while_the_first_holds_the_lease(db: Engine) -> None:
-    async def both() -> None:
-        async with lease(db, "dispatch", ledger.lock_owner()):
-            with pytest.raises(Busy, match="another process"):
-                async with lease(db, "dispatch", ledger.lock_owner()):
-                    pass
-    asyncio.run(both())
+def test_two_sends_at_once_share_the_queue_and_each_person_gets_one_digest(
+        db: Engine, tmp_path: Path, smtp_server_factory: Callable[..., SmtpServer]) -> None:
+    server = smtp_server_factory(data_delay=0.002)
+    store.sync_subscribers(db, people(60))
+    settings = settings_for(server, tmp_path, claim_batch=5, smtp_connections=2)
+
+    async def both() -> list[object]:
+        now = store.utcnow()
+        return await asyncio.gather(*(dispatch(db, settings, now, owner=ledger.lock_owner(),
+                                               manual=True) for _ in range(2)))
+    first, second = asyncio.run(both())
+    assert Counter(server.recipients()) == Counter(
+        {f"p{i:04d}@example.org": 1 for i in range(60)})
+    assert len(first.sent) + len(second.sent) == 60  # type: ignore[attr-defined]
+    assert first.sent and second.sent  # type: ignore[attr-defined]
+    assert states(db) == {"sent": 60}
 
 
 def write_people(folder: Path, n: int, send_time: str = "07:00") -> None:

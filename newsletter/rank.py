@@ -6,11 +6,11 @@ reason a person can check ("matches: GNN → graph neural network (title)").
 A paper is relevant to a topic when some *variant* of the topic (the topic itself, or the topic
 with a vocabulary phrase swapped for an abbreviation or synonym) is covered by the paper. Each
 variant is a list of phrases; a phrase is covered when its words occur close together in one
-field (stemmed, stopwords dropped, in any order, at most WINDOW_SLACK other words among them).
-Phrases of LONG_PHRASE words or more may miss words, as long as the words found carry 75% of
-the phrase's idf: "physics-informed networks" covers "physics-informed neural networks", but
-"information ... neural network" does not (the rare word "physics" is the one missing).
-Proximity matters because stems collide: "optimal" and "optimization" both stem to "optim".
+field (stemmed, stopwords dropped, in any order: ``proximity.py``). Phrases of LONG_PHRASE words
+or more may miss words, as long as the words found carry 75% of the phrase's idf:
+"physics-informed networks" covers "physics-informed neural networks", but "information ...
+neural network" does not (the rare word "physics" is the one missing). Near-duplicate papers
+are told apart in ``duplicates.py``.
 
 With the ``semantic`` extra the ranking is hybrid (see :func:`build_ranker`): a literal match
 scores its BM25F score plus its cosine with the topic (MiniLM embeddings), so among papers that
@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING
 
+from .duplicates import Likeness
+from .duplicates import diversify as diversify  # re-exported: it lived here
 from .models import Paper
+from .proximity import covers, has_phrase
 from .text import Phrase, Variant, Vocabulary, default_vocabulary, query_text, terms
 
 if TYPE_CHECKING:
@@ -42,7 +45,6 @@ FIELD_WEIGHT = (3.0, 1.0)  # (title, abstract): a title word is the paper's own 
 FIELD_B = (0.3, 0.75)  # length normalization; titles are uniformly short, so barely normalized
 TITLE_BONUS = 0.5  # score × 1.5 when the whole topic is in the title
 PHRASE_BONUS = 0.2  # score × 1.2 when every phrase appears word for word
-WINDOW_SLACK = 1  # at 3, "Bayesian inference techniques that use neural networks" matched
 LONG_PHRASE = 4  # phrases this long may miss words...
 LONG_COVERAGE = 0.75  # ...if the words found carry this share of the phrase's idf
 # Relevance threshold on the BM25F score (0..1.7). One exact mention in an abstract of average
@@ -51,11 +53,6 @@ LONG_COVERAGE = 0.75  # ...if the words found carry this share of the phrase's i
 # the returned set from 0.88 to 0.91 for 0.014 of recall (benchmarks/relevance/README.md), but
 # scores shrink in small catalogs of one-line abstracts, so the default stays low.
 MIN_SCORE = 0.4
-# Near-duplicates (a paper and its journal version, "Part I"/"Part II"): cosine of embeddings,
-# or idf-weighted cosine of the words. On the seeds such pairs score >= 0.85 / 0.73, and the most
-# alike distinct papers 0.83 / 0.68 (two differentiable causal discovery papers).
-DUPLICATE_SEMANTIC = 0.85
-DUPLICATE_LEXICAL = 0.7
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +93,7 @@ class Ranker:
             raise ValueError("the semantic index was built for another catalog")
         self.semantic = semantic
         self.min_score = min_score
-        self.duplicate_threshold = DUPLICATE_SEMANTIC if semantic else DUPLICATE_LEXICAL
         self._doc = {paper.id: doc for doc, paper in enumerate(self.papers)}
-        self._unit: dict[int, dict[str, float]] = {}
-        self._alike: dict[tuple[int, int], float] = {}  # subscribers share topics, so pairs recur
         self._tokens: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
         postings: dict[str, array] = {}
         for doc, paper in enumerate(self.papers):
@@ -115,6 +109,8 @@ class Ranker:
             tuple(1 - FIELD_B[i] + FIELD_B[i] * len(f[i]) / averages[i] for i in (0, 1))
             for f in self._tokens
         ]
+        self._likeness = Likeness(self._tokens, self._idf, semantic)
+        self.duplicate_threshold = self._likeness.threshold
         self._hits: dict[str, tuple[_Hit, ...]] = {}
         self._matches: dict[str, list[Match]] = {}
         self._ids: dict[str, frozenset[str]] = {}
@@ -162,31 +158,11 @@ class Ranker:
         return sorted(best.values(), key=match_order)[:max(limit, 0)]
 
     def similarity(self, a: Paper, b: Paper) -> float:
-        """How alike two catalog papers are, 0..1: embeddings when there are, else words."""
-        i, j = sorted((self._doc[a.id], self._doc[b.id]))
-        alike = self._alike.get((i, j))
-        if alike is None:
-            if len(self._alike) > 1_000_000:  # a bound for long-lived processes
-                self._alike.clear()
-            if self.semantic is not None:
-                alike = float(self.semantic.vectors[i] @ self.semantic.vectors[j])
-            else:
-                u, v = self._unit_vector(i), self._unit_vector(j)
-                alike = sum(w * v.get(t, 0.0) for t, w in u.items())
-            self._alike[i, j] = alike
-        return alike
+        """How alike two catalog papers are, 0..1 (see :mod:`newsletter.duplicates`)."""
+        return self._likeness(self._doc[a.id], self._doc[b.id])
 
     def near_duplicate(self, a: Paper, b: Paper) -> bool:
         return self.similarity(a, b) >= self.duplicate_threshold
-
-    def _unit_vector(self, doc: int) -> dict[str, float]:
-        vector = self._unit.get(doc)
-        if vector is None:
-            words = self._tokens[doc][0] + self._tokens[doc][1]
-            weights = {t: words.count(t) * self._idf(t) for t in set(words)}
-            norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
-            vector = self._unit[doc] = {t: w / norm for t, w in weights.items()}
-        return vector
 
     def _match(self, topic: str, hit: _Hit) -> Match:
         if hit.field == "meaning":  # the closest sentence is what a person can check
@@ -279,38 +255,19 @@ class Ranker:
         return found
 
     def _judge(self, doc: int, variant: Variant, positions: Positions, own: Phrase) -> _Hit | None:
-        covered = [[self._covers(p, field) for field in positions] for p in variant.phrases]
+        covered = [[covers(p, field, *self._weights(p)) for field in positions]
+                   for p in variant.phrases]
         if not all(any(where) for where in covered):
             return None
         in_title = all(where[0] for where in covered)
         in_abstract = all(where[1] for where in covered)
         field = "title" if in_title else "abstract" if in_abstract else "title and abstract"
-        exact = all(any(_has_phrase(p, f) for f in positions) for p in variant.phrases)
+        exact = all(any(has_phrase(p, f) for f in positions) for p in variant.phrases)
         words = {term for phrase in variant.phrases for term in phrase}
         score = self._bm25f(doc, words, positions) / self._ideal(words) * (
             1 + TITLE_BONUS * in_title + PHRASE_BONUS * exact)
         flat = tuple(term for phrase in variant.phrases for term in phrase)
         return _Hit(doc, score, None if flat == own else variant.label, field)
-
-    def _covers(self, phrase: Phrase, field: dict[str, list[int]]) -> bool:
-        weights, need = self._weights(phrase)
-        if len(weights) == 1:
-            return phrase[0] in field
-        events = sorted((pos, term) for term in weights for pos in field.get(term, ()))
-        window = len(phrase) + WINDOW_SLACK
-        counts: dict[str, int] = {}
-        total, left = 0.0, 0
-        for pos, term in events:
-            counts[term] = counts.get(term, 0) + 1
-            total += weights[term] if counts[term] == 1 else 0.0
-            while pos - events[left][0] >= window:
-                gone = events[left][1]
-                counts[gone] -= 1
-                total -= weights[gone] if counts[gone] == 0 else 0.0
-                left += 1
-            if total >= need - 1e-9:
-                return True
-        return False
 
     def _ideal(self, words: Iterable[str]) -> float:
         # Raw BM25 grows with the number of query words ("message passing neural network" beat
@@ -326,33 +283,6 @@ class Ranker:
             if tf:
                 score += self._idf(term) * tf * (K1 + 1) / (K1 + tf)
         return score
-
-
-def _has_phrase(phrase: Phrase, field: dict[str, list[int]]) -> bool:
-    later = [set(field.get(term, ())) for term in phrase[1:]]
-    return any(all(start + k + 1 in seen for k, seen in enumerate(later))
-               for start in field.get(phrase[0], ()))
-
-
-class _HasPaper(Protocol):
-    @property
-    def paper(self) -> Paper: ...
-
-
-T = TypeVar("T", bound=_HasPaper)
-
-
-def diversify(items: Iterable[T], k: int, similarity: Callable[[Paper, Paper], float],
-              threshold: float) -> list[T]:
-    """The first ``k`` of ``items`` (in their order) that are not near-duplicates of one already
-    taken: ``similarity(a, b) >= threshold``. Works on Matches and DigestItems alike."""
-    taken: list[T] = []
-    for item in items:
-        if len(taken) >= k:
-            break
-        if all(similarity(item.paper, kept.paper) < threshold for kept in taken):
-            taken.append(item)
-    return taken
 
 
 def build_ranker(papers: Sequence[Paper], engine: Engine | None = None,

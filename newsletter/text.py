@@ -1,8 +1,9 @@
 """Words: the tokenizer, the stemmer and the vocabulary of ML abbreviations and synonyms.
 
 The same analysis runs over paper text and over subscriber topics, so "GNNs", "gnn" and
-"graph neural networks" meet in one form. The vocabulary is data
-(``newsletter/data/vocabulary.toml``), maintained by hand.
+"graph neural networks" meet in one form. One asymmetry, on purpose: a one-letter word glued to
+the next ("Q-learning") is one term in a topic, and that term plus the word's own in a paper.
+The vocabulary is data (``newsletter/data/vocabulary.toml``), maintained by hand.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ STOPWORDS = frozenset(
     "all over under between about towards toward through within".split()
 )
 
-_WORD = re.compile(r"[^\W_]+")
+# A word, or a one-letter word with what follows it: "Q-learning", "k means", "A*". Alone,
+# one-letter words are dropped (variables, "e.g."); "Q-learning" used to become "learning".
+_WORD = re.compile(r"(?<![\w'\u2019])[^\W\d_](?:\*|[-\u2010\u2011\s][^\W_]+)|[^\W_]+")
 _COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 # "GNNs", "PINNs", "NeRFs": two or more capitals and a trailing lowercase s is an abbreviation's
 # plural; strip it before lowercasing (the stemmer would not: "gnns" is not an English word).
@@ -41,7 +44,11 @@ _KEEP = {"transformer": "transformer", "transformers": "transformer", "optimal":
          "informed": "informed", "operator": "operator", "operators": "operator"}
 
 
-_TERMS: dict[str, str] = {}  # surface word -> stem, "" for a stopword; words repeat a lot
+# Surface words repeat a lot, so each is analyzed once: its terms in a paper, and its one term in
+# a topic or vocabulary phrase ("" for a stopword).
+_TERMS: dict[str, tuple[str, ...]] = {}
+_QUERY: dict[str, str] = {}
+_JOINERS = "*-\u2010\u2011"
 
 
 def _stem(word: str) -> str:
@@ -53,26 +60,50 @@ def _stem(word: str) -> str:
     return sys.intern(_KEEP.get(lower) or _STEMMER.stemWord(lower))
 
 
+def _learn(word: str) -> None:
+    if len(word) < 2 or not (word[1] in _JOINERS or word[1].isspace()):
+        stem = _stem(word)
+        _TERMS[word], _QUERY[word] = (stem,) if stem else (), stem
+        return
+    # A one-letter word glued to the next is one term, fused as people also spell it:
+    # "Q-learning" "qlearn" (= "Qlearning"), "U-Net" "unet", "A*" "astar". A paper also keeps
+    # the word's own stem ("Faster R-CNN" is still about CNNs); a topic does not, or
+    # "Q-learning" would find every paper on learning. Not "a learning": the article.
+    letter, joiner, rest = word[0].lower(), word[1], word[2:]
+    base = "" if joiner == "*" else _stem(rest)
+    glued = joiner == "*" or bool(base and not (joiner.isspace() and letter in STOPWORDS))
+    compound = sys.intern(letter + (base or "star")) if glued else ""
+    _TERMS[word] = tuple(term for term in (compound, base) if term)
+    _QUERY[word] = compound or base
+
+
 def _words(text: str) -> list[str]:
-    # Accents and ligatures off ("Schrödinger" == "Schrodinger"); hyphens split words.
+    # Accents and ligatures off ("Schrödinger" == "Schrodinger"); other hyphens split words.
     if not text.isascii():
         text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
     words = _WORD.findall(text)
     if len(_TERMS) > 2_000_000:  # a bound for long-lived processes; refilling is cheap
         _TERMS.clear()
+        _QUERY.clear()
     for word in set(words).difference(_TERMS):
-        _TERMS[word] = _stem(word)
+        _learn(word)
     return words
 
 
 def terms(text: str) -> list[str]:
-    """Index terms of ``text``: the stems of its content words, in order."""
-    return [stem for stem in map(_TERMS.__getitem__, _words(text)) if stem]
+    """Index terms of a paper's ``text``: the stems of its content words, in order; a compound
+    ("Q-learning") gives its own term, then its word's ("qlearn", "learn")."""
+    return [term for word in _words(text) for term in _TERMS[word]]
 
 
 def analyze(text: str) -> list[tuple[str, str]]:
-    """(surface word, stem) pairs of the content words of ``text``."""
-    return [(word, _TERMS[word]) for word in _words(text) if _TERMS[word]]
+    """(surface word, term) pairs of a topic or vocabulary phrase; a compound is one term."""
+    return [(word, _QUERY[word]) for word in _words(text) if _QUERY[word]]
+
+
+def query_terms(text: str) -> list[str]:
+    """The terms of a topic or vocabulary phrase: what a paper's :func:`terms` must contain."""
+    return [term for _, term in analyze(text)]
 
 
 def normalize_topic(topic: str, vocabulary: Vocabulary | None = None) -> str:
@@ -145,17 +176,18 @@ class Vocabulary:
         # "Bayesian neural networks" must not find "binary neural networks (BNNs)".
         for index, sense in enumerate(senses):
             others = {t for i, other in enumerate(senses) if i != index
-                      for phrase in other for t in terms(phrase)}
+                      for phrase in other for t in query_terms(phrase)}
             marker = next((pair for phrase in sense for pair in analyze(phrase)
                            if pair[1] not in others), None)
             found = [_variant(phrase) for phrase in sense]
             if marker is not None:
-                found.append(Variant((tuple(terms(name)), (marker[1],)), f"{name} ({marker[0]})"))
+                found.append(Variant((tuple(query_terms(name)), (marker[1],)),
+                                     f"{name} ({marker[0]})"))
             for phrase in sense:
                 self._add(phrase, found)
 
     def _add(self, phrase: str, found: Iterable[Variant]) -> None:
-        key = tuple(terms(phrase))
+        key = tuple(query_terms(phrase))
         if not key:
             raise ValueError(f"vocabulary: {phrase!r} has only stopwords or one-letter words")
         slot = self._alternatives.setdefault(key, {})
@@ -193,7 +225,7 @@ class Vocabulary:
 
 
 def _variant(phrase: str) -> Variant:
-    return Variant((tuple(terms(phrase)),), phrase)
+    return Variant((tuple(query_terms(phrase)),), phrase)
 
 
 def _literal(pairs: Sequence[tuple[str, str]]) -> Variant:

@@ -157,9 +157,16 @@ def instrument(stages: Stages) -> None:
         deliver.build_message = stages.wrap("message", deliver.build_message)
     transport.SmtpTransport.send = stages.wrap_async("send", transport.SmtpTransport.send)
     rank.Ranker._score_topic = stages.wrap("  rank topics (in select)", rank.Ranker._score_topic)
+    from newsletter import claims, journal
+    if hasattr(journal, "Journal"):  # group commits, in a thread beside the event loop
+        journal.Journal._write = stages.wrap("ledger writes (group commits)",
+                                             journal.Journal._write)
+        claims.claim = stages.wrap("claims (batches)", claims.claim)
+        schedule.plan = stages.wrap("setup: plan (queue the run)", schedule.plan)
     for name in ("begin", "mark_sent", "mark_skipped", "mark_retrying", "mark_failed",
-                 "mark_uncertain"):
-        setattr(ledger, name, stages.wrap("ledger writes", getattr(ledger, name)))
+                 "mark_uncertain"):  # older snapshots: one transaction per write
+        if hasattr(ledger, name):
+            setattr(ledger, name, stages.wrap("ledger writes", getattr(ledger, name)))
     ledger.sent_papers_by_subscriber = stages.wrap("setup: sent papers",
                                                    ledger.sent_papers_by_subscriber)
     ledger.states_for = stages.wrap("setup: ledger states", ledger.states_for)
@@ -178,9 +185,10 @@ def instrument(stages: Stages) -> None:
     assert schedule.Pipeline is deliver.Pipeline
 
 
-TOP_STAGES = ("setup: load subscribers", "setup: load papers", "setup: ranker index",
-              "setup: templates (premailer once)", "setup: ledger states", "setup: sent papers",
-              "select", "links", "render", "message", "ledger writes", "send")
+TOP_STAGES = ("setup: plan (queue the run)", "setup: load subscribers", "setup: load papers",
+              "setup: ranker index", "setup: templates (premailer once)", "setup: ledger states",
+              "setup: sent papers", "claims (batches)", "select", "links", "render", "message",
+              "ledger writes", "ledger writes (group commits)", "send")
 
 
 # -- the worker processes ------------------------------------------------------------------------
@@ -229,8 +237,9 @@ def run_dispatch(args: argparse.Namespace) -> dict[str, Any]:
         return tick
 
     async def main() -> Any:
+        helpers = {"helpers": args.workers - 1} if args.workers > 1 else {}
         return await schedule.dispatch(engine, settings, now, owner=ledger.lock_owner(),
-                                       manual=True, progress=progress)
+                                       manual=True, progress=progress, **helpers)
 
     profiler = None
     if args.profile == "cprofile":
@@ -250,7 +259,13 @@ def run_dispatch(args: argparse.Namespace) -> dict[str, Any]:
         _dump_profile(profiler, args.profile, workdir)
     return {
         "package": str(Path(newsletter.__file__).resolve().parent),
-        "wall_s": wall, "cpu_s": cpu, "sent": len(report.sent), "empty": len(report.empty),
+        "wall_s": wall, "cpu_s": cpu,
+        "sent": len(report.sent) + getattr(report, "by_helpers", {}).get("sent", 0),
+        "sent_main": len(report.sent), "workers": args.workers,
+        "helpers_maxrss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "helpers_cpu_s": (lambda r: r.ru_utime + r.ru_stime)(
+            resource.getrusage(resource.RUSAGE_CHILDREN)),
+        "empty": len(report.empty),
         "failed": len(report.failed), "uncertain": len(report.uncertain),
         "retrying": len(report.retrying), "already": report.already,
         "failures_sample": report.failed[:3],
@@ -426,8 +441,13 @@ def print_naive(naive: dict[str, Any]) -> None:
 def print_ours(run: dict[str, Any], sink: dict[str, Any], subscribers: int) -> None:
     wall, sent = run["wall_s"], run["sent"]
     stages = run["stages"]
-    print(f"\nReal send path (schedule.dispatch, {run['connections']} SMTP connections; "
-          f"package {run['package']}):")
+    workers = run.get("workers", 1)
+    print(f"\nReal send path (schedule.dispatch, {workers} worker process(es) x "
+          f"{run['connections']} SMTP connections; package {run['package']}):")
+    if workers > 1:
+        print(f"  the stage table is the main process only ({run['sent_main']:,} of the "
+              f"{run['sent']:,} messages); helper processes: CPU {run['helpers_cpu_s']:.1f}s, "
+              f"peak RSS {run['helpers_maxrss_mb']:.0f} MB")
     print(f"  {subscribers:,} subscribers: {sent:,} sent, {run['empty']:,} nothing new, "
           f"{run['failed']} failed, {run['uncertain']} uncertain, {run['retrying']} retrying")
     if run["failures_sample"]:
@@ -450,9 +470,10 @@ def print_ours(run: dict[str, Any], sink: dict[str, Any], subscribers: int) -> N
         calls, w, _ = stages["send (latency)"]
         print(f"  send latency (call to reply, incl. waiting): {1000 * w / max(calls, 1):.2f} "
               f"ms/message average")
-    print(f"  total wall {wall:.1f}s, process CPU {run['cpu_s']:.1f}s "
+    print(f"  total wall {wall:.1f}s, main process CPU {run['cpu_s']:.1f}s "
           f"({100 * run['cpu_s'] / wall:.0f}% of one core) -> {sent / wall:,.1f} msgs/s "
-          f"(CPU-bound rate {sent / run['cpu_s']:,.1f}/s); load average at the end "
+          f"(main process CPU-bound rate {run.get('sent_main', sent) / run['cpu_s']:,.1f}/s); "
+          f"load average at the end "
           f"{run['loadavg'][0]:.1f}")
     marks = run["marks"].get("after Pipeline.build")
     print(f"  peak RSS {run['maxrss_mb']:.0f} MB (VmHWM {run['vmhwm_mb']:.0f} MB; after imports "
@@ -469,6 +490,13 @@ def orchestrate(args: argparse.Namespace) -> None:
     db_path = workdir / "bench.db"
     pristine = workdir / "pristine.db"
     url = f"sqlite:///{db_path}"
+    schema = None
+    if args.postgres:  # a throwaway schema on that server; built once, so one run
+        from sqlalchemy import create_engine, text
+        schema, args.repeat = f"bench_{os.getpid()}", 1
+        with create_engine(args.postgres).begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = f"{args.postgres}?options=-csearch_path%3D{schema}"
     now = datetime.now(UTC).replace(microsecond=0)
     sink = None
     try:
@@ -482,7 +510,8 @@ def orchestrate(args: argparse.Namespace) -> None:
                        "--subscribers", str(args.subscribers),
                        "--history-days", str(args.history_days), "--seed", str(args.seed),
                        "--seeds", str(Path(args.seeds).resolve())])
-        shutil.copy(db_path, pristine)
+        if not schema:
+            shutil.copy(db_path, pristine)
 
         naive = None
         if args.naive_sample:
@@ -494,6 +523,7 @@ def orchestrate(args: argparse.Namespace) -> None:
 
         runs = []
         extra = ["--connections", str(args.connections)] if args.connections else []
+        extra += ["--workers", str(args.workers)]
         for i in range(args.repeat):
             if i:
                 shutil.copy(pristine, db_path)
@@ -546,6 +576,10 @@ def orchestrate(args: argparse.Namespace) -> None:
             Path(args.json).write_text(json.dumps(
                 {"args": vars(args), "info": info, "naive": naive, "runs": runs}, indent=1))
     finally:
+        if schema:
+            from sqlalchemy import create_engine, text
+            with create_engine(args.postgres).begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         if sink:
             sink.close()
         if args.keep:
@@ -567,7 +601,13 @@ def main() -> None:
                         help="subscribers for the naive baseline (0: skip it)")
     parser.add_argument("--connections", type=int, default=None,
                         help="NEWSLETTER_SMTP_CONNECTIONS (default: the project's default)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="worker processes of the real path (send --workers); default: "
+                             "one per core")
     parser.add_argument("--repeat", type=int, default=1, help="runs of the real path (median)")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="run on this PostgreSQL database (a new schema in it) instead of "
+                             "a SQLite file, e.g. postgresql+psycopg://postgres@127.0.0.1/test")
     parser.add_argument("--profile", choices=("none", "cprofile", "pyinstrument"),
                         default="none", help="an extra, profiled run of the real path")
     parser.add_argument("--seed", type=int, default=7)

@@ -30,7 +30,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Sequence
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, text
 
 from newsletter import catalog, store
 from newsletter.models import Link, Paper, Subscriber
@@ -293,7 +293,12 @@ def write_history(engine: Engine, subscribers: Sequence[Subscriber], papers: Seq
                          "sent_at": at} for pid in ids)
         if len(sent) > 200_000:
             rows += _flush(engine, deliveries, sent)
-    return rows + _flush(engine, deliveries, sent)
+    rows += _flush(engine, deliveries, sent)
+    if engine.dialect.name == "postgresql":  # ids were given: move the sequence past them
+        with engine.begin() as conn:
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('deliveries', 'id'), "
+                              "(SELECT max(id) FROM deliveries))"))
+    return rows
 
 
 def _flush(engine: Engine, deliveries: list[dict], sent: list[dict]) -> int:

@@ -65,7 +65,7 @@ def plan(engine: Engine, wanted: Iterable[tuple[int, str]], now: datetime | None
         return 0
     with engine.begin() as conn:
         # RETURNING lists only the rows inserted (psycopg reports no executemany rowcount).
-        return len(conn.execute(insert_ignore(engine, deliveries).returning(_d.id), rows).all())
+        return len(conn.execute(insert_ignore(engine, deliveries, ("subscriber_id", "edition")).returning(_d.id), rows).all())
 
 
 def claim(engine: Engine, owner: str, limit: int, lease: timedelta,

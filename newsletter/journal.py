@@ -126,7 +126,8 @@ class Journal:
                 conn.execute(_OUTCOME, [_params(o, now, self.owner) for o in outcomes])
                 papers = list(_sent_rows(outcomes, now))
                 if papers:
-                    conn.execute(insert_ignore(self.engine, sent_papers), papers)
+                    conn.execute(insert_ignore(self.engine, sent_papers,
+                                               ("subscriber_id", "paper_id")), papers)
             if starts:
                 granted = set(conn.scalars(
                     update(deliveries)

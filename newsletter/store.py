@@ -181,11 +181,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def insert_ignore(engine: Engine, table: Table) -> Insert:
-    """INSERT that skips rows clashing with a unique key (each dialect spells it its own way)."""
-    if engine.dialect.name == "postgresql":
-        return postgresql_insert(table).on_conflict_do_nothing()
-    return sqlite_insert(table).on_conflict_do_nothing()
+def insert_ignore(engine: Engine, table: Table, key: Sequence[str]) -> Insert:
+    """INSERT that skips rows clashing on ``key`` (any other clash still raises)."""
+    make = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    return make(table).on_conflict_do_nothing(index_elements=list(key))
 
 
 def secret_key(engine: Engine) -> str:

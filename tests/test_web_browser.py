@@ -26,7 +26,7 @@ import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 from smtp_server import SmtpServer
 from sqlalchemy import Engine
-from test_web import PASSWORD, ROOT, clean_environment, site_settings, tampered
+from web_site import PASSWORD, ROOT, clean_environment, site_settings, tampered
 
 from newsletter import catalog, store
 from newsletter.settings import Settings
@@ -158,7 +158,8 @@ def tomorrow() -> str:
 
 
 def sign_up(live: Live, page: Page, topics: str, *, shots: bool = False) -> None:
-    """Fill in the form, get the confirmation email, open its link from the email itself."""
+    """Fill in the form, get the confirmation email, open its link from the email itself and
+    press the button on the page it opens."""
     page.goto(live.url + "/")
     if shots:
         shoot(page, "01-signup")
@@ -174,9 +175,14 @@ def sign_up(live: Live, page: Page, topics: str, *, shots: bool = False) -> None
     if shots:
         shoot(page, "03-confirmation-email")
     page.click("text=Confirm my subscription")
+    assert heading(page) == "Confirm your subscription"
+    assert live.status(READER) is None  # opening the link alone changes nothing
+    if shots:
+        shoot(page, "04-confirm")
+    page.click("button:has-text('Confirm my subscription')")
     assert heading(page) == "You are subscribed"
     if shots:
-        shoot(page, "04-confirmed")
+        shoot(page, "05-confirmed")
     assert live.status(READER) == "active"
 
 
@@ -194,14 +200,14 @@ def test_sign_up_confirm_get_a_digest_unsubscribe_from_it_and_get_no_more(
     assert READER in planned.stdout  # tomorrow has a digest for them, while subscribed
 
     open_email(page, digest)
-    shoot(page, "05-digest-email")
+    shoot(page, "06-digest-email")
     page.click("a.footer-link:has-text('Unsubscribe')")
     assert heading(page) == "Unsubscribe?"
     assert live.status(READER) == "active"  # opening the link alone changes nothing
-    shoot(page, "06-unsubscribe")
+    shoot(page, "07-unsubscribe")
     page.click("button:has-text('Unsubscribe')")
     assert heading(page) == "You are unsubscribed"
-    shoot(page, "07-unsubscribed")
+    shoot(page, "08-unsubscribed")
     assert live.status(READER) == "unsubscribed"
 
     live.send("--date", tomorrow())
@@ -219,16 +225,16 @@ def test_changing_topics_from_a_digest_changes_the_next_digests_sections(
     open_email(page, first)
     page.click("text=Change your topics")
     assert heading(page) == "Your preferences"
-    shoot(page, "08-preferences")
+    shoot(page, "09-preferences")
     page.fill("textarea[name=topics]", "neural radiance fields")
     page.click("text=Preview changes")
     preview = page.inner_text("section.preview")
     assert "neural radiance fields" in preview and "not saved yet" in page.content()
-    shoot(page, "09-preferences-preview")
+    shoot(page, "10-preferences-preview")
     assert store.load_subscribers(live.engine, email=READER)[0].topics == ("graph neural networks",)
     page.click("text=Save preferences")
     assert "Saved." in page.inner_text(".alert-success")
-    shoot(page, "10-preferences-saved")
+    shoot(page, "11-preferences-saved")
 
     live.send("--date", tomorrow())
     second = live.mail(READER, 3)
@@ -240,7 +246,7 @@ def test_the_operator_gallery_and_the_refusals_are_pages_too(live: Live, page: P
     store.sync_subscribers(live.engine, found)
     page.goto(live.url + "/admin")
     assert heading(page) == "Preview gallery"
-    shoot(page, "11-admin-sign-in")
+    shoot(page, "12-admin-sign-in")
     page.fill("input[name=password]", "guess")
     page.click("button:has-text('Sign in')")
     assert "not right" in page.inner_text(".alert-error")
@@ -248,22 +254,22 @@ def test_the_operator_gallery_and_the_refusals_are_pages_too(live: Live, page: P
     page.click("button:has-text('Sign in')")
     assert heading(page) == "Next digests"
     assert page.locator("article.digest-card").count() == len(found)
-    shoot(page, "12-admin-gallery")
+    shoot(page, "13-admin-gallery")
     page.click("article.digest-card >> text=View")
     frame = page.frame_locator("iframe.email-frame")
     assert frame.locator("a.footer-link").first.inner_text() == "Change your topics"
-    shoot(page, "13-admin-digest")
+    shoot(page, "14-admin-digest")
 
     unsubscribe = live.url + "/unsubscribe/" + tampered("x" * 40 + ".abcdefghijk")
     page.goto(unsubscribe)
     assert heading(page) == "This link does not work"
-    shoot(page, "14-invalid-link")
+    shoot(page, "15-invalid-link")
     page.goto(live.url + "/no/such/page")
     assert heading(page) == "Page not found"
-    shoot(page, "15-not-found")
+    shoot(page, "16-not-found")
     page.goto(live.url + "/")
     page.fill("input[name=email]", "someone@localhost")
     page.fill("textarea[name=topics]", "GNN")
     page.click("text=Send me the confirmation link")
     assert "does not look right" in page.inner_text(".alert-error")
-    shoot(page, "16-signup-error")
+    shoot(page, "17-signup-error")

@@ -67,7 +67,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     routes = [
         Route("/", join.signup_page, methods=["GET"]),
         Route("/subscribe", join.subscribe, methods=["POST"]),
-        Route("/confirm/{token}", join.confirm, methods=["GET"]),
+        Route("/confirm/{token}", join.confirm_page, methods=["GET"]),
+        Route("/confirm/{token}", join.confirm, methods=["POST"]),
         Route("/unsubscribe/{token}", manage.unsubscribe_page, methods=["GET"]),
         Route("/unsubscribe/{token}", manage.unsubscribe, methods=["POST"]),
         Route("/preferences/{token}", manage.preferences, methods=["GET", "POST"]),

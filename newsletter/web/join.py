@@ -1,9 +1,14 @@
-"""Sign-up with double opt-in: the form, and the confirmation link that makes it count."""
+"""Sign-up with double opt-in: the form, and the confirmation link that makes it count.
+
+Opening the link only asks (mail scanners and link previews fetch links); its one button posts
+back to the same URL, and that POST is what activates the address.
+"""
 
 from __future__ import annotations
 
 import logging
 
+from sqlalchemy import Engine, select
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,7 +18,7 @@ from ..models import Outgoing
 from ..signup import (CONFIRM_MAX_AGE, RESEND_AFTER, FormError, already_subscribed_message,
                       confirmation_message, normalize_address, parse_topics)
 from ..transport import make_transport
-from .links import check
+from .links import Checked, check
 from .pages import checked_form, form_expired, invalid_link, message, render, web
 from .state import Web, schedule
 
@@ -71,23 +76,54 @@ async def deliver(state: Web, outgoing: Outgoing) -> None:
         log.warning("sign-up email to %s not sent: %s", outgoing.recipient, exc)
 
 
-async def confirm(request: Request) -> Response:
-    state = web(request)
-    checked = check(state.secret, "confirm", request.path_params["token"], CONFIRM_MAX_AGE)
+def _checked(request: Request) -> Checked:
+    return check(web(request).secret, "confirm", request.path_params["token"], CONFIRM_MAX_AGE)
+
+
+def _requested_topics(engine: Engine, email: str) -> list[str] | None:
+    """The topics of the sign-up waiting for this address; None when none waits (used up)."""
+    with engine.connect() as conn:
+        topics = conn.scalar(select(store.signups.c.topics)
+                             .where(store.signups.c.email == email.lower()))
+    return None if topics is None else list(topics)
+
+
+async def confirm_page(request: Request) -> Response:
+    """GET changes nothing: it shows what would be confirmed, and one button."""
+    checked = _checked(request)
     if checked.email is None:
         return invalid_link(request, "Confirmation", expired=checked.expired)
-    email = checked.email
+    state = web(request)
+    topics = await state.run(_requested_topics, state.engine, checked.email)
+    if topics is None:
+        return await _not_waiting(request, state, checked.email)
+    return render(request, "confirm.html", email=checked.email, topics=topics)
+
+
+async def confirm(request: Request) -> Response:
+    """The confirmation page's button: activates the address with the topics it asked for."""
+    checked = _checked(request)
+    if checked.email is None:
+        return invalid_link(request, "Confirmation", expired=checked.expired)
+    if await checked_form(request) is None:
+        return form_expired(request)
+    state, email = web(request), checked.email
     subscriber = await state.run(store.confirm_signup, state.engine, email)
     if subscriber is None:
-        if await state.run(store.subscriber_status, state.engine, email) == "active":
-            return message(request, "You are already subscribed",
-                           "This address is confirmed and on the list. You can change your "
-                           "topics, or how often the digest comes, at any time.",
-                           action=(state.url("preferences", email), "Change your preferences"))
-        return message(request, "This link was already used",
-                       "This confirmation link was replaced by a newer one, or has been used "
-                       "up. Sign up again and we will send you a fresh one.", status=400,
-                       tone="warning", action=("/", "Sign up"))
+        return await _not_waiting(request, state, email)
     return render(request, "confirmed.html", subscriber=subscriber,
                   schedule=schedule(subscriber),
                   preferences_url=state.url("preferences", email))
+
+
+async def _not_waiting(request: Request, state: Web, email: str) -> Response:
+    """A valid link whose sign-up is gone: confirmed already, or replaced by a newer link."""
+    if await state.run(store.subscriber_status, state.engine, email) == "active":
+        return message(request, "You are already subscribed",
+                       "This address is confirmed and on the list. You can change your "
+                       "topics, or how often the digest comes, at any time.",
+                       action=(state.url("preferences", email), "Change your preferences"))
+    return message(request, "This link was already used",
+                   "This confirmation link was replaced by a newer one, or has been used "
+                   "up. Sign up again and we will send you a fresh one.", status=400,
+                   tone="warning", action=("/", "Sign up"))

@@ -10,7 +10,8 @@ re-encoding the whole prefix for each (every subject has an em dash), and the bo
 printable is the same few thousand lines (the papers of the day, the template) again and again.
 So names and subjects go through ``encoded_words`` below, and bodies through ``binascii.b2a_qp``
 one line at a time, behind a bounded cache (quoted-printable is line-local, so the bytes are the
-same as encoding the whole body at once). The result has CRLF line endings only: no bare CR or LF.
+same as encoding the whole body at once). The result has CRLF line endings only, no bare CR or
+LF, and says so by its type (``CrlfMessage``), so the SMTP transport need not scan it again.
 """
 
 from __future__ import annotations
@@ -46,6 +47,15 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]{{1,63}}(?:\.[A-Za-z0-9-]{{1,63}})*")
 
 
+class CrlfMessage(bytes):
+    """Message bytes as ``Letterhead.build`` makes them: CRLF line endings only (no bare CR or
+    LF) and a final CRLF, by construction. The SMTP transport sends these without scanning 30 KB
+    for stray line endings. Bytes made from them (sliced, joined, replaced) are plain bytes again,
+    which the transport checks, so the promise cannot outlive an edit."""
+
+    __slots__ = ()
+
+
 class Letterhead:
     """What every message of a run shares (sender, list, date), encoded once per run."""
 
@@ -65,6 +75,7 @@ class Letterhead:
         subscriber = digest.subscriber
         recipient = _mailbox("To", subscriber.name, subscriber.email)
         _check_line("Subject", rendered.subject, subscriber.email)
+        _check_line("Edition", digest.edition, subscriber.email)  # it goes into the Message-ID
         message_id = f"<{self._rng.getrandbits(96):024x}.{digest.edition}@{self.sender.domain}>"
         boundary = "=" * 15 + repr(self._rng.randrange(sys.maxsize)) + "=="
         head = (f"{self.head}To: {_address('To', subscriber.name, recipient)}{CRLF}"
@@ -74,14 +85,14 @@ class Letterhead:
                 f"{CRLF}List-Unsubscribe-Post: List-Unsubscribe=One-Click{CRLF}"
                 f"MIME-Version: 1.0{CRLF}"
                 f'Content-Type: multipart/alternative;{CRLF} boundary="{boundary}"{CRLF}{CRLF}')
-        data = b"".join((
+        data = CrlfMessage(b"".join((
             head.encode("ascii"),
             f"--{boundary}{CRLF}{_PART.format(subtype='plain')}".encode("ascii"),
             self._quoted_printable(rendered.text),
             f"{CRLF}--{boundary}{CRLF}{_PART.format(subtype='html')}".encode("ascii"),
             self._quoted_printable(rendered.html),
             f"{CRLF}--{boundary}--{CRLF}".encode("ascii"),
-        ))
+        )))
         return Outgoing(message_id=message_id, sender=self.sender.addr_spec,
                         recipient=recipient, data=data, edition=digest.edition)
 

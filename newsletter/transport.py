@@ -12,9 +12,6 @@ The outbox lives in ``newsletter.outbox``; ``OutboxTransport`` is re-exported he
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import ssl
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Protocol, Self
 
@@ -24,6 +21,8 @@ from pydantic import SecretStr
 from newsletter.errors import ConfigError, SendError, Stage
 from newsletter.models import Outgoing
 from newsletter.outbox import OutboxTransport
+from newsletter.smtpwire import (data_payload, describe, greet, mail_options, protocol_of,
+                                 quit_quietly, reset, reusable)
 
 __all__ = ["OutboxTransport", "Security", "SmtpTransport", "Transport", "make_transport"]
 
@@ -100,7 +99,7 @@ class SmtpTransport:
     async def aclose(self) -> None:
         """QUIT every idle connection; the transport can be entered again afterwards."""
         clients, self._idle = self._idle, []
-        await asyncio.gather(*(_quit(client) for client in clients))
+        await asyncio.gather(*(quit_quietly(client) for client in clients))
 
     async def check(self) -> None:
         """Open (and pool) one connection, so wrong settings fail before any work starts."""
@@ -117,7 +116,7 @@ class SmtpTransport:
                 keep = True
                 return reply
             except SendError as error:
-                keep = _reusable(client, error) and await _reset(client)
+                keep = reusable(client, error) and await reset(client)
                 raise
             finally:
                 # cancellation and ConfigError land here too: the session state is unknown
@@ -146,7 +145,7 @@ class SmtpTransport:
             validate_certs=self.validate_certs)
         try:
             await client.connect()
-            await _greet(client)
+            await greet(client)
         except (aiosmtplib.SMTPException, OSError) as error:
             client.close()
             raise self._connect_failure(recipient, error) from error
@@ -155,7 +154,7 @@ class SmtpTransport:
 
     def _connect_failure(self, recipient: str, error: Exception) -> Exception:
         where = f"SMTP server {self.host}:{self.port} ({self.security})"
-        detail = self._scrub(_describe(error))
+        detail = self._scrub(describe(error))
         code = getattr(error, "code", None)
         if isinstance(error, aiosmtplib.SMTPAuthenticationError) and code and code >= 500:
             return ConfigError(f"{where} refused the login for user {self.username!r}: {detail}. "
@@ -177,8 +176,8 @@ class SmtpTransport:
         """
         stage: Stage = "mail"
         try:
-            body = _crlf_lines(message.data)
-            options, encoding = _mail_options(client, message, len(body))
+            payload, size = data_payload(message.data)
+            options, encoding = mail_options(client, message, size)
             await client.mail(message.sender, options=options, encoding=encoding)
             stage = "rcpt"
             await client.rcpt(message.recipient, encoding=encoding)
@@ -187,9 +186,9 @@ class SmtpTransport:
             if reply.code != 354:
                 raise aiosmtplib.SMTPDataError(reply.code, reply.message)
             # raises if the connection is already gone: then nothing of the body was sent
-            _protocol(client).write(_LEADING_DOT.sub(b"..", body) + b".\r\n")
+            protocol_of(client).write(payload)
             stage = "message"
-            reply = await _protocol(client).read_response(timeout=self.timeout)
+            reply = await protocol_of(client).read_response(timeout=self.timeout)
             if reply.code != 250:
                 raise aiosmtplib.SMTPDataError(reply.code, reply.message)
         except (aiosmtplib.SMTPException, OSError, ValueError) as error:
@@ -203,21 +202,21 @@ class SmtpTransport:
             # subscriber would end up suppressing good addresses for our own misconfiguration
             return ConfigError(
                 f"SMTP server {self.host}:{self.port} refused the sender {error.sender}: "
-                f"{self._scrub(_describe(error))}. Check NEWSLETTER_FROM_ADDRESS, "
+                f"{self._scrub(describe(error))}. Check NEWSLETTER_FROM_ADDRESS, "
                 f"NEWSLETTER_SMTP_USERNAME and NEWSLETTER_SMTP_PASSWORD.")
         if isinstance(error, aiosmtplib.SMTPResponseException):
             return SendError(recipient, self._scrub(f"{error.code} {error.message}"),
                              code=error.code, stage=stage)
         if isinstance(error, (aiosmtplib.SMTPNotSupported, ValueError)):
             # an address SMTP cannot carry: refused before it went on the wire
-            return SendError(recipient, self._scrub(_describe(error)), permanent=True,
+            return SendError(recipient, self._scrub(describe(error)), permanent=True,
                              stage=stage)
         where = f"{self.host}:{self.port}"
         if stage == "message":
             text = (f"connection to {where} lost after the message was sent, before the "
-                    f"server's reply ({_describe(error)}): the server may have accepted it")
+                    f"server's reply ({describe(error)}): the server may have accepted it")
         else:
-            text = f"connection to {where} failed at {stage}: {_describe(error)}"
+            text = f"connection to {where} failed at {stage}: {describe(error)}"
         return SendError(recipient, self._scrub(text), stage=stage)
 
     def _scrub(self, text: str) -> str:
@@ -225,97 +224,6 @@ class SmtpTransport:
         if self._password is None:
             return text
         return text.replace(self._password.get_secret_value(), "***")
-
-
-def _describe(error: BaseException) -> str:
-    """The part of an error a person can act on, without aiosmtplib's repeated host and port."""
-    if isinstance(error, aiosmtplib.SMTPResponseException):
-        return f"{error.code} {error.message}"
-    cause = error.__cause__
-    if isinstance(error, aiosmtplib.SMTPConnectError) and isinstance(cause, OSError):
-        error = cause
-    if isinstance(error, ssl.SSLCertVerificationError):
-        return f"TLS certificate not trusted: {error.verify_message}"
-    if isinstance(error, ssl.SSLError):
-        return f"TLS failed: {error.reason or error}"
-    if isinstance(error, OSError) and not isinstance(error, aiosmtplib.SMTPException):
-        if error.errno and error.errno > 0:
-            return os.strerror(error.errno)
-        return error.strerror or str(error) or type(error).__name__
-    return (str(error) or type(error).__name__).rstrip(".")
-
-
-def _reusable(client: aiosmtplib.SMTP, error: SendError) -> bool:
-    """A refused message leaves the session usable; a drop, timeout or 421 does not."""
-    if not client.is_connected:
-        return False
-    if error.answered:
-        return error.code != 421  # aiosmtplib already closed it, this is belt and braces
-    # No reply: refused before anything was sent (bad address, no SMTPUTF8) is fine; a timeout
-    # leaves a reply we gave up on in flight, which would be read as the next command's
-    return error.permanent
-
-
-async def _reset(client: aiosmtplib.SMTP) -> bool:
-    """RSET after a refusal, so the next message starts a clean envelope; False: discard it."""
-    try:
-        await client.rset()
-    except (aiosmtplib.SMTPException, OSError):
-        return False
-    return client.is_connected
-
-
-async def _greet(client: aiosmtplib.SMTP) -> None:
-    """EHLO now (HELO if refused), so the extensions are known before the first MAIL."""
-    if not client.is_ehlo_or_helo_needed:
-        return  # STARTTLS or the login already did it
-    try:
-        await client.ehlo()
-    except aiosmtplib.SMTPHeloError:
-        if not client.is_connected:
-            raise
-        await client.helo()
-
-
-def _mail_options(client: aiosmtplib.SMTP, message: Outgoing,
-                  size: int) -> tuple[list[str], str]:
-    """MAIL FROM parameters and the encoding of the addresses, as ``sendmail`` would choose."""
-    options = [f"SIZE={size}"] if client.supports_extension("size") else []
-    if message.sender.isascii() and message.recipient.isascii():
-        return options, "ascii"
-    # Non-ASCII addresses need SMTPUTF8; a server without it cannot take them (permanent)
-    if not client.supports_extension("smtputf8"):
-        raise aiosmtplib.SMTPNotSupported("SMTPUTF8 is not supported by this server")
-    return [*options, "SMTPUTF8"], "utf-8"
-
-
-_LINE_ENDING = re.compile(rb"\r\n|\n|\r(?!\n)")
-_LEADING_DOT = re.compile(rb"(?m)^\.")
-
-
-def _crlf_lines(data: bytes) -> bytes:
-    """The message with CRLF line endings and a final CRLF, as DATA carries it (RFC 5321); its
-    length is what SIZE declares (RFC 1870: without the dots that DATA adds to lines)."""
-    data = _LINE_ENDING.sub(b"\r\n", data)
-    return data if data.endswith(b"\r\n") else data + b"\r\n"
-
-
-def _protocol(client: aiosmtplib.SMTP) -> aiosmtplib.protocol.SMTPProtocol:
-    # The body is written on the protocol directly (as SMTP.data does internally) because the
-    # public API offers no way to send it without also sending DATA
-    if client.protocol is None:
-        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-    return client.protocol
-
-
-async def _quit(client: aiosmtplib.SMTP) -> None:
-    try:
-        if client.is_connected:
-            await client.quit()
-    except (aiosmtplib.SMTPException, OSError):
-        pass  # closing anyway; a server that went away needs no goodbye
-    finally:
-        client.close()
 
 
 # -- choice ----------------------------------------------------------------------------------

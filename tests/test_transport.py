@@ -17,8 +17,9 @@ from smtp_server import DROP, Rule, SmtpServer
 
 from newsletter.errors import ConfigError, SendError
 from newsletter.faults import classify
-from newsletter.models import Outgoing
+from newsletter.models import Outgoing, SubscriberLinks
 from newsletter.settings import Settings
+from newsletter.smtpwire import data_payload
 from newsletter.transport import OutboxTransport, SmtpTransport, make_transport
 
 Factory = Callable[..., SmtpServer]
@@ -523,3 +524,71 @@ def test_a_process_configured_by_environment_delivers_to_the_server(
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("250 ")
     assert server.recipients() == ["b@x.org"]
+
+
+# -- SMTP: the DATA payload ------------------------------------------------------------------
+
+DOTTY = (b"Subject: dots\r\n\r\n.\r\n..two\r\n.leading\nbare lf\rbare cr\r\n\r\n.\r\n"
+         b"...\n.\rlast line without a break")
+DOTTY_CANONICAL = (b"Subject: dots\r\n\r\n.\r\n..two\r\n.leading\r\nbare lf\r\nbare cr\r\n\r\n"
+                   b".\r\n...\r\n.\r\nlast line without a break\r\n")
+
+
+async def test_smtp_sends_dots_and_bare_line_endings_exactly_right(smtp_server: SmtpServer) -> None:
+    message = Outgoing("<dots@example.org>", "papers@example.org", "ada@example.org", DOTTY)
+    async with smtp(smtp_server) as transport:
+        await transport.send(message)
+        await transport.send(outgoing("b@example.org"))  # the session is still in step
+
+    first, second = smtp_server.messages
+    # every line ends in CRLF, and no "." line ended the DATA early (the server un-stuffs dots)
+    assert first.original_content == DOTTY_CANONICAL
+    assert first.message["Subject"] == "dots"
+    assert second.rcpt_tos == ("b@example.org",)
+
+
+async def test_smtp_sends_a_built_message_byte_for_byte(smtp_server: SmtpServer) -> None:
+    from datetime import datetime, timezone
+
+    from newsletter.message import CrlfMessage, build_message
+    from newsletter.models import Digest, DigestItem, Paper, RenderedDigest, Section, Subscriber
+    paper = Paper(id="p", title="t", abstract="a")
+    digest = Digest(Subscriber("ada@example.org", "Zoë", ("x",)), "2026-11-23",
+                    (Section("x", (DigestItem(paper, 1.0, "x", "r"),)),),
+                    datetime(2026, 11, 23, tzinfo=timezone.utc))
+    links = SubscriberLinks("https://x.example/u", "https://x.example/p", "mailto:u@x.example")
+    text = ".hidden\n.\n..\n" + "y" * 75 + ".end\nplain\n"  # the soft break puts a dot first
+    rendered = RenderedDigest("Subject — with a dash", "", "<p>\n.dot</p>", text)
+    message = build_message(digest, rendered, links, from_address="papers@example.org",
+                            from_name="Papers", list_id="papers.example.org",
+                            now=datetime(2026, 11, 23, tzinfo=timezone.utc))
+    assert isinstance(message.data, CrlfMessage) and b"\r\n." in message.data
+    async with smtp(smtp_server) as transport:
+        await transport.send(message)
+
+    [received] = smtp_server.messages
+    assert received.original_content == message.data
+    assert received.message.get_body(("plain",)).get_content().replace("\r\n", "\n") == text
+
+
+def test_data_payload_stuffs_dots_and_declares_the_unstuffed_size() -> None:
+    payload, size = data_payload(DOTTY)
+    assert size == len(DOTTY_CANONICAL)
+    assert payload == (b"Subject: dots\r\n\r\n..\r\n...two\r\n..leading\r\nbare lf\r\nbare cr\r\n"
+                       b"\r\n..\r\n....\r\n..\r\nlast line without a break\r\n.\r\n")
+    assert data_payload(b"") == (b"\r\n.\r\n", 2)
+    assert data_payload(b".x") == (b"..x\r\n.\r\n", 4)
+
+
+@pytest.mark.parametrize("data", [b"a\r\nb\r\n", b"a\nb", b"a\rb\r\n", b".\r\n\r\n..\r\n",
+                                  b"x\r\n.\n.\r\nMAIL FROM:<evil@example.org>\r\n"])
+def test_data_payload_is_the_same_for_trusted_and_plain_bytes(data: bytes) -> None:
+    from newsletter.message import CrlfMessage
+    canonical, size = data_payload(data)
+    body = canonical[:-3]  # without the terminating ".\r\n"
+    assert b"\r\n.\r\n" not in body and not body.startswith(b".\r\n")  # no early end of data
+    assert body.count(b"\n") == body.count(b"\r\n") == body.count(b"\r")
+    unstuffed = body.replace(b"\r\n..", b"\r\n.").removeprefix(b".")
+    assert len(unstuffed) == size
+    assert data_payload(CrlfMessage(unstuffed)) == (canonical, size)
+    assert type(CrlfMessage(b"a\r\n")[:1]) is bytes  # an edited message is checked again

@@ -32,7 +32,7 @@ import re
 import statistics
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,8 +42,8 @@ sys.path.insert(0, str(HERE))
 import synth  # noqa: E402
 from send_bench import Sink, Stages  # noqa: E402
 
-from newsletter.models import (Digest, DigestItem, Outgoing, Paper, RenderedDigest,  # noqa: E402
-                               Section, Subscriber)
+from newsletter.models import (Digest, DigestItem, Outgoing, Paper,  # noqa: E402
+                               RenderedDigest, Section)
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 REASONS = ("matches: {t} (title)", "matches: {t} → {x} (title, abstract)",
@@ -87,15 +87,20 @@ def _per_call(fn: Callable[[], int], repeat: int) -> tuple[float, list[float]]:
     return statistics.median(runs), runs
 
 
-def bench_render(digests: list[Digest], links: list[Any], repeat: int,
-                 templates: Path) -> tuple[float, list[float], list[RenderedDigest]]:
+def bench_render(digests: list[Digest], links: list[Any], repeat: int, templates: Path,
+                 tracking: bool) -> tuple[float, list[float], list[RenderedDigest]]:
     from newsletter.render import Renderer
+    from newsletter.tokens import click_url
     out: list[RenderedDigest] = []
     renderers: list[Renderer] = []
+    tracked: list[Callable[[Paper], str] | None] = [
+        (lambda paper, n=n: click_url("bench-secret", "https://papers.bench.example.org", n,
+                                      paper.id)) if tracking else None
+        for n in range(len(digests))]
 
     def run() -> int:
         renderer = renderers.pop()
-        out[:] = [renderer.render(d, lk) for d, lk in zip(digests, links)]
+        out[:] = [renderer.render(d, lk, t) for d, lk, t in zip(digests, links, tracked)]
         return len(digests)
 
     runs = []
@@ -184,6 +189,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--skip-send", action="store_true")
+    parser.add_argument("--tracking", action="store_true",
+                        help="render with click-tracking links (NEWSLETTER_CLICK_TRACKING)")
     parser.add_argument("--dump", type=Path, help="write every rendering and message here")
     args = parser.parse_args()
 
@@ -199,11 +206,12 @@ def main() -> None:
           f"{args.pool}; load average {os.getloadavg()[0]:.1f}")
 
     render_ms, render_runs, rendered = bench_render(digests, links, args.repeat,
-                                                    package.parent / "templates")
+                                                    package.parent / "templates", args.tracking)
     message_ms, message_runs, messages = bench_message(digests, rendered, links, args.repeat)
     size = statistics.mean(len(m.data) for m in messages)
-    print(f"messages: {size / 1024:.1f} KB average (html {statistics.mean(len(r.html) for r in rendered) / 1024:.1f} KB, "
-          f"text {statistics.mean(len(r.text) for r in rendered) / 1024:.1f} KB)")
+    html = statistics.mean(len(r.html) for r in rendered) / 1024
+    text = statistics.mean(len(r.text) for r in rendered) / 1024
+    print(f"messages: {size / 1024:.1f} KB average (html {html:.1f} KB, text {text:.1f} KB)")
     print(f"{'stage':44} {'ms/call':>8}   runs")
     print(f"{'render (Renderer.render, HTML + text)':44} {render_ms:8.3f}   "
           + " ".join(f"{r:.3f}" for r in render_runs))

@@ -4,6 +4,7 @@ server, a real database."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -19,7 +20,7 @@ from sqlalchemy import Engine, select
 from databases import _postgres_schema
 from newsletter import catalog, claims, store
 from newsletter.models import Subscriber
-from newsletter.schedule import plan
+from newsletter.schedule import dispatch, plan
 from newsletter.settings import Settings
 from smtp_server import SmtpServer
 
@@ -136,3 +137,29 @@ def test_a_long_lived_worker_sends_what_is_planned_after_it_started_and_stops_on
         assert proc.wait(timeout=30) == 0
     assert claims.unfinished(engine) == (0, 0)
     assert Counter(state for _, state, _ in ledger_rows(engine)) == {"sent": 30}
+
+
+def test_a_worker_holds_at_most_two_batches_so_memory_does_not_grow_with_the_queue(
+        tmp_path: Path, smtp_server_factory: Callable[..., SmtpServer]) -> None:
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    engine = catalog_with_people(url, 300)
+    server = smtp_server_factory(data_delay=0.002)
+    settings = Settings(database_url=url, secret_key="s", claim_batch=10, smtp_connections=2,
+                        smtp_host=server.host, smtp_port=server.port, smtp_security="none")
+    held = select(store.deliveries.c.id).where(store.deliveries.c.claimed_by.is_not(None))
+
+    async def send_and_watch() -> int:
+        task = asyncio.create_task(dispatch(engine, settings, store.utcnow(),
+                                            owner=claims.lock_owner(), manual=True))
+        most = 0
+        while not task.done():
+            with engine.connect() as conn:
+                most = max(most, len(conn.execute(held).all()))
+            await asyncio.sleep(0.01)
+        await task
+        return most
+    most = asyncio.run(send_and_watch())
+    # A batch queued, the next being queued, and per connection a message and an outcome
+    # on its way to the ledger: never the whole queue of 300.
+    assert 0 < most <= 2 * 10 + 2 * 2
+    assert len(server.messages) == 300

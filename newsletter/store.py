@@ -427,6 +427,13 @@ def subscriber_status(engine: Engine, email: str) -> str | None:
                            .where(subscribers.c.email == email.lower()))
 
 
+def requested_topics(engine: Engine, email: str) -> list[str] | None:
+    """The topics of the sign-up waiting for this address; None when none waits (used up)."""
+    with engine.connect() as conn:
+        topics = conn.scalar(select(signups.c.topics).where(signups.c.email == email.lower()))
+    return None if topics is None else list(topics)
+
+
 def request_signup(engine: Engine, email: str, topics: Sequence[str], *,
                    resend_after: timedelta, now: datetime | None = None) -> tuple[str | None, bool]:
     """Remember a sign-up request (the latest topics win) until it is confirmed.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import Engine, select
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
@@ -80,21 +79,13 @@ def _checked(request: Request) -> Checked:
     return check(web(request).secret, "confirm", request.path_params["token"], CONFIRM_MAX_AGE)
 
 
-def _requested_topics(engine: Engine, email: str) -> list[str] | None:
-    """The topics of the sign-up waiting for this address; None when none waits (used up)."""
-    with engine.connect() as conn:
-        topics = conn.scalar(select(store.signups.c.topics)
-                             .where(store.signups.c.email == email.lower()))
-    return None if topics is None else list(topics)
-
-
 async def confirm_page(request: Request) -> Response:
     """GET changes nothing: it shows what would be confirmed, and one button."""
     checked = _checked(request)
     if checked.email is None:
         return invalid_link(request, "Confirmation", expired=checked.expired)
     state = web(request)
-    topics = await state.run(_requested_topics, state.engine, checked.email)
+    topics = await state.run(store.requested_topics, state.engine, checked.email)
     if topics is None:
         return await _not_waiting(request, state, checked.email)
     return render(request, "confirm.html", email=checked.email, topics=topics)

@@ -6,12 +6,14 @@ for a fixed structure. Tests parse every message back with the library's strict 
 
 The two encodings every message needs are done here too, because the library's are slow where a
 digest needs them: ``email.header`` RFC 2047-encodes a subject one character at a time,
-re-encoding the whole prefix for each (every subject has an em dash), and the bodies' quoted-
-printable is the same few thousand lines (the papers of the day, the template) again and again.
-So names and subjects go through ``encoded_words`` below, and bodies through ``binascii.b2a_qp``
-one line at a time, behind a bounded cache (quoted-printable is line-local, so the bytes are the
-same as encoding the whole body at once). The result has CRLF line endings only, no bare CR or
-LF, and says so by its type (``CrlfMessage``), so the SMTP transport need not scan it again.
+re-encoding the whole prefix for each (every subject has an em dash), so names and subjects go
+through ``encoded_words`` below. The HTML body's quoted-printable is mostly the same few thousand
+long lines (the template's, the day's papers') again and again, so it goes through
+``binascii.b2a_qp`` one line at a time behind a bounded cache: quoted-printable is line-local, so
+the bytes are those of encoding the whole body at once. The plain-text part has short lines and
+more of the reader's own: there the per-line overhead would cost what the cache saves, so it is
+encoded whole. The result has CRLF line endings only, no bare CR or LF, and says so by its type
+(``CrlfMessage``), so the SMTP transport need not scan it again.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ _LIST_ID = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?
 CRLF = "\r\n"
 _PART = ('Content-Type: text/{subtype}; charset="utf-8"' + CRLF
          + "Content-Transfer-Encoding: quoted-printable" + CRLF + CRLF)
-# Distinct body lines a Letterhead keeps encoded: the template's and the day's papers' lines come
+# Distinct HTML lines a Letterhead keeps encoded: the template's and the day's papers' lines come
 # back in every digest; the lines that are one subscriber's own fall out of the LRU soon enough.
 QP_CACHE_LINES = 16384
 # A plain address, as Address() would take it and give it back unchanged (RFC 5322 dot-atoms,
@@ -88,24 +90,35 @@ class Letterhead:
         data = CrlfMessage(b"".join((
             head.encode("ascii"),
             f"--{boundary}{CRLF}{_PART.format(subtype='plain')}".encode("ascii"),
-            self._quoted_printable(rendered.text),
+            quoted_printable(rendered.text),
             f"{CRLF}--{boundary}{CRLF}{_PART.format(subtype='html')}".encode("ascii"),
-            self._quoted_printable(rendered.html),
+            self._quoted_printable_by_line(rendered.html),
             f"{CRLF}--{boundary}--{CRLF}".encode("ascii"),
         )))
         return Outgoing(message_id=message_id, sender=self.sender.addr_spec,
                         recipient=recipient, data=data, edition=digest.edition)
 
-    def _quoted_printable(self, text: str) -> bytes:
-        """The body ends with a line break of its own (as the email package makes it); the CRLF
-        before the next boundary belongs to the boundary. A bare CR is a line break too: the
-        message must not carry one (RFC 5322 2.3), and it was sent as one before."""
-        if "\r" in text:
-            text = text.replace("\r\n", "\n").replace("\r", "\n")
-        lines = text.split("\n")
+    def _quoted_printable_by_line(self, text: str) -> bytes:
+        """``quoted_printable(text)``, each line from the cache."""
+        lines = _lf_lines(text).split("\n")
         if len(lines) > 1 and not lines[-1]:
             lines.pop()  # the final line break ends the last line rather than adding one
         return b"".join(map(self._qp_line, lines))
+
+
+def quoted_printable(text: str) -> bytes:
+    """The body ends with a line break of its own (as the email package makes it); the CRLF
+    before the next boundary belongs to the boundary."""
+    text = _lf_lines(text)
+    if not text.endswith("\n"):
+        text += "\n"
+    return b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+
+
+def _lf_lines(text: str) -> str:
+    """A bare CR is a line break too: the message must not carry one (RFC 5322 2.3), and it was
+    sent as one before (the transport turned it into CRLF)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def build_message(digest: Digest, rendered: RenderedDigest, links: SubscriberLinks, *,

@@ -6,7 +6,9 @@ out, with the ``stage`` it failed at (see ``newsletter.faults`` for what to do a
 transport that can never work (wrong host, wrong password) raises ``ConfigError`` at the first
 connection instead, so a run stops rather than failing every subscriber one by one.
 
-The outbox lives in ``newsletter.outbox``; ``OutboxTransport`` is re-exported here.
+The outbox lives in ``newsletter.outbox``; ``OutboxTransport`` is re-exported here. What one
+SMTP message takes on the wire (the DATA payload, MAIL parameters, EHLO/RSET/QUIT, reading an
+error) is in ``newsletter.smtpwire``.
 """
 
 from __future__ import annotations

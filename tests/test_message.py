@@ -288,11 +288,11 @@ def test_line_at_a_time_quoted_printable_equals_the_whole_body_at_once() -> None
               "\x00", "\x7f", "_", "?", "\r\n", "\n", "\n\n"]
     letterhead = message.Letterhead(from_address="p@example.org", from_name="P",
                                     list_id="p.example.org", now=NOW)
-    for _ in range(3000):
-        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 60)))
-        assert letterhead._quoted_printable(text) == old_quoted_printable(text), repr(text)
-    for text in ("", "\n", ".", ".\n", " ", "a \n", "a\t", "\n.\n", "x" * 75 + " \n"):
-        assert letterhead._quoted_printable(text) == old_quoted_printable(text), repr(text)
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 60))) for _ in range(3000)]
+    for text in texts + ["", "\n", ".", ".\n", " ", "a \n", "a\t", "\n.\n", "x" * 75 + " \n"]:
+        old = old_quoted_printable(text)
+        assert letterhead._quoted_printable_by_line(text) == old, repr(text)
+        assert message.quoted_printable(text) == old, repr(text)
 
 
 def test_bodies_with_bare_cr_and_lf_become_crlf_lines() -> None:

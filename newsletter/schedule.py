@@ -69,9 +69,11 @@ class Plan:
 
 
 def plan(engine: Engine, settings: Settings, now: datetime, *,
-         subscribers: list[Subscriber] | None = None, manual: bool = False) -> Plan:
+         subscribers: list[Subscriber] | None = None, manual: bool = False,
+         first_queued: Callable[[], object] | None = None) -> Plan:
     """Queue a pending delivery for each subscriber whose edition is due at ``now``
-    (``manual``: everyone's current edition), a chunk of subscribers at a time."""
+    (``manual``: everyone's current edition), a chunk of subscribers at a time.
+    ``first_queued`` is called once the first rows are in: workers may start meanwhile."""
     stale, result, utc = timedelta(hours=settings.stale_after_hours), Plan(), store.utcnow()
     chunks = store.iter_subscribers(engine) if subscribers is None else [subscribers]
     for chunk in chunks:
@@ -91,6 +93,9 @@ def plan(engine: Engine, settings: Settings, now: datetime, *,
             elif state == ledger.RETRYING and next_at and next_at > utc:
                 result.waiting += 1
         result.new += claims.plan(engine, fresh, utc)
+        if first_queued and result.new:
+            first_queued()
+            first_queued = None
     result.open = sum(claims.unfinished(engine))
     return result
 
@@ -115,13 +120,20 @@ async def dispatch(engine: Engine, settings: Settings, now: datetime, *, owner: 
                         {i: (s, e) for i, (s, e) in editions.items() if e},
                         SendReport(make_transport(settings).describe(), dry_run=True))
     started = store.utcnow()
-    planned = plan(engine, settings, now, subscribers=subscribers, manual=manual)
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start_helpers() -> None:  # they load their index while the rest is planned
+        count = helpers
+        if count is None:
+            due = store.count_subscribers(engine) if subscribers is None else len(subscribers)
+            count = (os.cpu_count() or 1) - 1 if due >= AUTO_HELPERS_FROM else 0
+        procs.extend(spawn(settings, count, now))
+
+    planned = plan(engine, settings, now, subscribers=subscribers, manual=manual,
+                   first_queued=start_helpers if helpers != 0 else None)
     stop = stop or asyncio.Event()
     worker = Worker(engine, settings, owner=owner, now=now, stop=stop,
                     progress=progress(planned.open) if progress else None)
-    if helpers is None:
-        helpers = (os.cpu_count() or 1) - 1 if planned.open >= AUTO_HELPERS_FROM else 0
-    procs = spawn(settings, helpers, now) if helpers and planned.open else []
     forward = asyncio.ensure_future(_forward_stop(stop, procs))
     try:
         report = await worker.run()

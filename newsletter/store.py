@@ -315,6 +315,12 @@ def load_subscribers(engine: Engine, statuses: Iterable[str] | None = ("active",
         return [_subscriber(row) for row in conn.execute(query)]
 
 
+def count_subscribers(engine: Engine, status: str = "active") -> int:
+    with engine.connect() as conn:
+        return conn.scalar(select(func.count()).select_from(subscribers)
+                           .where(subscribers.c.status == status)) or 0
+
+
 def iter_subscribers(engine: Engine, chunk: int = 5000) -> Iterator[list[Subscriber]]:
     """Active subscribers in id order, ``chunk`` at a time: memory stays flat at any count."""
     after = 0

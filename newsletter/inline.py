@@ -79,6 +79,30 @@ def flatten_includes(env: jinja2.Environment, name: str, _depth: int = 0) -> str
     return source
 
 
+# A block of a digest template that depends on the paper alone (see render.same_for_every_reader)
+_SHARED_BLOCK = re.compile(r"(?ms)^[ \t]*\{%\s*call\(paper\)\s*same_for_every_reader\(paper\)\s*%\}\n"
+                           r"(.*?)^[ \t]*\{%\s*endcall\s*%\}\n")
+
+
+def split_shared_blocks(source: str, name: str, suffix: str) -> tuple[str, dict[str, str]]:
+    """``source`` with each ``{% call(paper) same_for_every_reader(paper) %}`` block replaced
+    by ``{{ paper|same_for_every_reader("<name>") }}``, and the blocks' sources by those names.
+
+    Rendered as a call block, the body costs a Macro and a ``Context.call`` per paper; as a
+    filter with the body in its own template, a cache hit is one function call. The output is
+    the same: trim_blocks drops the newline after the opening tag, lstrip_blocks and trim_blocks
+    the closing tag's line, and the extra newline stands for the one Jinja drops at the end of
+    a template. ``suffix`` keeps the names' extension, on which autoescaping depends."""
+    blocks: dict[str, str] = {}
+
+    def cut(match: re.Match[str]) -> str:
+        block = f"{name}.shared{len(blocks)}{suffix}"
+        blocks[block] = match.group(1) + "\n"
+        return f'{{{{ paper|same_for_every_reader("{block}") }}}}'
+
+    return _SHARED_BLOCK.sub(cut, source), blocks
+
+
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 _PLACEHOLDER = re.compile(r"<!--JinjaStmt(\d+)End-->|JinjaExpr(\d+)End")
 _LEFTOVER = re.compile(r"Jinja(Stmt|Expr)\d+End")

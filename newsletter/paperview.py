@@ -1,6 +1,7 @@
 """A paper as the digest templates show it, and the per-Renderer cache of what depends on the
 paper alone: the same paper is in thousands of digests of a run, its number, reason and
-(tracked) link are each subscriber's own.
+(tracked) link are each subscriber's own. The cache also keeps the template fragments rendered
+from the paper alone (``Shared.fragments``, see ``render.same_for_every_reader``).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Callable
 from urllib.parse import quote, quote_plus, urlsplit
@@ -40,43 +41,55 @@ class PaperView:
     project_url: str | None = None
     summary: str | None = None  # the AI summary, when the source has one
     keywords: str | None = None  # "diffusion, video generation", when there is no summary
+    # what every reader's view of this paper shares, in one Renderer
+    shared: Shared | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(slots=True, eq=False)
+class Shared:
+    """One paper's parts that are the same in every digest: ``view`` has the reader's own fields
+    (number, url, reason) empty, ``url`` is its link when clicks are not tracked, and
+    ``fragments`` holds template output rendered from ``view`` alone, by template name."""
+
+    paper: Paper  # keeps the paper alive, so no other object can take its id() while cached
+    url: str
+    view: PaperView
+    fragments: dict[str, str] = field(default_factory=dict)
 
 
 def paper_view(number: int, item: DigestItem,
                link: Callable[[Paper], str] | None = None) -> PaperView:
-    return _assemble(number, item, link, _paper_parts(item.paper))
+    return _assemble(number, item, link, _shared(item.paper))
 
 
-# What a PaperView holds that depends on the paper alone, in PaperView's field order:
-# (title, url, excerpt, meta, code_url, stars, project_url, summary, keywords)
-_Parts = tuple[str, str, str, tuple[str, ...], str | None, str | None, str | None, str | None,
-               str | None]
-
-
-def _paper_parts(paper: Paper) -> _Parts:
+def _shared(paper: Paper) -> Shared:
     published = f"Published {short_date(paper.published)}" if paper.published else None
     upvotes = _count_label(paper.upvotes, "upvote")
     code_url = safe_url(paper.code_url)
     project_url = safe_url(paper.project_url)
     summary = excerpt(paper.ai_summary, SUMMARY_CHARS) if paper.ai_summary else None
     keywords = ", ".join(one_line(k) for k in paper.keywords[:KEYWORDS_SHOWN]) or None
-    return (one_line(paper.title), paper_url(paper), excerpt(paper.abstract),
-            tuple(part for part in (published, authors_label(paper), upvotes) if part),
-            code_url, _count_label(paper.github_stars, "star") if code_url else None,
-            project_url if project_url != code_url else None, summary or None,
-            None if summary else keywords)
+    view = PaperView(
+        number=0, title=one_line(paper.title), url="", excerpt=excerpt(paper.abstract),
+        meta=tuple(part for part in (published, authors_label(paper), upvotes) if part),
+        code_url=code_url, reason="",
+        stars=_count_label(paper.github_stars, "star") if code_url else None,
+        project_url=project_url if project_url != code_url else None,
+        summary=summary or None, keywords=None if summary else keywords)
+    return Shared(paper, paper_url(paper), view)
 
 
 def _assemble(number: int, item: DigestItem, link: Callable[[Paper], str] | None,
-              parts: _Parts) -> PaperView:
-    """The paper's parts plus this subscriber's number, reason and link (click tracking)."""
-    title, url, text, meta, code_url, stars, project_url, summary, keywords = parts
-    return PaperView(number, title, link(item.paper) if link else url, text, meta, code_url,
-                     one_line(item.reason), stars, project_url, summary, keywords)
+              shared: Shared) -> PaperView:
+    """The paper's shared parts plus this reader's number, reason and link (click tracking)."""
+    v = shared.view
+    return PaperView(number, v.title, link(item.paper) if link else shared.url, v.excerpt,
+                     v.meta, v.code_url, one_line(item.reason), v.stars, v.project_url,
+                     v.summary, v.keywords, shared)
 
 
 class PaperParts:
-    """A bounded LRU of ``_paper_parts`` by paper object.
+    """A bounded LRU of ``Shared`` by paper object.
 
     Keyed by ``id(paper)``, which is cheap next to hashing every field of a Paper; each entry
     keeps its paper alive, so no other object can take that id while the entry exists. Paper is
@@ -85,7 +98,7 @@ class PaperParts:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._entries: OrderedDict[int, tuple[Paper, _Parts]] = OrderedDict()
+        self._entries: OrderedDict[int, Shared] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -95,16 +108,16 @@ class PaperParts:
              link: Callable[[Paper], str] | None) -> PaperView:
         paper, entries = item.paper, self._entries
         with self._lock:
-            entry = entries.get(id(paper))
-            if entry is not None:
+            shared = entries.get(id(paper))
+            if shared is not None:
                 entries.move_to_end(id(paper))
-        if entry is None:
-            entry = (paper, _paper_parts(paper))
+        if shared is None:
+            shared = _shared(paper)
             with self._lock:
-                entries[id(paper)] = entry
+                entries[id(paper)] = shared
                 if len(entries) > self.size:
                     entries.popitem(last=False)
-        return _assemble(number, item, link, entry[1])
+        return _assemble(number, item, link, shared)
 
 
 def _count_label(count: int | None, word: str) -> str | None:

@@ -5,24 +5,27 @@ only on the markup, not on the data, so the Renderer inlines the template once (
 and then renders the already-inlined template for every subscriber.
 
 A run renders the same few hundred papers into tens of thousands of digests, so what depends on
-the paper alone (cleaned text, excerpt, meta line, checked links: ``paperview.py``; the wrapped
-text) is computed once per Renderer and kept in bounded caches; only a paper's number, reason and
+the paper alone is computed once per Renderer and kept in bounded caches: the cleaned text,
+excerpt, meta line and checked links (``paperview.py``), the wrapped text, and the templates'
+``same_for_every_reader`` blocks, rendered once per paper. Only a paper's number, reason and
 (tracked) link are the subscriber's own.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
 import jinja2
+import jinja2.meta
+from markupsafe import Markup
 
 from .errors import ConfigError
-from .inline import flatten_includes, inline_css, make_environment
+from .inline import flatten_includes, inline_css, make_environment, split_shared_blocks
 from .models import Digest, DigestItem, Paper, RenderedDigest, SubscriberLinks
 # What a paper shows lives in paperview; web/ and the tests import these names from here too.
 from .paperview import (EXCERPT_CHARS, MONTHS, PaperParts, PaperView, authors_label, excerpt,
@@ -68,11 +71,20 @@ class Renderer:
                                          filters={"wrap": cached_wrap})
         self.text_env = make_environment(Path(templates_dir), self._generated_text, html=False,
                                          filters={"wrap": cached_wrap})
+        for env in (self.html_env, self.text_env):
+            env.globals[SHARED] = same_for_every_reader
+            env.filters[SHARED] = shared_fragment
         try:
-            self._generated[INLINED_NAME] = inline_css(flatten_includes(self.html_env, HTML_TEMPLATE))
+            html, blocks = split_shared_blocks(
+                inline_css(flatten_includes(self.html_env, HTML_TEMPLATE)), INLINED_NAME, ".html")
+            self._generated.update(blocks, **{INLINED_NAME: html})
+            check_shared_blocks(self.html_env, HTML_TEMPLATE, html, blocks)
             self._html = self.html_env.get_template(INLINED_NAME)
             # Pasting the includes in, as for the HTML, saves a Jinja context per paper
-            self._generated_text[FLAT_TEXT_NAME] = flatten_includes(self.text_env, TEXT_TEMPLATE)
+            text, blocks = split_shared_blocks(
+                flatten_includes(self.text_env, TEXT_TEMPLATE), FLAT_TEXT_NAME, ".txt")
+            self._generated_text.update(blocks, **{FLAT_TEXT_NAME: text})
+            check_shared_blocks(self.text_env, TEXT_TEMPLATE, text, blocks)
             self._text = self.text_env.get_template(FLAT_TEXT_NAME)
         except jinja2.TemplateNotFound as exc:
             raise ConfigError(f"{templates_dir}: template {exc.name!r} is missing") from exc
@@ -111,6 +123,62 @@ class Renderer:
             "trending_count": sum(s.count for s in sections if s.trending),
             "links": links,
         }
+
+
+# -- blocks rendered once per paper -------------------------------------------------------------
+
+SHARED = "same_for_every_reader"
+
+
+def same_for_every_reader(paper: PaperView, caller: Callable[[PaperView], str]) -> str:
+    """``{% call(paper) same_for_every_reader(paper) %}...{% endcall %}`` in a digest template
+    marks the part of a paper's block that depends on the paper alone. The Renderer cuts such
+    blocks out into templates of their own (``split_shared_blocks``), renders each once per
+    paper and reuses it for every reader (``shared_fragment``); this function renders a block
+    left in place (a template rendered from its files, as tests do) the same way, uncached.
+
+    A block sees ``paper`` with the reader's own fields (number, url, reason) empty, and
+    ``check_shared_blocks`` refuses a block that uses any other variable, so nothing of one
+    reader can be cached into another's digest."""
+    return caller(_shared_view(paper))
+
+
+@jinja2.pass_eval_context
+def shared_fragment(eval_ctx: jinja2.nodes.EvalContext, paper: PaperView, block: str) -> str:
+    """The template ``block`` rendered for ``paper`` alone: once per paper, then from the
+    Renderer's paper cache."""
+    shared = paper.shared
+    fragment = shared.fragments.get(block) if shared is not None else None
+    if fragment is None:
+        fragment = eval_ctx.environment.get_template(block).render(paper=_shared_view(paper))
+        if eval_ctx.autoescape:
+            fragment = Markup(fragment)  # rendered with autoescape already
+        if shared is not None:
+            shared.fragments[block] = fragment
+    return fragment
+
+
+def _shared_view(paper: PaperView) -> PaperView:
+    if paper.shared is not None:
+        return paper.shared.view
+    return replace(paper, number=0, url="", reason="")  # made by paper_view(), outside a cache
+
+
+def check_shared_blocks(env: jinja2.Environment, name: str, source: str,
+                        blocks: dict[str, str]) -> None:
+    """ConfigError when a shared block uses a variable other than ``paper``: its output is
+    cached per paper, so it must not depend on the reader."""
+    bodies = list(blocks.values())
+    for node in env.parse(source).find_all(jinja2.nodes.CallBlock):  # blocks left in place
+        if isinstance(node.call.node, jinja2.nodes.Name) and node.call.node.name == SHARED:
+            bodies.append(jinja2.nodes.Template(node.body))
+    for body in bodies:
+        tree = env.parse(body) if isinstance(body, str) else body
+        used = jinja2.meta.find_undeclared_variables(tree) - {"paper"} - env.globals.keys()
+        if used:
+            raise ConfigError(
+                f"template {name!r}: a {SHARED} block is rendered once for all readers, so it "
+                f"can use only paper, not {', '.join(sorted(used))}")
 
 
 # -- what the templates show -------------------------------------------------------------------

@@ -469,3 +469,27 @@ def test_the_paper_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         digest = replace(golden_digest(), sections=(Section("GNN", (item_n,)),))
         assert f"Paper number {n}" in fresh.render(digest, links("ada@example.org")).text
     assert len(fresh._papers) == 5
+
+
+def test_shared_blocks_are_cut_out_and_rendered_once_per_paper(renderer: Renderer) -> None:
+    assert [n for n in renderer._generated if ".shared" in n] == ["digest.inlined.html.shared0.html"]
+    assert [n for n in renderer._generated_text if ".shared" in n] == ["digest.flat.txt.shared0.txt"]
+    fresh = Renderer(TEMPLATES, base_url=BASE_URL, site_name="Trending Papers")
+    digest = golden_digest()
+    first = fresh.render(digest, links("ada@example.org"))
+    views = fresh.context(digest, links("ada@example.org"))["sections"][0].papers
+    assert set(views[0].shared.fragments) == {"digest.inlined.html.shared0.html",
+                                              "digest.flat.txt.shared0.txt"}
+    assert "forwardgnn" in views[0].shared.fragments["digest.flat.txt.shared0.txt"]
+    assert fresh.render(digest, links("ada@example.org")) == first
+
+
+@pytest.mark.parametrize("inside", ["{{ name }}", "{{ links.unsubscribe_url }}",
+                                    "{% if email %}x{% endif %}"])
+def test_a_shared_block_that_uses_the_reader_is_refused(tmp_path: Path, inside: str) -> None:
+    import shutil
+    shutil.copytree(TEMPLATES, tmp_path / "t")
+    partial = tmp_path / "t" / "_paper.txt"
+    partial.write_text(partial.read_text().replace("{% endcall %}", inside + "\n{% endcall %}"))
+    with pytest.raises(ConfigError, match="same_for_every_reader block .* only paper"):
+        Renderer(tmp_path / "t", base_url=BASE_URL, site_name="x")

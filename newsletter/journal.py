@@ -14,17 +14,22 @@ connection is ``sending`` at any moment, which bounds what a crash can leave unc
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Iterable, Self
 
 from sqlalchemy import Engine, bindparam, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from .claims import PENDING, RETRYING, SENDING, Claim
+from .errors import NewsletterError
 from .store import deliveries, insert_ignore, sent_papers, utcnow
 
 _d = deliveries.c
+log = logging.getLogger("newsletter")
+RETRY_PAUSES = (0.2, 1.0)
 # Guarded by the claim: a worker whose lease ran out cannot overwrite the row's new holder
 # (but a "sent" still corrects an "uncertain" that a reaper wrote meanwhile).
 _OUTCOME = (update(deliveries).where(
@@ -48,7 +53,7 @@ class Outcome:
     paper_ids: tuple[str, ...] = ()
 
 
-class JournalError(RuntimeError):
+class JournalError(NewsletterError):
     """The ledger could not be written: nothing more may be sent."""
 
 
@@ -105,8 +110,7 @@ class Journal:
                 starts, outcomes, flushes = self._starts, self._outcomes, self._flushes
                 self._starts, self._outcomes, self._flushes = [], [], []
                 try:
-                    granted = await asyncio.to_thread(self._write, [c for c, _ in starts],
-                                                      outcomes)
+                    granted = await self._write_retrying([c for c, _ in starts], outcomes)
                 except Exception as exc:  # the database is gone: stop every sender
                     self.error = exc
                     for future in [f for _, f in starts] + flushes:
@@ -117,6 +121,17 @@ class Journal:
                     future.set_result(claim.id in granted)
                 for future in flushes:
                     future.set_result(True)
+
+    async def _write_retrying(self, starts: list[Claim], outcomes: list[Outcome]) -> set[int]:
+        """A lost connection or a deadlock victim is tried again (the transaction was rolled
+        back whole); a third failure stops the worker."""
+        for pause in RETRY_PAUSES:
+            try:
+                return await asyncio.to_thread(self._write, starts, outcomes)
+            except (OperationalError, InterfaceError) as exc:
+                log.warning("ledger write failed (%s); trying again in %gs", exc, pause)
+                await asyncio.sleep(pause)
+        return await asyncio.to_thread(self._write, starts, outcomes)
 
     def _write(self, starts: list[Claim], outcomes: list[Outcome]) -> set[int]:
         now = utcnow()

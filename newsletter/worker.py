@@ -43,6 +43,7 @@ class Worker:
         self.policy = Policy.from_settings(settings)
         self.lease = timedelta(seconds=settings.worker_lease_seconds)
         self.in_hand = 0  # claimed jobs queued or being handled
+        self.failure: Exception | None = None
         self._pipeline: Pipeline | None = None
         self._built_at = datetime.min
 
@@ -67,6 +68,8 @@ class Worker:
         report.pauses = sender.breaker.tripped_count
         if sender.fatal:
             raise sender.fatal
+        if self.failure:
+            raise self.failure
         return report
 
     async def _serve(self, sender: Sender, journal: Journal, batch: list[Claim]) -> None:
@@ -89,6 +92,9 @@ class Worker:
                                     if due <= started]:
                     del sender.retries[delivery_id]  # due, so claimable: someone has it now
         finally:
+            while not queue.empty():  # not started: released to the queue by run()
+                queue.get_nowait()
+                self.in_hand -= 1
             for _ in connections:
                 await queue.put(None)
             await asyncio.gather(*connections)
@@ -99,6 +105,10 @@ class Worker:
             try:
                 if not self.stop.is_set():  # else the job stays claimed until release
                     await sender.handle(job)
+            except Exception as exc:  # the ledger is unreachable, or a bug: stop cleanly
+                log.error("stopping: %s while sending to %s", exc, job.subscriber.email)
+                self.failure = self.failure or exc
+                self.stop.set()
             finally:
                 self.in_hand -= 1
                 if self.progress:

@@ -74,7 +74,8 @@ def test_four_workers_on_postgresql_one_killed_midway_give_everyone_exactly_one_
         workers[0].wait(timeout=10)
         assert len(server.messages) < people - 500, "the kill came too late to test anything"
         for survivor in workers[1:]:
-            assert survivor.wait(timeout=400) == 0, survivor.stderr.read()  # type: ignore[union-attr]
+            _, errors = survivor.communicate(timeout=400)
+            assert survivor.returncode == 0, errors
     finally:
         for proc in workers:
             if proc.poll() is None:

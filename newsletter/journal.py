@@ -60,6 +60,15 @@ class JournalError(NewsletterError):
 class Journal:
     def __init__(self, engine: Engine, owner: str) -> None:
         self.engine, self.owner = engine, owner
+        # Built once: a statement's cache key costs more than executing it on a few rows.
+        self._record_papers = insert_ignore(engine, sent_papers, ("subscriber_id", "paper_id"))
+        self._start = (update(deliveries)
+                       .where(_d.id.in_(bindparam("b_ids", expanding=True))
+                              & (_d.claimed_by == bindparam("b_owner"))
+                              & _d.state.in_((PENDING, RETRYING)))
+                       .values(state=SENDING, attempts=_d.attempts + 1, next_attempt_at=None,
+                               updated_at=bindparam("b_now"))
+                       .returning(_d.id))
         self._starts: list[tuple[Claim, asyncio.Future[bool]]] = []
         self._outcomes: list[Outcome] = []
         self._flushes: list[asyncio.Future[bool]] = []
@@ -141,16 +150,10 @@ class Journal:
                 conn.execute(_OUTCOME, [_params(o, now, self.owner) for o in outcomes])
                 papers = list(_sent_rows(outcomes, now))
                 if papers:
-                    conn.execute(insert_ignore(self.engine, sent_papers,
-                                               ("subscriber_id", "paper_id")), papers)
+                    conn.execute(self._record_papers, papers)
             if starts:
-                granted = set(conn.scalars(
-                    update(deliveries)
-                    .where(_d.id.in_([c.id for c in starts]) & (_d.claimed_by == self.owner)
-                           & _d.state.in_((PENDING, RETRYING)))
-                    .values(state=SENDING, attempts=_d.attempts + 1, next_attempt_at=None,
-                            updated_at=now)
-                    .returning(_d.id)))
+                granted = set(conn.scalars(self._start, {
+                    "b_ids": [c.id for c in starts], "b_owner": self.owner, "b_now": now}))
         return granted
 
 

@@ -10,6 +10,7 @@ needed to check a link, and itsdangerous compares signatures in constant time.
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import datetime
 from typing import Any
@@ -47,7 +48,7 @@ def _serializer(secret: str | bytes, purpose: str,
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}; expected one of {sorted(PURPOSES)}")
     if purpose not in EXPIRING:
-        return URLSafeSerializer(secret, salt=f"newsletter/{purpose}")
+        return _lasting_serializer(secret, purpose)
     clock = None if now is None else int(now.timestamp())
     return URLSafeTimedSerializer(
         secret,
@@ -55,6 +56,12 @@ def _serializer(secret: str | bytes, purpose: str,
         signer=_ClockSigner,
         signer_kwargs={"clock": clock},
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _lasting_serializer(secret: str | bytes, purpose: str) -> URLSafeSerializer:
+    """One per key and purpose: a run signs two links for every subscriber."""
+    return URLSafeSerializer(secret, salt=f"newsletter/{purpose}")
 
 
 def sign(secret: str | bytes, purpose: str, email: str, *, now: datetime | None = None) -> str:
@@ -103,8 +110,9 @@ def links_for(
 ) -> SubscriberLinks:
     """The signed per-subscriber links that the footer and the List-Unsubscribe header use."""
     base = base_url.rstrip("/")
-    unsubscribe = quote(sign(secret, "unsubscribe", email, now=now), safe="")
-    preferences = quote(sign(secret, "preferences", email, now=now), safe="")
+    # Tokens are URL-safe base64 with "." between parts: nothing to escape in a path.
+    unsubscribe = sign(secret, "unsubscribe", email, now=now)
+    preferences = sign(secret, "preferences", email, now=now)
     subject = quote(f"unsubscribe {unsubscribe}", safe="")
     return SubscriberLinks(
         unsubscribe_url=f"{base}/unsubscribe/{unsubscribe}",

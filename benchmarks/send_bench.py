@@ -260,12 +260,12 @@ def run_dispatch(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "package": str(Path(newsletter.__file__).resolve().parent),
         "wall_s": wall, "cpu_s": cpu,
-        "sent": len(report.sent) + getattr(report, "by_helpers", {}).get("sent", 0),
-        "sent_main": len(report.sent), "workers": args.workers,
+        "sent": _count(report.sent) + getattr(report, "by_helpers", {}).get("sent", 0),
+        "sent_main": _count(report.sent), "workers": args.workers,
         "helpers_maxrss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "helpers_cpu_s": (lambda r: r.ru_utime + r.ru_stime)(
             resource.getrusage(resource.RUSAGE_CHILDREN)),
-        "empty": len(report.empty),
+        "empty": _count(report.empty),
         "failed": len(report.failed), "uncertain": len(report.uncertain),
         "retrying": len(report.retrying), "already": report.already,
         "failures_sample": report.failed[:3],
@@ -274,6 +274,11 @@ def run_dispatch(args: argparse.Namespace) -> dict[str, Any]:
         "loadavg": os.getloadavg(),
         "connections": settings.smtp_connections,
     }
+
+
+def _count(value: Any) -> int:
+    """Reports count (older snapshots list the addresses)."""
+    return value if isinstance(value, int) else len(value)
 
 
 def _dump_profile(profiler: Any, kind: str, workdir: Path) -> None:

@@ -251,12 +251,12 @@ def _print_report(report: SendReport, quiet: bool = False) -> None:
             table.add_row(email, str(count), subject)
         out.print(table)
         out.print(f"{len(report.planned)} digests would go to {report.destination}; "
-                  f"{len(report.empty)} subscribers have nothing relevant and new; "
+                  f"{report.empty} subscribers have nothing relevant and new; "
                   f"{report.already} already handled.")
         return
     helped = report.by_helpers
-    sent = len(report.sent) + helped.get("sent", 0)
-    handled = sent + len(report.empty) + len(report.failed) + len(report.uncertain)
+    sent = report.sent + helped.get("sent", 0)
+    handled = sent + report.empty + len(report.failed) + len(report.uncertain)
     if report.already and not handled:
         out.print(f"Nothing to send: all {report.already} digests of this edition were "
                   "already handled.")
@@ -264,7 +264,7 @@ def _print_report(report: SendReport, quiet: bool = False) -> None:
     waiting = f", {report.waiting} waiting to be retried later" if report.waiting else ""
     by = f" ({helped.get('sent', 0)} of them by helper processes)" if helped else ""
     out.print(f"Sent [bold]{sent}[/] digests to {report.destination}{by}. "
-              f"Skipped {len(report.empty) + helped.get('skipped', 0)} with nothing relevant "
+              f"Skipped {report.empty + helped.get('skipped', 0)} with nothing relevant "
               f"and new, {report.already} already handled, "
               f"{len(report.failed) + helped.get('failed', 0)} failed, "
               f"{len(report.uncertain) + helped.get('uncertain', 0)} uncertain{waiting}.")

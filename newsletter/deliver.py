@@ -110,8 +110,8 @@ class Policy:
 class SendReport:
     destination: str
     dry_run: bool = False
-    sent: list[str] = field(default_factory=list)
-    empty: list[str] = field(default_factory=list)
+    sent: int = 0  # counts, not addresses: a run of 100,000 must not hold 100,000 strings
+    empty: int = 0
     already: int = 0
     waiting: int = 0  # retries whose time has not come
     failed: list[tuple[str, str]] = field(default_factory=list)
@@ -158,7 +158,7 @@ class Sender:
             return
         if composed is None:
             self.journal.record(Outcome(claim.id, "skipped"))
-            self.report.empty.append(sub.email)
+            self.report.empty += 1
             return
         if not await self.journal.sending(claim):
             self.report.already += 1  # our lease ran out and another worker has it
@@ -180,7 +180,7 @@ class Sender:
         self.journal.record(Outcome(
             claim.id, "sent", len(composed.digest.items), message_id=composed.message.message_id,
             subscriber_id=sub.id, paper_ids=tuple(composed.digest.paper_ids)))
-        self.report.sent.append(sub.email)
+        self.report.sent += 1
 
     async def _failed(self, job: Job, composed: Composed, exc: SendError) -> None:
         sub, claim, verdict, error = job.subscriber, job.claim, classify(exc), str(exc)
@@ -219,7 +219,7 @@ def rehearse(pipeline: Pipeline, engine: Engine, editions: dict[int, tuple[Subsc
             continue
         composed = pipeline.compose(sub, sent.get(sub_id, set()), edition)
         if composed is None:
-            report.empty.append(sub.email)
+            report.empty += 1
         else:
             report.planned.append((sub.email, len(composed.digest.items),
                                    composed.rendered.subject))

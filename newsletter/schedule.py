@@ -143,7 +143,7 @@ async def dispatch(engine: Engine, settings: Settings, now: datetime, *, owner: 
     if procs:
         done = ledger.outcomes_since(engine, started)
         report.by_helpers = {state: done[state] - mine for state, mine in (
-            ("sent", len(report.sent)), ("skipped", len(report.empty)),
+            ("sent", report.sent), ("skipped", report.empty),
             ("failed", len(report.failed)), ("uncertain", len(report.uncertain)))}
     report.already += planned.already
     report.waiting += planned.waiting
@@ -194,7 +194,7 @@ async def dispatch_job() -> None:
         rt.active = None
     if report.sent or report.failed or report.uncertain or report.retrying:
         log.info("dispatch: sent %d, nothing new for %d, failed %d, uncertain %d, retrying %d",
-                 len(report.sent), len(report.empty), len(report.failed),
+                 report.sent, report.empty, len(report.failed),
                  len(report.uncertain), len(report.retrying))
 
 

@@ -212,9 +212,10 @@ def rehearse(pipeline: Pipeline, engine: Engine, editions: dict[int, tuple[Subsc
              report: SendReport) -> SendReport:
     """A dry run: compose what would go out, send and record nothing."""
     states = ledger.states_for(engine, {i: e for i, (_, e) in editions.items()})
-    sent = ledger.sent_papers_by_subscriber(engine, list(editions))
+    since = pipeline.now - timedelta(days=pipeline.settings.window_days)
+    sent = ledger.sent_papers_by_subscriber(engine, list(editions), since=since)
     for sub_id, (sub, edition) in editions.items():
-        if states.get(sub_id, (None, None))[0] in (*ledger.DONE, "sending"):
+        if states.get(sub_id, (None, None))[0] in ledger.HANDLED:
             report.already += 1
             continue
         composed = pipeline.compose(sub, sent.get(sub_id, set()), edition)

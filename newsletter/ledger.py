@@ -29,9 +29,11 @@ from .claims import lock_owner, owner_alive
 from .store import as_utc, deliveries, locks, sent_papers, subscribers, utcnow
 
 __all__ = ["lock_owner", "acquire", "release", "states_for", "sent_papers_by_subscriber",
-           "permanent_failures", "outcomes_since", "counts", "problems", "DONE", "RETRYING"]
+           "permanent_failures", "outcomes_since", "counts", "problems", "DONE", "HANDLED",
+           "RETRYING"]
 
 DONE = ("sent", "skipped", "failed", "uncertain")  # never picked up again automatically
+HANDLED = (*DONE, "sending")  # not to be planned, composed or sent again
 RETRYING = "retrying"
 
 

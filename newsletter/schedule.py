@@ -68,27 +68,35 @@ class Plan:
     open: int = 0  # pending, sending or due deliveries in the queue now (any run's)
 
 
+def due_editions(subs: list[Subscriber], settings: Settings, now: datetime,
+                 manual: bool) -> dict[int, tuple[Subscriber, str]]:
+    """Each subscriber's edition due at ``now``; ``manual``: their current one, due or not."""
+    stale = timedelta(hours=settings.stale_after_hours)
+    editions = {}
+    for sub in subs:
+        edition = edition_for(sub, now) if manual else due_edition(sub, now, stale)
+        if edition and sub.id is not None:
+            editions[sub.id] = (sub, edition)
+    return editions
+
+
 def plan(engine: Engine, settings: Settings, now: datetime, *,
          subscribers: list[Subscriber] | None = None, manual: bool = False,
          first_queued: Callable[[], object] | None = None) -> Plan:
     """Queue a pending delivery for each subscriber whose edition is due at ``now``
     (``manual``: everyone's current edition), a chunk of subscribers at a time.
     ``first_queued`` is called once the first rows are in: workers may start meanwhile."""
-    stale, result, utc = timedelta(hours=settings.stale_after_hours), Plan(), store.utcnow()
+    result, utc = Plan(), store.utcnow()
     chunks = store.iter_subscribers(engine) if subscribers is None else [subscribers]
     for chunk in chunks:
-        editions = {}
-        for sub in chunk:
-            edition = edition_for(sub, now) if manual else due_edition(sub, now, stale)
-            if edition and sub.id is not None:
-                editions[sub.id] = edition
+        editions = {i: e for i, (_, e) in due_editions(chunk, settings, now, manual).items()}
         states = ledger.states_for(engine, editions)
         fresh = []
         for sub_id, edition in editions.items():
             state, next_at = states.get(sub_id, (None, None))
             if state is None:
                 fresh.append((sub_id, edition))
-            elif state in ledger.DONE or state == claims.SENDING:
+            elif state in ledger.HANDLED:
                 result.already += 1
             elif state == ledger.RETRYING and next_at and next_at > utc:
                 result.waiting += 1
@@ -113,11 +121,8 @@ async def dispatch(engine: Engine, settings: Settings, now: datetime, *, owner: 
         return SendReport(make_transport(settings).describe(), dry_run)
     if dry_run:
         subs = store.load_subscribers(engine) if subscribers is None else subscribers
-        editions = {s.id: (s, edition_for(s, now) if manual
-                           else due_edition(s, now, timedelta(hours=settings.stale_after_hours)))
-                    for s in subs if s.id is not None}
         return rehearse(Pipeline.build(engine, settings, now), engine,
-                        {i: (s, e) for i, (s, e) in editions.items() if e},
+                        due_editions(subs, settings, now, manual),
                         SendReport(make_transport(settings).describe(), dry_run=True))
     started = store.utcnow()
     procs: list[subprocess.Popen[bytes]] = []

@@ -99,7 +99,7 @@ class Web:
             return edition
         state, _ = ledger.states_for(self.engine, {subscriber.id: edition}).get(
             subscriber.id, (None, None))
-        if state in ledger.DONE or state == "sending":
+        if state in ledger.HANDLED:
             step = timedelta(days=7 if subscriber.frequency == "weekly" else 1)
             return edition_for(subscriber, now + step)
         return edition

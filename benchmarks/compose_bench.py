@@ -89,8 +89,8 @@ def _per_call(fn: Callable[[], int], repeat: int) -> tuple[float, list[float]]:
 
 def bench_render(digests: list[Digest], links: list[Any], repeat: int, templates: Path,
                  tracking: bool) -> tuple[float, list[float], list[RenderedDigest]]:
-    from newsletter.render import Renderer
-    from newsletter.tokens import click_url
+    from newsletter.compose.render import Renderer
+    from newsletter.compose.tokens import click_url
     out: list[RenderedDigest] = []
     renderers: list[Renderer] = []
     tracked: list[Callable[[Paper], str] | None] = [
@@ -114,7 +114,7 @@ def bench_render(digests: list[Digest], links: list[Any], repeat: int, templates
 
 def bench_message(digests: list[Digest], rendered: list[RenderedDigest], links: list[Any],
                   repeat: int) -> tuple[float, list[float], list[Outgoing]]:
-    from newsletter.message import Letterhead
+    from newsletter.compose.message import Letterhead
     out: list[Outgoing] = []
     letterheads: list[Letterhead] = []
 
@@ -135,7 +135,7 @@ def bench_message(digests: list[Digest], rendered: list[RenderedDigest], links: 
 def bench_send(messages: list[Outgoing], repeat: int,
                connections: int) -> tuple[float, list[float], float, list[float], int]:
     """(median coroutine ms, runs, median process ms, runs, bytes received by the sink)."""
-    from newsletter.transport import SmtpTransport
+    from newsletter.delivery.transport import SmtpTransport
     sink = Sink()
     coroutine_runs, process_runs = [], []
     received = 0
@@ -200,7 +200,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import newsletter
-    from newsletter.tokens import links_for
+    from newsletter.compose.tokens import links_for
     package = Path(newsletter.__file__).resolve().parent
     digests = make_digests(args.digests, args.pool, args.seed)
     links = [links_for(d.subscriber.email, secret="bench-secret",

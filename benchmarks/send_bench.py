@@ -6,7 +6,7 @@ lean loopback SMTP sink, per-stage timings, peak RSS, and a naive baseline in th
 Steps (each measured process is a fresh subprocess, so its peak RSS is its own):
 
 1. ``synth.build_database``: a fresh SQLite database in a temp dir, filled with the project's
-   own ``store.save_papers`` / ``store.sync_subscribers`` (see synth.py for what the data is).
+   own ``save_papers`` / ``sync_subscribers`` (see synth.py for what the data is).
 2. ``sink.py`` in another process: counts messages and bytes, costs ~0.3 ms per message.
 3. The naive baseline on a sample (``--naive-sample``): the same selection, then premailer on
    every rendered email of the non-inlined template, html2text for the text part,
@@ -145,19 +145,22 @@ class Stages:
 
 def instrument(stages: Stages) -> None:
     """Wrap the stage functions where the dispatcher looks them up (no package edits)."""
-    from newsletter import deliver, ledger, rank, render, schedule, store, transport
+    from newsletter.dispatch import deliver, ledger, schedule, worker
+    from newsletter.relevance import rank
+    from newsletter.compose import render
+    from newsletter.delivery import transport
 
     deliver.build_digest = stages.wrap("select", deliver.build_digest)
     deliver.links_for = stages.wrap("links", deliver.links_for)
     render.Renderer.render = stages.wrap("render", render.Renderer.render)
-    from newsletter import message
+    from newsletter.compose import message
     if hasattr(message, "Letterhead"):  # the run builds its Letterhead once, then build() per email
         message.Letterhead.build = stages.wrap("message", message.Letterhead.build)
     else:
         deliver.build_message = stages.wrap("message", deliver.build_message)
     transport.SmtpTransport.send = stages.wrap_async("send", transport.SmtpTransport.send)
     rank.Ranker._score_topic = stages.wrap("  rank topics (in select)", rank.Ranker._score_topic)
-    from newsletter import claims, journal
+    from newsletter.dispatch import claims, journal
     if hasattr(journal, "Journal"):  # group commits, in a thread beside the event loop
         journal.Journal._write = stages.wrap("ledger writes (group commits)",
                                              journal.Journal._write)
@@ -170,8 +173,9 @@ def instrument(stages: Stages) -> None:
     ledger.sent_papers_by_subscriber = stages.wrap("setup: sent papers",
                                                    ledger.sent_papers_by_subscriber)
     ledger.states_for = stages.wrap("setup: ledger states", ledger.states_for)
-    store.load_subscribers = stages.wrap("setup: load subscribers", store.load_subscribers)
-    store.load_papers = stages.wrap("setup: load papers", store.load_papers)
+    worker.load_subscribers = stages.wrap("setup: load subscribers", worker.load_subscribers)
+    schedule.load_subscribers = stages.wrap("setup: load subscribers", schedule.load_subscribers)
+    deliver.load_papers = stages.wrap("setup: load papers", deliver.load_papers)
     rank.Ranker.__init__ = stages.wrap("setup: ranker index", rank.Ranker.__init__)
     render.Renderer.__init__ = stages.wrap("setup: templates (premailer once)",
                                            render.Renderer.__init__)
@@ -213,14 +217,15 @@ def make_settings(url: str, port: int, connections: int | None, workdir: Path) -
 def run_dispatch(args: argparse.Namespace) -> dict[str, Any]:
     """The real send path, instrumented; returns the figures."""
     import newsletter
-    from newsletter import ledger, schedule, store
+    from newsletter.store.schema import connect
+    from newsletter.dispatch import ledger, schedule
 
     base_rss = _rss_mb()[0]
     stages = Stages()
     instrument(stages)
     workdir = Path(args.workdir)
     settings = make_settings(args.db, args.port, args.connections, workdir)
-    engine = store.connect(settings.database_url)
+    engine = connect(settings.database_url)
     now = datetime.fromisoformat(args.now)
     done = [0]
     started = time.perf_counter()
@@ -311,19 +316,21 @@ def run_naive(args: argparse.Namespace) -> dict[str, Any]:
     import html2text
     from premailer import Premailer
 
-    from newsletter import ledger, store
-    from newsletter.deliver import Pipeline
-    from newsletter.inline import PREMAILER_OPTIONS
-    from newsletter.render import HTML_TEMPLATE
-    from newsletter.select import build_digest, edition_for
+    from newsletter.store.schema import connect
+    from newsletter.store.subscribers import load_subscribers
+    from newsletter.dispatch import ledger
+    from newsletter.dispatch.deliver import Pipeline
+    from newsletter.compose.inline import PREMAILER_OPTIONS
+    from newsletter.compose.render import HTML_TEMPLATE
+    from newsletter.relevance.select import build_digest, edition_for
 
     workdir = Path(args.workdir)
     settings = make_settings(args.db, args.port, None, workdir)
-    engine = store.connect(settings.database_url)
+    engine = connect(settings.database_url)
     now = datetime.fromisoformat(args.now)
     stages = Stages()
     t = time.perf_counter()
-    subs = store.load_subscribers(engine)
+    subs = load_subscribers(engine)
     sample = random.Random(11).sample(subs, min(args.sample, len(subs)))
     pipeline = Pipeline.build(engine, settings, now)
     for topic in {t for s in sample for t in (*s.topics, *s.exclude)}:

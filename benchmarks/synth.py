@@ -32,9 +32,13 @@ from typing import Sequence
 
 from sqlalchemy import Engine, insert, text
 
-from newsletter import catalog, store
+from newsletter.store.catalog import save_papers
+from newsletter.store import schema
+from newsletter.store.schema import connect
+from newsletter.store.subscribers import load_subscribers, sync_subscribers
+from newsletter.catalog import ingest
 from newsletter.models import Link, Paper, Subscriber
-from newsletter.sources.ids import title_key
+from newsletter.catalog.sources.ids import title_key
 
 ZIPF_S = 1.07
 TOPIC_COUNTS = (1, 2, 3, 4)
@@ -131,7 +135,7 @@ def seed_papers(seeds_dir: Path) -> list[Paper]:
     found: dict[str, Paper] = {}
     today = date.today()
     for path in sorted(seeds_dir.glob("*.txt")):
-        papers, _problems = catalog.read_source_file(path, today)
+        papers, _problems = ingest.read_source_file(path, today)
         for paper in papers:
             if paper.abstract and paper.title:
                 found.setdefault(title_key(paper.title), paper)
@@ -249,10 +253,10 @@ def synth_subscribers(count: int, rng: random.Random, topics: Sequence[str] = TO
 
 def write_catalog(engine: Engine, papers: Sequence[Paper], now: datetime,
                   batch: int = 5000) -> None:
-    """store.save_papers, a batch of inserts (one executemany) at a time."""
+    """save_papers, a batch of inserts (one executemany) at a time."""
     for start in range(0, len(papers), batch):
         chunk = papers[start:start + batch]
-        store.save_papers(engine, [(p, title_key(p.title)[:400]) for p in chunk], [], now=now)
+        save_papers(engine, [(p, title_key(p.title)[:400]) for p in chunk], [], now=now)
 
 
 def write_history(engine: Engine, subscribers: Sequence[Subscriber], papers: Sequence[Paper],
@@ -264,7 +268,7 @@ def write_history(engine: Engine, subscribers: Sequence[Subscriber], papers: Seq
     must skip what was sent, as it must in production. Returns the sent_papers rows written."""
     if days <= 0:
         return 0
-    from newsletter.rank import Ranker
+    from newsletter.relevance.rank import Ranker
 
     cutoff = now - timedelta(hours=12)
     ranker = Ranker([p for p in papers if p.first_seen_at and p.first_seen_at < cutoff])
@@ -305,9 +309,9 @@ def _flush(engine: Engine, deliveries: list[dict], sent: list[dict]) -> int:
     rows = len(sent)
     with engine.begin() as conn:
         if deliveries:
-            conn.execute(insert(store.deliveries), deliveries)
+            conn.execute(insert(schema.deliveries), deliveries)
         if sent:
-            conn.execute(insert(store.sent_papers), sent)
+            conn.execute(insert(schema.sent_papers), sent)
     deliveries.clear()
     sent.clear()
     return rows
@@ -320,7 +324,7 @@ def build_database(url: str, seeds_dir: Path, *, papers: int, new_today: int, su
     rng = random.Random(seed)
     info: dict[str, float | int] = {}
     t = time.perf_counter()
-    engine = store.connect(url)
+    engine = connect(url)
     seeds = seed_papers(seeds_dir)
     catalog_papers = synth_papers(seeds, papers, new_today, now, rng)
     info["seed_papers"] = len(seeds)
@@ -333,14 +337,14 @@ def build_database(url: str, seeds_dir: Path, *, papers: int, new_today: int, su
         f"{len(seeds)} real seed papers, saved in {info['save_papers_s']:.1f}s")
     t = time.perf_counter()
     subs = synth_subscribers(subscribers, rng)
-    report = store.sync_subscribers(engine, subs)
+    report = sync_subscribers(engine, subs)
     info["subscribers"] = report.added
     info["sync_subscribers_s"] = time.perf_counter() - t
     log(f"  subscribers: {report.added:,} synced in {info['sync_subscribers_s']:.1f}s "
         f"({len({t for s in subs for t in s.topics})} distinct topics, "
         f"{len({s.topics for s in subs}):,} distinct topic lists)")
     t = time.perf_counter()
-    stored = {s.email: s.id for s in store.load_subscribers(engine)}
+    stored = {s.email: s.id for s in load_subscribers(engine)}
     subs = [replace(s, id=stored[s.email]) for s in subs]
     info["sent_papers_rows"] = write_history(engine, subs, catalog_papers, history_days, now, rng)
     info["history_s"] = time.perf_counter() - t

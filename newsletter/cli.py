@@ -21,14 +21,18 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import catalog, claims, ledger, schedule, store
-from .deliver import Pipeline, SendReport
-from .errors import NewsletterError
-from .rank import build_ranker
-from .select import edition_for
-from .settings import Settings
-from .subscribers import load_subscribers
-from .worker import Worker
+from newsletter.store.catalog import count_papers, load_papers
+from newsletter.store.schema import connect, utcnow
+from newsletter.store.subscribers import load_subscribers, sync_subscribers
+from newsletter.catalog.ingest import IngestReport, expand_paths
+from newsletter.dispatch import claims, ledger, schedule
+from newsletter.dispatch.deliver import Pipeline, SendReport
+from newsletter.errors import NewsletterError
+from newsletter.relevance.rank import build_ranker
+from newsletter.relevance.select import edition_for
+from newsletter.settings import Settings
+from newsletter.subscribers import read_subscriber_files
+from newsletter.dispatch.worker import Worker
 
 app = typer.Typer(
     help="Trending research papers in your inbox: ingest a catalog, pick papers for each "
@@ -71,7 +75,7 @@ def _progress() -> Progress:
 
 def _open() -> tuple[Settings, Engine]:
     settings = Settings()
-    return settings, store.connect(settings.database_url)
+    return settings, connect(settings.database_url)
 
 
 def _warn(problems: list[Any]) -> None:
@@ -79,26 +83,26 @@ def _warn(problems: list[Any]) -> None:
         err.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
 
 
-def _ingest(engine: Engine, paths: list[Any]) -> catalog.IngestReport:
+def _ingest(engine: Engine, paths: list[Any]) -> IngestReport:
     with _progress() as bar:
-        task = bar.add_task("Ingesting", total=len(catalog.expand_paths(paths)))
-        report = schedule.ingest_exclusive(engine, paths, store.utcnow(), ledger.lock_owner(),
+        task = bar.add_task("Ingesting", total=len(expand_paths(paths)))
+        report = schedule.ingest_exclusive(engine, paths, utcnow(), ledger.lock_owner(),
                                            progress=lambda n=1: bar.advance(task, n))
     _warn(report.rejected)
     return report
 
 
 def _sync(engine: Engine, settings: Settings) -> None:
-    found, problems = load_subscribers(settings.subscribers_dir)
+    found, problems = read_subscriber_files(settings.subscribers_dir)
     _warn(problems)
-    store.sync_subscribers(engine, found)
+    sync_subscribers(engine, found)
 
 
 def _ensure_catalog(engine: Engine, settings: Settings) -> None:
-    if store.count_papers(engine) == 0:
+    if count_papers(engine) == 0:
         err.print("The catalog is empty: ingesting " + ", ".join(settings.sources))
         report = _ingest(engine, list(settings.sources))
-        err.print(f"Catalog: {store.count_papers(engine)} papers from {report.files} files.")
+        err.print(f"Catalog: {count_papers(engine)} papers from {report.files} files.")
 
 
 @app.command()
@@ -122,7 +126,7 @@ def ingest(
     not_modified = f", {report.not_modified} not modified since last fetch" if report.not_modified else ""
     out.print(f"Ingested {report.files} sources: [bold]{report.new}[/] new, {report.updated} "
               f"updated, {report.unchanged} unchanged, {len(report.rejected)} rejected"
-              f"{not_modified}. The catalog holds {store.count_papers(engine)} papers.")
+              f"{not_modified}. The catalog holds {count_papers(engine)} papers.")
 
 
 @subscribers_app.command("check")
@@ -130,7 +134,7 @@ def ingest(
 def subscribers_check() -> None:
     """Validate the subscriber files without touching the database; exit 1 on any problem."""
     settings = Settings()
-    found, problems = load_subscribers(settings.subscribers_dir)
+    found, problems = read_subscriber_files(settings.subscribers_dir)
     _warn(problems)
     out.print(f"{len(found)} valid subscribers in {settings.subscribers_dir}, "
               f"{len(problems)} problems.")
@@ -145,7 +149,7 @@ def subscribers_list() -> None:
     settings, engine = _open()
     _sync(engine, settings)
     table = Table("email", "name", "topics", "frequency", "max", "status")
-    for sub in store.load_subscribers(engine, statuses=None):
+    for sub in load_subscribers(engine, statuses=None):
         table.add_row(sub.email, sub.name, ", ".join(sub.topics), sub.frequency,
                       str(sub.max_papers), sub.status)
     out.print(table)
@@ -153,7 +157,7 @@ def subscribers_list() -> None:
 
 def _now(day: Optional[str]) -> datetime:
     if not day:
-        return store.utcnow()
+        return utcnow()
     try:
         return datetime.combine(datetime.strptime(day, "%Y-%m-%d").date(), time(12), UTC)
     except ValueError:
@@ -184,7 +188,7 @@ def send(
     settings, engine = _open()
     _sync(engine, settings)
     _ensure_catalog(engine, settings)
-    subs = store.load_subscribers(engine, email=to) if to else None
+    subs = load_subscribers(engine, email=to) if to else None
     if to and not subs:
         raise NewsletterError(f"{to} is not an active subscriber (see `newsletter subscribers list`)")
     with _progress() as bar:
@@ -343,7 +347,7 @@ def serve(
     """
     import uvicorn  # only this command needs the web stack
 
-    from .web import create_app
+    from newsletter.web import create_app
 
     settings, engine = _open()
     err.print(f"Serving on http://{host}:{port} (links point to {settings.base_url}); "
@@ -366,11 +370,11 @@ def preview(
     settings, engine = _open()
     _sync(engine, settings)
     _ensure_catalog(engine, settings)
-    subs = store.load_subscribers(engine, statuses=None, email=email)
+    subs = load_subscribers(engine, statuses=None, email=email)
     if not subs:
         raise NewsletterError(f"{email} is not a subscriber (see `newsletter subscribers list`)")
     sent = ledger.sent_papers_by_subscriber(engine, [subs[0].id or 0])
-    now = store.utcnow()
+    now = utcnow()
     composed = Pipeline.build(engine, settings, now).compose(
         subs[0], sent.get(subs[0].id or 0, set()), edition_for(subs[0], now))
     if composed is None:
@@ -401,7 +405,7 @@ def recommend(
         raise NewsletterError(f"--format {fmt!r}: use table or json")
     settings, engine = _open()
     _ensure_catalog(engine, settings)
-    ranker = build_ranker(store.load_papers(engine), engine, semantic=settings.semantic != "off")
+    ranker = build_ranker(load_papers(engine), engine, semantic=settings.semantic != "off")
     matches = ranker.recommend(topic, limit)
     if fmt == "json":
         typer.echo(json.dumps([
@@ -421,7 +425,7 @@ def recommend(
 def status() -> None:
     """Show each edition's deliveries by state, and what failed or needs a look."""
     settings, engine = _open()
-    out.print(f"Catalog: {store.count_papers(engine)} papers. Mail goes to "
+    out.print(f"Catalog: {count_papers(engine)} papers. Mail goes to "
               f"{settings.describe_delivery()}.")
     table = Table("edition", "state", "count", title="Deliveries")
     for row in ledger.counts(engine):

@@ -17,9 +17,9 @@ from email.utils import format_datetime, make_msgid
 import jinja2
 from email_validator import EmailNotValidError, validate_email
 
-from .message import make_address
-from .models import Outgoing
-from .settings import Settings
+from newsletter.compose.message import make_address
+from newsletter.models import Outgoing
+from newsletter.settings import Settings
 
 CONFIRM_MAX_AGE = timedelta(days=3)  # a confirmation link older than this must be asked again
 RESEND_AFTER = timedelta(minutes=2)  # at most one sign-up email per address in this time

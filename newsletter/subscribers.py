@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .models import Problem, Subscriber
+from newsletter.models import Problem, Subscriber
 
 HEADER = re.compile(r"^\s*\[\[\s*subscriber\s*\]\]\s*(#.*)?$")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -127,7 +127,7 @@ def parse_subscribers(text: str, source: str) -> tuple[list[Subscriber], list[Pr
     return found, problems
 
 
-def load_subscribers(directory: Path) -> tuple[list[Subscriber], list[Problem]]:
+def read_subscriber_files(directory: Path) -> tuple[list[Subscriber], list[Problem]]:
     """Every ``*.toml`` file in ``directory``; a duplicate address keeps its first entry."""
     if not directory.is_dir():
         return [], [Problem(str(directory), "no such folder: set NEWSLETTER_SUBSCRIBERS_DIR "

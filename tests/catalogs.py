@@ -6,9 +6,9 @@ from datetime import date
 from functools import cache
 from pathlib import Path
 
-from newsletter.catalog import title_key
+from newsletter.catalog.ingest import title_key
 from newsletter.models import Paper
-from newsletter.sources.seedpage import parse_seed_page
+from newsletter.catalog.sources.seedpage import parse_seed_page
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 

@@ -9,7 +9,7 @@ from typing import Iterator
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from newsletter import store
+from newsletter.store.schema import connect
 
 POSTGRES = os.environ.get("NEWSLETTER_TEST_POSTGRES",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -45,6 +45,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    engine = store.connect(database_url)
+    engine = connect(database_url)
     yield engine
     engine.dispose()

@@ -15,7 +15,9 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from newsletter import store, tokens
+from newsletter.store import schema
+from newsletter.store.schema import connect
+from newsletter.compose import tokens
 from newsletter.cli import app
 from smtp_server import Rule, SmtpServer
 
@@ -45,11 +47,11 @@ def invoke(env: dict[str, str], *args: str):  # type: ignore[no-untyped-def]
 
 
 def sent_papers(env: dict[str, str]) -> dict[tuple[str, str], set[str]]:
-    engine = store.connect(env["NEWSLETTER_DATABASE_URL"])
-    query = (select(store.subscribers.c.email, store.deliveries.c.edition,
-                    store.sent_papers.c.paper_id)
-             .join(store.deliveries, store.deliveries.c.id == store.sent_papers.c.delivery_id)
-             .join(store.subscribers, store.subscribers.c.id == store.sent_papers.c.subscriber_id))
+    engine = connect(env["NEWSLETTER_DATABASE_URL"])
+    query = (select(schema.subscribers.c.email, schema.deliveries.c.edition,
+                    schema.sent_papers.c.paper_id)
+             .join(schema.deliveries, schema.deliveries.c.id == schema.sent_papers.c.delivery_id)
+             .join(schema.subscribers, schema.subscribers.c.id == schema.sent_papers.c.subscriber_id))
     result: dict[tuple[str, str], set[str]] = {}
     with engine.connect() as conn:
         for row in conn.execute(query):

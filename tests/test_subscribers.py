@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.subscribers import load_subscribers, parse_subscribers
+from newsletter.subscribers import read_subscriber_files, parse_subscribers
 
 GOOD = """
 [[subscriber]]
@@ -66,7 +66,7 @@ def test_settings_outside_any_subscriber_table_are_reported() -> None:
 def test_a_duplicate_address_across_files_keeps_the_first(tmp_path: Path) -> None:
     (tmp_path / "a.toml").write_text(GOOD)
     (tmp_path / "b.toml").write_text(GOOD.replace("Ada Lovelace", "Someone Else"))
-    subs, (problem,) = load_subscribers(tmp_path)
+    subs, (problem,) = read_subscriber_files(tmp_path)
     assert [s.name for s in subs] == ["Ada Lovelace"]
     assert problem.location == f"{tmp_path / 'b.toml'}:2"
     assert "duplicate address ada@example.org" in problem.message
@@ -74,12 +74,12 @@ def test_a_duplicate_address_across_files_keeps_the_first(tmp_path: Path) -> Non
 
 
 def test_a_missing_folder_is_a_problem_not_a_crash(tmp_path: Path) -> None:
-    subs, (problem,) = load_subscribers(tmp_path / "nope")
+    subs, (problem,) = read_subscriber_files(tmp_path / "nope")
     assert subs == [] and "no such folder" in problem.message
 
 
 def test_the_shipped_example_list_is_valid_and_spans_abbreviations() -> None:
-    subs, problems = load_subscribers(Path(__file__).parent.parent / "subscribers")
+    subs, problems = read_subscriber_files(Path(__file__).parent.parent / "subscribers")
     assert problems == []
     assert len(subs) >= 6
     topics = {t for s in subs for t in s.topics}

@@ -18,9 +18,14 @@ import pytest
 from sqlalchemy import Engine, select
 from starlette.testclient import TestClient
 
-from newsletter import catalog, store, tokens
+from newsletter.store.catalog import load_paper
+from newsletter.store import schema
+from newsletter.store.schema import connect, utcnow
+from newsletter.store.subscribers import sync_subscribers
+from newsletter.catalog import ingest
+from newsletter.compose import tokens
 from newsletter.settings import Settings
-from newsletter.subscribers import load_subscribers
+from newsletter.subscribers import read_subscriber_files
 from newsletter.web import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,10 +49,10 @@ def site_settings(tmp_path: Path, base_url: str = "http://testserver",
 
 def prepare(settings: Settings) -> Engine:
     """The shipped catalog (seeds/) and subscribers (subscribers/), as after a first `send`."""
-    engine = store.connect(settings.database_url)
-    catalog.ingest(engine, [ROOT / "seeds"], store.utcnow())
-    found, _ = load_subscribers(settings.subscribers_dir)
-    store.sync_subscribers(engine, found)
+    engine = connect(settings.database_url)
+    ingest.ingest(engine, [ROOT / "seeds"], utcnow())
+    found, _ = read_subscriber_files(settings.subscribers_dir)
+    sync_subscribers(engine, found)
     return engine
 
 
@@ -69,14 +74,14 @@ class Site:
 
     def row(self, address: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
-            found = conn.execute(select(store.subscribers)
-                                 .where(store.subscribers.c.email == address)).first()
+            found = conn.execute(select(schema.subscribers)
+                                 .where(schema.subscribers.c.email == address)).first()
         return dict(found._mapping) if found else {}
 
     def everyone(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(select(store.subscribers)
-                                                           .order_by(store.subscribers.c.id))]
+            return [dict(r._mapping) for r in conn.execute(select(schema.subscribers)
+                                                           .order_by(schema.subscribers.c.id))]
 
     def outbox(self) -> list[email.message.EmailMessage]:
         return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
@@ -123,7 +128,7 @@ def confirmation_path(message: email.message.EmailMessage) -> str:
 
 
 def clicks_of(site: Site, paper_id: str) -> int | None:
-    paper = store.load_paper(site.engine, paper_id)
+    paper = load_paper(site.engine, paper_id)
     assert paper is not None
     return paper.clicks
 

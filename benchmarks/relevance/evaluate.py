@@ -33,11 +33,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from newsletter import catalog, store
+from newsletter.store.catalog import count_papers, load_papers
+from newsletter.store.schema import connect
+from newsletter.catalog import ingest
 from newsletter.models import Paper
-from newsletter.rank import Ranker
-from newsletter.semantic import build_index
-from newsletter.text import Vocabulary, query_text, terms
+from newsletter.relevance.rank import Ranker
+from newsletter.relevance.semantic import build_index
+from newsletter.relevance.text import Vocabulary, query_text, terms
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -47,10 +49,10 @@ RankFn = Callable[[str], list[str]]  # topic -> paper ids, best first
 def load_catalog(engine_url: str | None = None) -> tuple[list[Paper], Any]:
     """The seed catalog, through the same ingest as production (dedupe included)."""
     tmp = tempfile.mkdtemp(prefix="relevance-")
-    engine = store.connect(engine_url or f"sqlite:///{tmp}/catalog.db")
-    if store.count_papers(engine) == 0:
-        catalog.ingest(engine, [ROOT / "seeds"], datetime(2026, 1, 1, tzinfo=UTC))
-    return store.load_papers(engine), engine
+    engine = connect(engine_url or f"sqlite:///{tmp}/ingest.db")
+    if count_papers(engine) == 0:
+        ingest.ingest(engine, [ROOT / "seeds"], datetime(2026, 1, 1, tzinfo=UTC))
+    return load_papers(engine), engine
 
 
 def load_topics() -> list[str]:

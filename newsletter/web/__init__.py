@@ -5,7 +5,7 @@ double opt-in, the operator's preview gallery, and optional click tracking. Serv
 (Jinja2, templates/web/), no JavaScript.
 """
 
-from .app import create_app
-from .clicks import click_url
+from newsletter.web.app import create_app
+from newsletter.web.clicks import click_url
 
 __all__ = ["click_url", "create_app"]

@@ -9,11 +9,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from .. import store
-from ..models import Subscriber
-from .pages import checked_form, form_expired, message, render, web
-from .security import ADMIN_COOKIE, ADMIN_MAX_AGE, admin_cookie, is_admin, password_ok
-from .state import schedule
+from newsletter.store.subscribers import load_subscribers
+from newsletter.models import Subscriber
+from newsletter.web.pages import checked_form, form_expired, message, render, web
+from newsletter.web.security import ADMIN_COOKIE, ADMIN_MAX_AGE, admin_cookie, is_admin, password_ok
+from newsletter.web.state import schedule
 
 PER_PAGE = 20
 FAILED_LOGIN_DELAY = 1.0  # seconds: makes guessing the password slow
@@ -74,7 +74,7 @@ async def gallery(request: Request) -> Response:
     state = web(request)
     page = request.query_params.get("page", "1")
     number = int(page) if page.isdigit() and int(page) > 0 else 1
-    subs = await state.run(store.load_subscribers, state.engine)
+    subs = await state.run(load_subscribers, state.engine)
     pages = max(1, -(-len(subs) // PER_PAGE))
     number = min(number, pages)
     shown = subs[(number - 1) * PER_PAGE:number * PER_PAGE]
@@ -86,7 +86,7 @@ async def gallery(request: Request) -> Response:
 async def _subscriber(request: Request) -> Subscriber | None:
     state = web(request)
     wanted = request.path_params["id"]
-    subs = await state.run(store.load_subscribers, state.engine, None)
+    subs = await state.run(load_subscribers, state.engine, None)
     return next((sub for sub in subs if sub.id == wanted), None)
 
 

@@ -14,12 +14,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .. import store
-from ..settings import Settings
-from . import admin, clicks, join, manage
-from .pages import message
-from .security import SecurityHeaders
-from .state import Web
+from newsletter.store.schema import connect
+from newsletter.settings import Settings
+from newsletter.web import admin, clicks, join, manage
+from newsletter.web.pages import message
+from newsletter.web.security import SecurityHeaders
+from newsletter.web.state import Web
 
 log = logging.getLogger("newsletter.web")
 ASSETS = {"site.css": "text/css; charset=utf-8", "icon.svg": "image/svg+xml"}
@@ -63,14 +63,14 @@ async def server_error(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Starlette:
     """The app for `newsletter serve`; tests pass their own settings and database."""
     settings = settings or Settings()
-    engine = engine or store.connect(settings.database_url)
+    engine = engine or connect(settings.database_url)
     routes = [
         Route("/", join.signup_page, methods=["GET"]),
         Route("/subscribe", join.subscribe, methods=["POST"]),
         Route("/confirm/{token}", join.confirm_page, methods=["GET"]),
         Route("/confirm/{token}", join.confirm, methods=["POST"]),
         Route("/unsubscribe/{token}", manage.unsubscribe_page, methods=["GET"]),
-        Route("/unsubscribe/{token}", manage.unsubscribe, methods=["POST"]),
+        Route("/unsubscribe/{token}", manage.unsubscribe_now, methods=["POST"]),
         Route("/preferences/{token}", manage.preferences, methods=["GET", "POST"]),
         Route("/click/{token}", clicks.click, methods=["GET"]),
         Route("/admin", admin.gallery, methods=["GET"]),

@@ -11,10 +11,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from .. import store
-from ..render import paper_url
-from ..tokens import click_url, read_click_token
-from .pages import message, web
+from newsletter.store.catalog import load_paper, record_click
+from newsletter.compose.paperview import paper_url
+from newsletter.compose.tokens import click_url, read_click_token
+from newsletter.web.pages import message, web
 
 __all__ = ["click", "click_url"]
 
@@ -26,11 +26,11 @@ async def click(request: Request) -> Response:
                        "It is incomplete or was changed. Open it again from the email.",
                        status=400, tone="warning")
     subscriber_id, paper_id = found
-    paper = await state.run(store.load_paper, state.engine, paper_id)
+    paper = await state.run(load_paper, state.engine, paper_id)
     if paper is None:
         return message(request, "This paper is gone", "It is no longer in our catalog.",
                        status=404)
     # Links already sent keep working when tracking is turned off; they just count nothing.
     if state.settings.click_tracking:
-        await state.run(store.record_click, state.engine, subscriber_id, paper_id)
+        await state.run(record_click, state.engine, subscriber_id, paper_id)
     return RedirectResponse(paper_url(paper), status_code=302)

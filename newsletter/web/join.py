@@ -12,14 +12,14 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import store
-from ..models import Outgoing
-from ..signup import (CONFIRM_MAX_AGE, RESEND_AFTER, FormError, already_subscribed_message,
+from newsletter.store.subscribers import confirm_signup, request_signup, requested_topics, subscriber_status
+from newsletter.models import Outgoing
+from newsletter.signup import (CONFIRM_MAX_AGE, RESEND_AFTER, FormError, already_subscribed_message,
                       confirmation_message, normalize_address, parse_topics)
-from ..transport import make_transport
-from .links import Checked, check
-from .pages import checked_form, form_expired, invalid_link, message, render, web
-from .state import Web, schedule
+from newsletter.delivery.transport import make_transport
+from newsletter.web.links import Checked, check
+from newsletter.web.pages import checked_form, form_expired, invalid_link, message, render, web
+from newsletter.web.state import Web, schedule
 
 log = logging.getLogger("newsletter.web")
 
@@ -48,7 +48,7 @@ async def subscribe(request: Request) -> Response:
         return render(request, "signup.html", status=422, email=raw_email, topics=raw_topics,
                       errors=[str(exc)], examples=EXAMPLES)
     state = web(request)
-    status, may_send = await state.run(lambda: store.request_signup(
+    status, may_send = await state.run(lambda: request_signup(
         state.engine, email, topics, resend_after=RESEND_AFTER))
     response = render(request, "signup_sent.html", email=email,
                       minutes=int(RESEND_AFTER.total_seconds() // 60))
@@ -85,7 +85,7 @@ async def confirm_page(request: Request) -> Response:
     if checked.email is None:
         return invalid_link(request, "Confirmation", expired=checked.expired)
     state = web(request)
-    topics = await state.run(store.requested_topics, state.engine, checked.email)
+    topics = await state.run(requested_topics, state.engine, checked.email)
     if topics is None:
         return await _not_waiting(request, state, checked.email)
     return render(request, "confirm.html", email=checked.email, topics=topics)
@@ -99,7 +99,7 @@ async def confirm(request: Request) -> Response:
     if await checked_form(request) is None:
         return form_expired(request)
     state, email = web(request), checked.email
-    subscriber = await state.run(store.confirm_signup, state.engine, email)
+    subscriber = await state.run(confirm_signup, state.engine, email)
     if subscriber is None:
         return await _not_waiting(request, state, email)
     return render(request, "confirmed.html", subscriber=subscriber,
@@ -109,7 +109,7 @@ async def confirm(request: Request) -> Response:
 
 async def _not_waiting(request: Request, state: Web, email: str) -> Response:
     """A valid link whose sign-up is gone: confirmed already, or replaced by a newer link."""
-    if await state.run(store.subscriber_status, state.engine, email) == "active":
+    if await state.run(subscriber_status, state.engine, email) == "active":
         return message(request, "You are already subscribed",
                        "This address is confirmed and on the list. You can change your "
                        "topics, or how often the digest comes, at any time.",

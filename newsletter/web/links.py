@@ -1,12 +1,12 @@
-"""Checking the signed tokens in our URLs (their rules live in ``newsletter.tokens``)."""
+"""Checking the signed tokens in our URLs (their rules live in ``newsletter.compose.tokens``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ..errors import InvalidToken
-from ..tokens import verify
+from newsletter.errors import InvalidToken
+from newsletter.compose.tokens import verify
 
 
 @dataclass(frozen=True)

@@ -16,17 +16,18 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from .. import store
-from ..deliver import Composed
-from ..models import Subscriber
-from ..render import TRENDING_HEADING, one_line, paper_view
-from ..signup import FormError, parse_topics
-from ..subscribers import WEEKDAYS, Entry
-from .links import check
-from .pages import (MAX_FORM_BYTES, checked_form, form_expired, invalid_link, message, render,
+from newsletter.store.subscribers import load_subscribers, subscriber_status, unsubscribe, update_preferences
+from newsletter.dispatch.deliver import Composed
+from newsletter.models import Subscriber
+from newsletter.compose.paperview import one_line, paper_view
+from newsletter.compose.render import TRENDING_HEADING
+from newsletter.signup import FormError, parse_topics
+from newsletter.subscribers import WEEKDAYS, Entry
+from newsletter.web.links import check
+from newsletter.web.pages import (MAX_FORM_BYTES, checked_form, form_expired, invalid_link, message, render,
                     web)
-from .security import CSRF_FIELD, csrf_ok
-from .state import schedule
+from newsletter.web.security import CSRF_FIELD, csrf_ok
+from newsletter.web.state import schedule
 
 ONE_CLICK = ("List-Unsubscribe", "One-Click")  # RFC 8058's POST body, as mail providers send it
 
@@ -39,12 +40,12 @@ async def unsubscribe_page(request: Request) -> Response:
     email = check(state.secret, "unsubscribe", request.path_params["token"]).email
     if email is None:
         return invalid_link(request, "Unsubscribe")
-    if await state.run(store.subscriber_status, state.engine, email) == "unsubscribed":
+    if await state.run(subscriber_status, state.engine, email) == "unsubscribed":
         return render(request, "unsubscribed.html", email=email, already=True)
     return render(request, "unsubscribe.html", email=email, one_click=ONE_CLICK)
 
 
-async def unsubscribe(request: Request) -> Response:
+async def unsubscribe_now(request: Request) -> Response:
     """The RFC 8058 one-click POST (no cookie, no CSRF field: the signed URL is the proof) or
     the confirmation page's button. Unsubscribes at once and answers 200, no redirect."""
     state = web(request)
@@ -60,7 +61,7 @@ async def unsubscribe(request: Request) -> Response:
     if not one_click and not csrf_ok(request, state.secret, state.settings.base_url,
                                      form.get(CSRF_FIELD)):
         return form_expired(request)
-    await state.run(store.unsubscribe, state.engine, email)
+    await state.run(unsubscribe, state.engine, email)
     return render(request, "unsubscribed.html", email=email, already=False)
 
 
@@ -133,7 +134,7 @@ async def preferences(request: Request) -> Response:
     email = check(state.secret, "preferences", token).email
     if email is None:
         return invalid_link(request, "Preferences")
-    found = await state.run(lambda: store.load_subscribers(state.engine, statuses=None,
+    found = await state.run(lambda: load_subscribers(state.engine, statuses=None,
                                                            email=email))
     if not found:
         return message(request, "No subscription here",
@@ -154,7 +155,7 @@ async def preferences(request: Request) -> Response:
             errors, status = [str(exc)], 422
         else:
             if form.get("action") == "save":
-                await state.run(store.update_preferences, state.engine, draft)
+                await state.run(update_preferences, state.engine, draft)
                 # See Other: a reload of the result page does not post the form again.
                 return RedirectResponse(f"{request.url.path}?saved=1", status_code=303)
             values, notice = form_values(draft), "Preview of your changes: not saved yet."

@@ -9,8 +9,8 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from .security import CSRF_COOKIE, CSRF_FIELD, csrf_ok, csrf_value, new_csrf_cookie
-from .state import Web
+from newsletter.web.security import CSRF_COOKIE, CSRF_FIELD, csrf_ok, csrf_value, new_csrf_cookie
+from newsletter.web.state import Web
 
 MAX_FORM_BYTES = 64 * 1024  # the largest real form (preferences) is a few KB
 

@@ -14,13 +14,15 @@ import jinja2
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from .. import ledger, store
-from ..deliver import Composed, Pipeline
-from ..models import Subscriber
-from ..select import edition_for
-from ..settings import PROJECT_ROOT, Settings
-from ..subscribers import WEEKDAYS
-from ..tokens import sign
+from newsletter.store.catalog import count_papers
+from newsletter.store.schema import secret_key, utcnow
+from newsletter.dispatch import ledger
+from newsletter.dispatch.deliver import Composed, Pipeline
+from newsletter.models import Subscriber
+from newsletter.relevance.select import edition_for
+from newsletter.settings import PROJECT_ROOT, Settings
+from newsletter.subscribers import WEEKDAYS
+from newsletter.compose.tokens import sign
 
 T = TypeVar("T")
 # The preview of a digest is the one `send` would compose now; rebuilding the ranking index
@@ -48,7 +50,7 @@ class Web:
         self.settings = settings
         self.engine = engine
         self.secret = (settings.secret_key.get_secret_value() if settings.secret_key
-                       else store.secret_key(engine))
+                       else secret_key(engine))
         self.pages = page_environment(settings.templates_dir)
         self.secure_cookies = settings.base_url.startswith("https://")
         self._lock = threading.Lock()  # the ranker's memos were written for one thread
@@ -72,10 +74,10 @@ class Web:
         return f"{self.settings.base_url}/{path}/{sign(self.secret, purpose, email)}"
 
     def _fresh_pipeline(self) -> Pipeline:
-        count = store.count_papers(self.engine)
+        count = count_papers(self.engine)
         stale = time.monotonic() - self._built > PIPELINE_TTL_SECONDS
         if self._pipeline is None or stale or count != self._papers:
-            self._pipeline = Pipeline.build(self.engine, self.settings, store.utcnow())
+            self._pipeline = Pipeline.build(self.engine, self.settings, utcnow())
             self._built, self._papers = time.monotonic(), count
         return self._pipeline
 
@@ -105,7 +107,7 @@ class Web:
         return edition
 
     def now(self) -> datetime:
-        return store.utcnow()
+        return utcnow()
 
 
 def schedule(subscriber: Subscriber) -> str:

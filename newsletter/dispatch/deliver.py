@@ -1,0 +1,230 @@
+"""One digest's way out: compose it, hand it to the transport, record the outcome.
+
+Everything that is the same for every subscriber (the ranking index, the compiled and inlined
+templates, the signing key) is built once in :class:`Pipeline`. :class:`Sender` handles one
+claimed delivery (``worker.py`` feeds it): a temporary failure is recorded as ``retrying`` with
+an exponential backoff (any worker takes it up again when due), a permanent one is recorded and
+the run goes on, a lost reply to DATA is recorded as uncertain, never resent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable, Collection
+
+from sqlalchemy import Engine
+
+from newsletter.store.catalog import load_papers
+from newsletter.store.schema import secret_key, utcnow
+from newsletter.store.subscribers import set_subscriber_status
+from newsletter.dispatch import ledger
+from newsletter.dispatch.claims import RETRYING, Claim
+from newsletter.errors import ConfigError, SendError
+from newsletter.delivery.faults import backoff, classify
+from newsletter.dispatch.journal import Journal, Outcome
+from newsletter.compose.message import Letterhead
+from newsletter.models import Digest, Outgoing, Paper, RenderedDigest, Subscriber, SubscriberLinks
+from newsletter.relevance.rank import Ranker, build_ranker
+from newsletter.compose.render import Renderer
+from newsletter.relevance.select import build_digest
+from newsletter.settings import Settings
+from newsletter.delivery.throttle import Breaker, TokenBucket
+from newsletter.compose.tokens import click_url, links_for
+from newsletter.delivery.transport import Transport
+
+
+@dataclass(frozen=True)
+class Composed:
+    digest: Digest
+    links: SubscriberLinks
+    rendered: RenderedDigest
+    message: Outgoing
+
+
+@dataclass
+class Pipeline:
+    """The per-run state shared by every subscriber's digest."""
+
+    settings: Settings
+    ranker: Ranker
+    renderer: Renderer
+    secret: str
+    now: datetime
+    letterhead: Letterhead = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.letterhead = Letterhead(
+            from_address=self.settings.from_address, from_name=self.settings.from_name,
+            list_id=self.settings.list_id_value, now=self.now)
+
+    @classmethod
+    def build(cls, engine: Engine, settings: Settings, now: datetime) -> Pipeline:
+        secret = (settings.secret_key.get_secret_value() if settings.secret_key
+                  else secret_key(engine))
+        renderer = Renderer(settings.templates_dir, base_url=settings.base_url,
+                            site_name=settings.from_name)
+        candidates = load_papers(engine, since=now - timedelta(days=settings.window_days))
+        ranker = build_ranker(candidates, engine, semantic=settings.semantic != "off")
+        return cls(settings, ranker, renderer, secret, now)
+
+    def links(self, email: str) -> SubscriberLinks:
+        return links_for(email, secret=self.secret, base_url=self.settings.base_url,
+                         mailto=self.settings.unsubscribe_address)
+
+    def _tracked(self, subscriber: Subscriber) -> Callable[[Paper], str] | None:
+        if not self.settings.click_tracking or subscriber.id is None:
+            return None
+        sub_id, secret, base = subscriber.id, self.secret, self.settings.base_url
+        return lambda paper: click_url(secret, base, sub_id, paper.id)
+
+    def compose(self, subscriber: Subscriber, sent: Collection[str],
+                edition: str) -> Composed | None:
+        """The exact message ``send`` would send, or None when nothing is relevant and new."""
+        digest = build_digest(subscriber, self.ranker, sent, edition, self.now)
+        if digest is None:
+            return None
+        links = self.links(subscriber.email)
+        rendered = self.renderer.render(digest, links, self._tracked(subscriber))
+        return Composed(digest, links, rendered, self.letterhead.build(digest, rendered, links))
+
+
+@dataclass(frozen=True)
+class Policy:
+    concurrency: int = 4
+    rate: float = 0.0
+    max_attempts: int = 5
+    retry_base: float = 30.0
+    retry_cap: float = 1800.0
+    breaker_threshold: int = 10
+    breaker_pause: float = 60.0
+    suppress_after: int = 3
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> Policy:
+        return cls(s.smtp_connections, s.rate_limit, s.max_attempts, s.retry_base_seconds,
+                   s.retry_cap_seconds, s.breaker_threshold, s.breaker_pause_seconds,
+                   s.suppress_after)
+
+
+@dataclass
+class SendReport:
+    destination: str
+    dry_run: bool = False
+    sent: int = 0  # counts, not addresses: a run of 100,000 must not hold 100,000 strings
+    empty: int = 0
+    already: int = 0
+    waiting: int = 0  # retries whose time has not come
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    uncertain: list[tuple[str, str]] = field(default_factory=list)
+    retrying: list[tuple[str, str]] = field(default_factory=list)  # left for the next run
+    suppressed: list[str] = field(default_factory=list)
+    pauses: int = 0
+    stopped: int = 0  # due digests not started because a stop was requested
+    planned: list[tuple[str, int, str]] = field(default_factory=list)  # dry run
+    by_helpers: dict[str, int] = field(default_factory=dict)  # outcomes of helper processes
+
+
+@dataclass
+class Job:
+    claim: Claim
+    subscriber: Subscriber
+    sent: Collection[str]  # papers this person already has (within the window)
+
+
+class Sender:
+    """Handles claimed deliveries, one coroutine per SMTP connection (``worker.py``)."""
+
+    def __init__(self, engine: Engine, pipeline: Pipeline, transport: Transport,
+                 policy: Policy, journal: Journal, report: SendReport, *,
+                 stop: asyncio.Event, rng: random.Random | None = None) -> None:
+        self.engine, self.pipeline, self.transport = engine, pipeline, transport
+        self.policy, self.journal, self.report, self.stop = policy, journal, report, stop
+        self.rng = rng or random.Random()
+        self.bucket = TokenBucket(policy.rate, burst=max(1, policy.concurrency))
+        self.breaker = Breaker(policy.breaker_threshold, policy.breaker_pause)
+        self.retries: dict[int, tuple[str, str, datetime]] = {}  # id -> email, error, due
+        self.fatal: ConfigError | None = None
+
+    async def handle(self, job: Job) -> None:
+        sub, claim = job.subscriber, job.claim
+        try:
+            composed = self.pipeline.compose(sub, job.sent, claim.edition)
+        except Exception as exc:  # a bug in one digest must not stop the others
+            error = f"could not build the digest: {exc!r}"
+            self.report.failed.append((sub.email, error))
+            # Not retried in this run (it would fail the same way); the next run tries again.
+            later = utcnow() + timedelta(seconds=self.policy.retry_cap)
+            self.journal.record(Outcome(claim.id, RETRYING, error=error, next_attempt_at=later))
+            return
+        if composed is None:
+            self.journal.record(Outcome(claim.id, "skipped"))
+            self.report.empty += 1
+            return
+        if not await self.journal.sending(claim):
+            self.report.already += 1  # our lease ran out and another worker has it
+            return
+        await self.breaker.wait()
+        await self.bucket.acquire()
+        try:
+            await self.transport.send(composed.message)
+        except SendError as exc:
+            await self._failed(job, composed, exc)
+            return
+        except ConfigError as exc:  # our own set-up, not this address: stop, keep it due
+            self.journal.record(Outcome(claim.id, RETRYING, error=str(exc),
+                                        next_attempt_at=utcnow()))
+            self.fatal = self.fatal or exc
+            self.stop.set()
+            return
+        self.breaker.record(ok=True)
+        self.journal.record(Outcome(
+            claim.id, "sent", len(composed.digest.items), message_id=composed.message.message_id,
+            subscriber_id=sub.id, paper_ids=tuple(composed.digest.paper_ids)))
+        self.report.sent += 1
+
+    async def _failed(self, job: Job, composed: Composed, exc: SendError) -> None:
+        sub, claim, verdict, error = job.subscriber, job.claim, classify(exc), str(exc)
+        count, attempts = len(composed.digest.items), claim.attempts + 1
+        self.breaker.record(ok=verdict.kind == "permanent")  # a 550 is no sign of throttling
+        if verdict.kind == "uncertain":
+            self.journal.record(Outcome(claim.id, "uncertain", count, error,
+                                        composed.message.message_id))
+            self.report.uncertain.append((sub.email, error))
+            return
+        if verdict.kind == "retry" and attempts < self.policy.max_attempts:
+            due = utcnow() + timedelta(seconds=backoff(
+                attempts, base=self.policy.retry_base, cap=self.policy.retry_cap, rng=self.rng))
+            self.journal.record(Outcome(claim.id, RETRYING, count, error, next_attempt_at=due))
+            self.retries[claim.id] = (sub.email, error, due)
+            return
+        if verdict.kind == "retry":
+            error = f"gave up after {attempts} attempts: {error}"
+        self.journal.record(Outcome(claim.id, "failed", count, error))
+        self.report.failed.append((sub.email, error))
+        await self.journal.flush()
+        assert sub.id is not None
+        if ledger.permanent_failures(self.engine, sub.id) >= self.policy.suppress_after:
+            set_subscriber_status(self.engine, sub.email, "bounced")
+            self.report.suppressed.append(sub.email)
+
+
+def rehearse(pipeline: Pipeline, engine: Engine, editions: dict[int, tuple[Subscriber, str]],
+             report: SendReport) -> SendReport:
+    """A dry run: compose what would go out, send and record nothing."""
+    states = ledger.states_for(engine, {i: e for i, (_, e) in editions.items()})
+    since = pipeline.now - timedelta(days=pipeline.settings.window_days)
+    sent = ledger.sent_papers_by_subscriber(engine, list(editions), since=since)
+    for sub_id, (sub, edition) in editions.items():
+        if states.get(sub_id, (None, None))[0] in ledger.HANDLED:
+            report.already += 1
+            continue
+        composed = pipeline.compose(sub, sent.get(sub_id, set()), edition)
+        if composed is None:
+            report.empty += 1
+        else:
+            report.planned.append((sub.email, len(composed.digest.items),
+                                   composed.rendered.subject))
+    return report

@@ -1,0 +1,252 @@
+"""Planning and dispatching, and ``newsletter run``: APScheduler 3 with its jobs in our database.
+
+A dispatch *plans* (a pending delivery per subscriber whose edition is due, ``due.py``) and then
+*works* the queue until it is empty (``worker.py``). Two scheduled jobs: ingest the configured
+sources every ``ingest_interval_minutes``, and a dispatch tick every
+``dispatch_interval_seconds``. Any number of ``newsletter run``, ``send`` and ``worker``
+processes may share one database: planning twice adds nothing (a unique key per subscriber and
+edition), and each delivery is claimed by one worker at a time (``claims.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Callable
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import Engine, MetaData
+
+from newsletter.store.catalog import count_papers
+from newsletter.store.schema import create_tables, utcnow
+from newsletter.store.subscribers import count_subscribers, iter_subscribers, load_subscribers, sync_subscribers
+from newsletter.catalog import ingest
+from newsletter.dispatch import claims, ledger
+from newsletter.dispatch.deliver import Pipeline, SendReport, rehearse
+from newsletter.dispatch.due import due_edition
+from newsletter.errors import NewsletterError
+from newsletter.models import Subscriber
+from newsletter.relevance.select import edition_for
+from newsletter.settings import Settings
+from newsletter.subscribers import read_subscriber_files
+from newsletter.delivery.transport import make_transport
+from newsletter.dispatch.worker import Worker, spawn
+
+log = logging.getLogger("newsletter")
+LEASE = timedelta(seconds=60)
+AUTO_HELPERS_FROM = 2000  # below this, starting another process costs more than it saves
+
+
+class Busy(NewsletterError):
+    """Another process holds the lease (ingesting the same sources)."""
+
+
+def ingest_exclusive(engine: Engine, paths: list[Path | str], now: datetime, owner: str,
+                     progress: Callable[..., object] | None = None,
+                     wait: float = 60.0) -> ingest.IngestReport:
+    """Ingest under the ``ingest`` lease: two processes never insert the same papers at once."""
+    deadline = time.monotonic() + wait
+    while not (taken := ledger.acquire(engine, "ingest", owner, LEASE))[0]:
+        if time.monotonic() > deadline:
+            raise Busy(f"another process ({taken[1]}) has been ingesting for {wait:g}s")
+        time.sleep(0.2)
+    try:
+        return ingest.ingest(engine, paths, now, progress=progress)
+    finally:
+        ledger.release(engine, "ingest", owner)
+
+
+@dataclass
+class Plan:
+    new: int = 0  # pending rows added
+    already: int = 0  # handled, or in flight elsewhere
+    waiting: int = 0  # retries whose time has not come
+    open: int = 0  # pending, sending or due deliveries in the queue now (any run's)
+
+
+def due_editions(subs: list[Subscriber], settings: Settings, now: datetime,
+                 manual: bool) -> dict[int, tuple[Subscriber, str]]:
+    """Each subscriber's edition due at ``now``; ``manual``: their current one, due or not."""
+    stale = timedelta(hours=settings.stale_after_hours)
+    editions = {}
+    for sub in subs:
+        edition = edition_for(sub, now) if manual else due_edition(sub, now, stale)
+        if edition and sub.id is not None:
+            editions[sub.id] = (sub, edition)
+    return editions
+
+
+def plan(engine: Engine, settings: Settings, now: datetime, *,
+         subscribers: list[Subscriber] | None = None, manual: bool = False,
+         first_queued: Callable[[], object] | None = None) -> Plan:
+    """Queue a pending delivery for each subscriber whose edition is due at ``now``
+    (``manual``: everyone's current edition), a chunk of subscribers at a time.
+    ``first_queued`` is called once the first rows are in: workers may start meanwhile."""
+    result, utc = Plan(), utcnow()
+    chunks = iter_subscribers(engine) if subscribers is None else [subscribers]
+    for chunk in chunks:
+        editions = {i: e for i, (_, e) in due_editions(chunk, settings, now, manual).items()}
+        states = ledger.states_for(engine, editions)
+        fresh = []
+        for sub_id, edition in editions.items():
+            state, next_at = states.get(sub_id, (None, None))
+            if state is None:
+                fresh.append((sub_id, edition))
+            elif state in ledger.HANDLED:
+                result.already += 1
+            elif state == ledger.RETRYING and next_at and next_at > utc:
+                result.waiting += 1
+        result.new += claims.plan(engine, fresh, utc)
+        if first_queued and result.new:
+            first_queued()
+            first_queued = None
+    result.open = sum(claims.unfinished(engine))
+    return result
+
+
+async def dispatch(engine: Engine, settings: Settings, now: datetime, *, owner: str,
+                   subscribers: list[Subscriber] | None = None, manual: bool = False,
+                   dry_run: bool = False, stop: asyncio.Event | None = None,
+                   progress: Callable[[int], Callable[[], None]] | None = None,
+                   helpers: int | None = 0) -> SendReport:
+    """Send what is due at ``now`` (``manual``: every subscriber's current edition): plan,
+    then work until the queue is empty, with ``helpers`` more worker processes (None: one per
+    spare core when the run is large). Other workers on the database share the work too."""
+    if count_papers(engine) == 0:
+        # An empty catalog would mark every digest "nothing new" for the whole edition.
+        return SendReport(make_transport(settings).describe(), dry_run)
+    if dry_run:
+        subs = load_subscribers(engine) if subscribers is None else subscribers
+        return rehearse(Pipeline.build(engine, settings, now), engine,
+                        due_editions(subs, settings, now, manual),
+                        SendReport(make_transport(settings).describe(), dry_run=True))
+    started = utcnow()
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start_helpers() -> None:  # they load their index while the rest is planned
+        count = helpers
+        if count is None:
+            due = count_subscribers(engine) if subscribers is None else len(subscribers)
+            count = (os.cpu_count() or 1) - 1 if due >= AUTO_HELPERS_FROM else 0
+        procs.extend(spawn(settings, count, now))
+
+    planned = plan(engine, settings, now, subscribers=subscribers, manual=manual,
+                   first_queued=start_helpers if helpers != 0 else None)
+    stop = stop or asyncio.Event()
+    worker = Worker(engine, settings, owner=owner, now=now, stop=stop,
+                    progress=progress(planned.open) if progress else None)
+    forward = asyncio.ensure_future(_forward_stop(stop, procs))
+    try:
+        report = await worker.run()
+    finally:
+        await asyncio.gather(*(asyncio.to_thread(p.wait) for p in procs))
+        forward.cancel()
+    if procs:
+        done = ledger.outcomes_since(engine, started)
+        report.by_helpers = {state: done[state] - mine for state, mine in (
+            ("sent", report.sent), ("skipped", report.empty),
+            ("failed", len(report.failed)), ("uncertain", len(report.uncertain)))}
+    report.already += planned.already
+    report.waiting += planned.waiting
+    return report
+
+
+async def _forward_stop(stop: asyncio.Event, procs: list[subprocess.Popen[bytes]]) -> None:
+    """Ctrl-C or SIGTERM: the helpers too finish the messages in their hands, then stop."""
+    await stop.wait()
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+
+
+# -- newsletter run ---------------------------------------------------------------------------
+
+
+@dataclass
+class Runtime:
+    """What the scheduled jobs need; APScheduler stores the jobs by name, not their state."""
+
+    settings: Settings
+    engine: Engine
+    owner: str
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    clock: Callable[[], datetime] = utcnow
+    active: asyncio.Task[None] | None = None
+
+
+_runtime: Runtime | None = None
+
+
+async def dispatch_job() -> None:
+    rt = _runtime
+    if rt is None or rt.stop.is_set():
+        return
+    rt.active = asyncio.current_task()  # type: ignore[assignment]
+    try:
+        found, problems = read_subscriber_files(rt.settings.subscribers_dir)
+        for problem in problems:
+            log.warning("skipped %s", problem)
+        sync_subscribers(rt.engine, found)
+        report = await dispatch(rt.engine, rt.settings, rt.clock(), owner=rt.owner, stop=rt.stop)
+    except NewsletterError as exc:
+        log.error("dispatch: %s", exc)
+        return
+    finally:
+        rt.active = None
+    if report.sent or report.failed or report.uncertain or report.retrying:
+        log.info("dispatch: sent %d, nothing new for %d, failed %d, uncertain %d, retrying %d",
+                 report.sent, report.empty, len(report.failed),
+                 len(report.uncertain), len(report.retrying))
+
+
+def ingest_job() -> None:
+    rt = _runtime
+    if rt is None or rt.stop.is_set():
+        return
+    try:
+        report = ingest_exclusive(rt.engine, list(rt.settings.sources), rt.clock(),
+                                  rt.owner, wait=0)
+    except Busy:
+        return  # another scheduler is ingesting the same sources right now
+    for problem in report.rejected:
+        log.warning("skipped %s", problem)
+    log.info("ingest: %d new, %d updated", report.new, report.updated)
+
+
+async def run(settings: Settings, engine: Engine) -> None:
+    """Run the scheduler until SIGTERM or Ctrl-C; the message in flight is finished first."""
+    global _runtime
+    _runtime = rt = Runtime(settings, engine, ledger.lock_owner())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, rt.stop.set)
+    # The job table is created here, race-safe, rather than by the job store's own start().
+    jobstore = SQLAlchemyJobStore(engine=engine, metadata=MetaData())
+    create_tables(engine, jobstore.jobs_t.metadata)
+    scheduler = AsyncIOScheduler(
+        jobstores={"default": jobstore}, timezone=UTC,
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600})
+    start = datetime.now(UTC)
+    scheduler.add_job(f"{__name__}:dispatch_job", "interval", id="dispatch",
+                      seconds=settings.dispatch_interval_seconds, replace_existing=True,
+                      next_run_time=start)
+    scheduler.add_job(f"{__name__}:ingest_job", "interval", id="ingest",
+                      minutes=settings.ingest_interval_minutes, replace_existing=True,
+                      next_run_time=start)
+    scheduler.start()
+    log.info("scheduler started: dispatch every %gs, ingest every %g min",
+             settings.dispatch_interval_seconds, settings.ingest_interval_minutes)
+    await rt.stop.wait()
+    scheduler.shutdown(wait=False)
+    if rt.active is not None:
+        log.info("stopping: finishing the messages in flight")
+        await asyncio.wait([rt.active])
+    _runtime = None

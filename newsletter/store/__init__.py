@@ -1,0 +1,3 @@
+"""The database. Takes papers, subscribers and deliveries; gives them back. ``schema`` holds
+the tables and the connection; one module per area of queries (``catalog``, ``subscribers``,
+``embeddings``); the delivery queue's queries live with their stage in ``dispatch/``."""

@@ -1,0 +1,228 @@
+"""The schema and the connection: every table, how a database is opened, and the small
+helpers every query module shares (UTC times, insert-ignore, the stored signing key).
+
+SQLAlchemy Core, portable SQL only: the same code runs on the default SQLite file and on
+PostgreSQL. Schema changes are Alembic migrations (``newsletter/store/migrations``).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time as time_module
+from datetime import UTC, datetime
+from typing import Any, Sequence
+
+from sqlalchemy import (
+    JSON, Boolean, Column, Date, DateTime, Engine, ForeignKey, Integer, LargeBinary, MetaData,
+    String, Table, Text, UniqueConstraint, create_engine, event, insert, inspect, select, text,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DatabaseError
+from sqlalchemy.sql.dml import Insert
+
+metadata = MetaData()
+
+papers = Table(
+    "papers", metadata,
+    Column("id", String(200), primary_key=True),
+    Column("arxiv_id", String(40), unique=True),
+    Column("title", Text, nullable=False),
+    Column("title_key", String(400), nullable=False, index=True),
+    Column("abstract", Text, nullable=False),
+    Column("authors", JSON, nullable=False, default=list),
+    Column("author_count", Integer),
+    Column("published", Date),
+    Column("url", Text),
+    Column("links", JSON, nullable=False, default=list),
+    Column("upvotes", Integer),
+    Column("comments", Integer),
+    Column("sources", JSON, nullable=False, default=list),
+    Column("ai_summary", Text),
+    Column("keywords", JSON, default=list),  # nullable: ADD COLUMN works on an old database
+    Column("github_stars", Integer),
+    Column("clicks", Integer),
+    Column("listed_at", DateTime(timezone=True)),
+    Column("thumbnail", Text),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# ETag / Last-Modified per fetched URL, so the next fetch can ask "changed since?" (HTTP 304).
+http_validators = Table(
+    "http_validators", metadata,
+    Column("url", String(2000), primary_key=True),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("fetched_at", DateTime(timezone=True), nullable=False),
+)
+
+subscribers = Table(
+    "subscribers", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("topics", JSON, nullable=False),
+    Column("exclude", JSON, nullable=False, default=list),
+    Column("max_papers", Integer, nullable=False),
+    Column("frequency", String(10), nullable=False),
+    Column("weekday", Integer, nullable=False, default=0),
+    Column("send_time", String(5), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("origin", String(300), nullable=False, default=""),
+    # Set once the person changed their own preferences: the subscribers/ files no longer
+    # overwrite them (the database alone holds what users change themselves).
+    Column("self_managed", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id"), nullable=False),
+    Column("edition", String(16), nullable=False),
+    Column("state", String(12), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("message_id", String(300)),
+    Column("next_attempt_at", DateTime(timezone=True)),  # state "retrying": not before this
+    Column("paper_count", Integer, nullable=False, default=0),
+    # The worker holding the row (``claims.py``) and until when; past that, others may take it.
+    Column("claimed_by", String(200)),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("subscriber_id", "edition", name="one_digest_per_edition"),
+)
+
+sent_papers = Table(
+    "sent_papers", metadata,
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id"), primary_key=True),
+    Column("paper_id", String(200), primary_key=True),
+    Column("delivery_id", Integer, ForeignKey("deliveries.id"), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+)
+
+# Named leases: the single dispatcher ("dispatch") holds one while it sends.
+locks = Table(
+    "locks", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+meta = Table(
+    "meta", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+
+# Sign-ups waiting for their confirmation link. Kept apart from `subscribers` so that an
+# unconfirmed request never touches a real subscriber's row (nor its "unsubscribed").
+signups = Table(
+    "signups", metadata,
+    Column("email", String(320), primary_key=True),
+    Column("topics", JSON, nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("emailed_at", DateTime(timezone=True)),
+)
+
+# One row per reader and paper: a paper's click count grows once per reader, so reloading a
+# tracked link cannot inflate "trending".
+clicks = Table(
+    "clicks", metadata,
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id"), primary_key=True),
+    Column("paper_id", String(200), primary_key=True),
+    Column("clicked_at", DateTime(timezone=True), nullable=False),
+)
+
+
+# Paper embeddings (the `semantic` extra), kept so a daily run embeds only new or edited papers.
+# No foreign key: embeddings are a cache, and a rekeyed paper is embedded again.
+paper_embeddings = Table(
+    "paper_embeddings", metadata,
+    Column("paper_id", String(200), primary_key=True),
+    Column("model", String(100), primary_key=True),
+    Column("digest", String(64), nullable=False),  # of the embedded text: an edited abstract
+    Column("vector", LargeBinary, nullable=False),  # is embedded again; float32 bytes
+)
+
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def connect(url: str) -> Engine:
+    """Open the database and create the tables that are missing."""
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    create_tables(engine, metadata)
+    _add_missing_columns(engine)
+    return engine
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """A database made by an older version lacks the columns added since; those are nullable,
+    so ``ALTER TABLE ... ADD COLUMN`` brings it up to date without a migration tool."""
+    present = inspect(engine)
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            have = {column["name"] for column in present.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in have and column.nullable:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+
+
+def create_tables(engine: Engine, tables: MetaData) -> None:
+    """``create_all``, safe when several processes open a new database at the same moment:
+    a process that loses the race for one table looks again, past the tables made meanwhile."""
+    for attempt in range(20):
+        try:
+            tables.create_all(engine)
+            return
+        except DatabaseError:
+            if attempt == 19:
+                raise
+            time_module.sleep(0.05)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets `status` read while `send` writes; busy_timeout waits instead of failing.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL survives any process crash (kill -9 included); only a power cut or
+    # OS crash can undo the last commits. FULL costs an fsync per ledger write.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def insert_ignore(engine: Engine, table: Table, key: Sequence[str]) -> Insert:
+    """INSERT that skips rows clashing on ``key`` (any other clash still raises)."""
+    make = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    return make(table).on_conflict_do_nothing(index_elements=list(key))
+
+
+def secret_key(engine: Engine) -> str:
+    """The signing key kept in the database, made on first use, when none is configured."""
+    with engine.begin() as conn:
+        value = conn.scalar(select(meta.c.value).where(meta.c.key == "secret_key"))
+        if value is None:
+            value = secrets.token_urlsafe(32)
+            conn.execute(insert(meta).values(key="secret_key", value=value))
+        return value
+

@@ -1,0 +1,278 @@
+"""The subscriber's journey in a real headless Chromium (Debian's, driven by Playwright), against
+`newsletter serve`'s app under uvicorn, a real aiosmtpd server, and `newsletter send` run as a
+process, as an operator would.
+
+Every page is also photographed at desktop and phone width into tests/screenshots/ (git-ignored)
+for a person to look at.
+"""
+
+from __future__ import annotations
+
+import email.message
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, sync_playwright
+from smtp_server import SmtpServer
+from sqlalchemy import Engine
+from web_site import PASSWORD, ROOT, clean_environment, site_settings, tampered
+
+from newsletter.store.schema import connect, utcnow
+from newsletter.store.subscribers import load_subscribers, subscriber_status, sync_subscribers
+from newsletter.catalog import ingest
+from newsletter.settings import Settings
+from newsletter.subscribers import read_subscriber_files
+from newsletter.web import create_app
+from paths import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SHOTS = ROOT / "tests" / "screenshots"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+READER = "reader@example.org"
+
+if not Path(CHROMIUM).exists():  # CI installs it (.ci/run); there a missing browser is a failure
+    if os.environ.get("CI"):
+        raise RuntimeError(f"{CHROMIUM} is missing: apt-get install chromium")
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+
+
+# -- the running site ---------------------------------------------------------------------------
+
+@dataclass
+class Live:
+    url: str
+    settings: Settings
+    engine: Engine
+    smtp: SmtpServer
+    env: dict[str, str]  # for `newsletter` processes on the same database and relay
+
+    def status(self, address: str) -> str | None:
+        return subscriber_status(self.engine, address)
+
+    def send(self, *args: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "newsletter", "send", *args],
+                                env={**os.environ, **self.env}, capture_output=True, text=True,
+                                timeout=120, check=False)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    def mail(self, address: str, number: int) -> email.message.EmailMessage:
+        """The ``number``-th message (1-based) the SMTP server received for ``address``."""
+        assert self.smtp.wait_for(lambda s: s.recipients().count(address) >= number, 10), (
+            f"no message {number} for {address}")
+        return [m.message for m in self.smtp.messages if address in m.rcpt_tos][number - 1]
+
+
+@pytest.fixture
+def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+         smtp_server: SmtpServer) -> Iterator[Live]:
+    """The app under uvicorn on 127.0.0.1, on a port the OS picked (bound before the settings
+    are made, since every link in every email names it)."""
+    clean_environment(monkeypatch, tmp_path)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    subscribers = tmp_path / "subscribers"  # only the people who sign up in the test
+    subscribers.mkdir()
+    settings = site_settings(tmp_path, base_url=url, subscribers_dir=subscribers,
+                             smtp_host=smtp_server.host, smtp_port=smtp_server.port,
+                             smtp_security="none")
+    engine = connect(settings.database_url)
+    ingest.ingest(engine, [ROOT / "seeds"], utcnow())
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), log_level="warning",
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.02)
+    env = {"NEWSLETTER_DATABASE_URL": settings.database_url, "NEWSLETTER_SECRET_KEY": "test-secret",
+           "NEWSLETTER_BASE_URL": url, "NEWSLETTER_SUBSCRIBERS_DIR": str(subscribers),
+           "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"), **smtp_server.env()}
+    yield Live(url, settings, engine, smtp_server, env)
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+def shoot(page: Page, name: str) -> None:
+    """The page as it is now, at desktop and at phone width, whole length."""
+    SHOTS.mkdir(exist_ok=True)
+    for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
+        page.set_viewport_size(size)
+        page.wait_for_timeout(250)  # a framed document repaints after the resize
+        page.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=True)
+    page.set_viewport_size(DESKTOP)
+
+
+def heading(page: Page) -> str:
+    return page.inner_text("h1")
+
+
+def open_email(page: Page, message: email.message.EmailMessage) -> None:
+    """Show the HTML part as a mail client would: in a blank document (not under our site's
+    CSP, which would block the email's inline styles), links clickable."""
+    page.goto("about:blank")
+    page.set_content(message.get_body(("html",)).get_content())  # type: ignore[union-attr]
+
+
+def sections(digest: email.message.EmailMessage) -> set[str]:
+    """The topic headings of a digest, from its text part ("GNN (3 papers)" over dashes)."""
+    text = digest.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    found = re.findall(r"^(.+) \(\d+ papers?\)\n-+$", text, re.MULTILINE)
+    return {topic for topic in found if topic != "Trending in your topics"}
+
+
+def tomorrow() -> str:
+    return (utcnow() + timedelta(days=1)).date().isoformat()
+
+
+def sign_up(live: Live, page: Page, topics: str, *, shots: bool = False) -> None:
+    """Fill in the form, get the confirmation email, open its link from the email itself and
+    press the button on the page it opens."""
+    page.goto(live.url + "/")
+    if shots:
+        shoot(page, "01-signup")
+    page.fill("input[name=email]", READER)
+    page.fill("textarea[name=topics]", topics)
+    page.click("text=Send me the confirmation link")
+    assert heading(page) == "Check your inbox"
+    if shots:
+        shoot(page, "02-check-your-inbox")
+    confirmation = live.mail(READER, 1)
+    assert live.status(READER) is None  # nothing before the link is opened
+    open_email(page, confirmation)
+    if shots:
+        shoot(page, "03-confirmation-email")
+    page.click("text=Confirm my subscription")
+    assert heading(page) == "Confirm your subscription"
+    assert live.status(READER) is None  # opening the link alone changes nothing
+    if shots:
+        shoot(page, "04-confirm")
+    page.click("button:has-text('Confirm my subscription')")
+    assert heading(page) == "You are subscribed"
+    if shots:
+        shoot(page, "05-confirmed")
+    assert live.status(READER) == "active"
+
+
+# -- journeys -----------------------------------------------------------------------------------
+
+def test_sign_up_confirm_get_a_digest_unsubscribe_from_it_and_get_no_more(
+        live: Live, page: Page) -> None:
+    sign_up(live, page, "graph neural networks", shots=True)
+    sent = live.send()
+    assert "Sent 1 digests" in sent.stdout
+    digest = live.mail(READER, 2)
+    assert sections(digest) == {"graph neural networks"}
+    assert live.url + "/unsubscribe/" in digest["List-Unsubscribe"]
+    planned = live.send("--dry-run", "--date", tomorrow())
+    assert READER in planned.stdout  # tomorrow has a digest for them, while subscribed
+
+    open_email(page, digest)
+    shoot(page, "06-digest-email")
+    page.click("a.footer-link:has-text('Unsubscribe')")
+    assert heading(page) == "Unsubscribe?"
+    assert live.status(READER) == "active"  # opening the link alone changes nothing
+    shoot(page, "07-unsubscribe")
+    page.click("button:has-text('Unsubscribe')")
+    assert heading(page) == "You are unsubscribed"
+    shoot(page, "08-unsubscribed")
+    assert live.status(READER) == "unsubscribed"
+
+    live.send("--date", tomorrow())
+    time.sleep(0.3)  # anything sent would have arrived by now
+    assert live.smtp.recipients().count(READER) == 2
+
+
+def test_changing_topics_from_a_digest_changes_the_next_digests_sections(
+        live: Live, page: Page) -> None:
+    sign_up(live, page, "graph neural networks")
+    live.send()
+    first = live.mail(READER, 2)
+    assert sections(first) == {"graph neural networks"}
+
+    open_email(page, first)
+    page.click("text=Change your topics")
+    assert heading(page) == "Your preferences"
+    shoot(page, "09-preferences")
+    page.fill("textarea[name=topics]", "neural radiance fields")
+    page.click("text=Preview changes")
+    preview = page.inner_text("section.preview")
+    assert "neural radiance fields" in preview and "not saved yet" in page.content()
+    shoot(page, "10-preferences-preview")
+    assert load_subscribers(live.engine, email=READER)[0].topics == ("graph neural networks",)
+    page.click("text=Save preferences")
+    assert "Saved." in page.inner_text(".alert-success")
+    shoot(page, "11-preferences-saved")
+
+    live.send("--date", tomorrow())
+    second = live.mail(READER, 3)
+    assert sections(second) == {"neural radiance fields"}
+
+
+def test_the_operator_gallery_and_the_refusals_are_pages_too(live: Live, page: Page) -> None:
+    found, _ = read_subscriber_files(ROOT / "subscribers")
+    sync_subscribers(live.engine, found)
+    page.goto(live.url + "/admin")
+    assert heading(page) == "Preview gallery"
+    shoot(page, "12-admin-sign-in")
+    page.fill("input[name=password]", "guess")
+    page.click("button:has-text('Sign in')")
+    assert "not right" in page.inner_text(".alert-error")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button:has-text('Sign in')")
+    assert heading(page) == "Next digests"
+    assert page.locator("article.digest-card").count() == len(found)
+    shoot(page, "13-admin-gallery")
+    page.click("article.digest-card >> text=View")
+    frame = page.frame_locator("iframe.email-frame")
+    assert frame.locator("a.footer-link").first.inner_text() == "Change your topics"
+    shoot(page, "14-admin-digest")
+
+    unsubscribe = live.url + "/unsubscribe/" + tampered("x" * 40 + ".abcdefghijk")
+    page.goto(unsubscribe)
+    assert heading(page) == "This link does not work"
+    shoot(page, "15-invalid-link")
+    page.goto(live.url + "/no/such/page")
+    assert heading(page) == "Page not found"
+    shoot(page, "16-not-found")
+    page.goto(live.url + "/")
+    page.fill("input[name=email]", "someone@localhost")
+    page.fill("textarea[name=topics]", "GNN")
+    page.click("text=Send me the confirmation link")
+    assert "does not look right" in page.inner_text(".alert-error")
+    shoot(page, "17-signup-error")

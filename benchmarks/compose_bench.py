@@ -42,8 +42,7 @@ sys.path.insert(0, str(HERE))
 import synth  # noqa: E402
 from send_bench import Sink, Stages  # noqa: E402
 
-from newsletter.models import (Digest, DigestItem, Outgoing, Paper,  # noqa: E402
-                               RenderedDigest, Section)
+from newsletter.models import Digest, DigestItem, Outgoing, Paper, RenderedDigest, Section  # noqa: E402
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 REASONS = ("matches: {t} (title)", "matches: {t} → {x} (title, abstract)",

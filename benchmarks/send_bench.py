@@ -145,10 +145,10 @@ class Stages:
 
 def instrument(stages: Stages) -> None:
     """Wrap the stage functions where the dispatcher looks them up (no package edits)."""
-    from newsletter.dispatch import deliver, ledger, schedule, worker
-    from newsletter.relevance import rank
     from newsletter.compose import render
     from newsletter.delivery import transport
+    from newsletter.dispatch import deliver, ledger, schedule, worker
+    from newsletter.relevance import rank
 
     deliver.build_digest = stages.wrap("select", deliver.build_digest)
     deliver.links_for = stages.wrap("links", deliver.links_for)
@@ -217,8 +217,8 @@ def make_settings(url: str, port: int, connections: int | None, workdir: Path) -
 def run_dispatch(args: argparse.Namespace) -> dict[str, Any]:
     """The real send path, instrumented; returns the figures."""
     import newsletter
-    from newsletter.store.schema import connect
     from newsletter.dispatch import ledger, schedule
+    from newsletter.store.schema import connect
 
     base_rss = _rss_mb()[0]
     stages = Stages()
@@ -316,13 +316,13 @@ def run_naive(args: argparse.Namespace) -> dict[str, Any]:
     import html2text
     from premailer import Premailer
 
-    from newsletter.store.schema import connect
-    from newsletter.store.subscribers import load_subscribers
-    from newsletter.dispatch import ledger
-    from newsletter.dispatch.deliver import Pipeline
     from newsletter.compose.inline import PREMAILER_OPTIONS
     from newsletter.compose.render import HTML_TEMPLATE
+    from newsletter.dispatch import ledger
+    from newsletter.dispatch.deliver import Pipeline
     from newsletter.relevance.select import build_digest, edition_for
+    from newsletter.store.schema import connect
+    from newsletter.store.subscribers import load_subscribers
 
     workdir = Path(args.workdir)
     settings = make_settings(args.db, args.port, None, workdir)

@@ -32,13 +32,13 @@ from typing import Sequence
 
 from sqlalchemy import Engine, insert, text
 
-from newsletter.store.catalog import save_papers
+from newsletter.catalog import ingest
+from newsletter.catalog.sources.ids import title_key
+from newsletter.models import Link, Paper, Subscriber
 from newsletter.store import schema
+from newsletter.store.catalog import save_papers
 from newsletter.store.schema import connect
 from newsletter.store.subscribers import load_subscribers, sync_subscribers
-from newsletter.catalog import ingest
-from newsletter.models import Link, Paper, Subscriber
-from newsletter.catalog.sources.ids import title_key
 
 ZIPF_S = 1.07
 TOPIC_COUNTS = (1, 2, 3, 4)

@@ -21,18 +21,18 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from newsletter.store.catalog import count_papers, load_papers
-from newsletter.store.schema import connect, utcnow
-from newsletter.store.subscribers import load_subscribers, sync_subscribers
 from newsletter.catalog.ingest import IngestReport, expand_paths
 from newsletter.dispatch import claims, ledger, schedule
 from newsletter.dispatch.deliver import Pipeline, SendReport
+from newsletter.dispatch.worker import Worker
 from newsletter.errors import NewsletterError
 from newsletter.relevance.rank import build_ranker
 from newsletter.relevance.select import edition_for
 from newsletter.settings import Settings
+from newsletter.store.catalog import count_papers, load_papers
+from newsletter.store.schema import connect, utcnow
+from newsletter.store.subscribers import load_subscribers, sync_subscribers
 from newsletter.subscribers import read_subscriber_files
-from newsletter.dispatch.worker import Worker
 
 app = typer.Typer(
     help="Trending research papers in your inbox: ingest a catalog, pick papers for each "

@@ -7,8 +7,8 @@ from functools import cache
 from pathlib import Path
 
 from newsletter.catalog.ingest import title_key
-from newsletter.models import Paper
 from newsletter.catalog.sources.seedpage import parse_seed_page
+from newsletter.models import Paper
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
-
-import os
 
 import pytest
 
@@ -15,8 +14,12 @@ import pytest
 os.environ.setdefault("NEWSLETTER_SEMANTIC", "off")
 
 # tests/ has no __init__.py, so pytest puts tests/ itself on sys.path: import by bare name
-from smtp_server import (Certificate, CertificateUnavailable, SmtpServer,
-                         make_self_signed_certificate)
+from smtp_server import (
+    Certificate,
+    CertificateUnavailable,
+    SmtpServer,
+    make_self_signed_certificate,
+)
 
 # -- SMTP ------------------------------------------------------------------------------------
 
@@ -57,7 +60,6 @@ def smtp_server(smtp_server_factory: Callable[..., SmtpServer]) -> SmtpServer:
 # -- databases -------------------------------------------------------------------------------
 # `database_url` runs a test on SQLite and on the local PostgreSQL; `engine` opens it.
 from databases import database_url, engine  # noqa: E402,F401
-
 
 # -- HTTP ------------------------------------------------------------------------------------
 # `http_server`: a real local HTTP server serving what the test registers (tests/http_server.py).

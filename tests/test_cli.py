@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from smtp_server import Rule, SmtpServer
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from newsletter.cli import app
+from newsletter.compose import tokens
 from newsletter.store import schema
 from newsletter.store.schema import connect
-from newsletter.compose import tokens
-from newsletter.cli import app
-from smtp_server import Rule, SmtpServer
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.subscribers import read_subscriber_files, parse_subscribers
+from newsletter.subscribers import parse_subscribers, read_subscriber_files
 
 GOOD = """
 [[subscriber]]

@@ -33,13 +33,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from newsletter.store.catalog import count_papers, load_papers
-from newsletter.store.schema import connect
 from newsletter.catalog import ingest
 from newsletter.models import Paper
 from newsletter.relevance.rank import Ranker
 from newsletter.relevance.semantic import build_index
 from newsletter.relevance.text import Vocabulary, query_text, terms
+from newsletter.store.catalog import count_papers, load_papers
+from newsletter.store.schema import connect
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import evaluate  # noqa: E402
 
-from newsletter.relevance.duplicates import diversify  # noqa: E402
 from newsletter.models import Subscriber  # noqa: E402
+from newsletter.relevance.duplicates import diversify  # noqa: E402
 from newsletter.relevance.rank import Ranker, build_ranker  # noqa: E402
 from newsletter.relevance.select import build_digest, edition_for  # noqa: E402
 

@@ -20,12 +20,12 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import Engine
 
-from newsletter.store.catalog import load_papers, load_validators, save_papers, save_validators
-from newsletter.errors import SourceError
-from newsletter.models import Link, Paper, Problem
 from newsletter.catalog.sources.fetch import TIMEOUT_SECONDS, Validators, fetch, make_client
 from newsletter.catalog.sources.formats import READERS, Parsed, Reader, read_source
 from newsletter.catalog.sources.ids import paper_slug, short_hash, title_key
+from newsletter.errors import SourceError
+from newsletter.models import Link, Paper, Problem
+from newsletter.store.catalog import load_papers, load_validators, save_papers, save_validators
 
 __all__ = [
     "READERS",

@@ -24,10 +24,15 @@ import jinja2
 import jinja2.meta
 from markupsafe import Markup
 
-from newsletter.errors import ConfigError
-from newsletter.compose.inline import flatten_includes, inline_css, make_environment, split_shared_blocks
-from newsletter.models import Digest, DigestItem, Paper, RenderedDigest, SubscriberLinks
+from newsletter.compose.inline import (
+    flatten_includes,
+    inline_css,
+    make_environment,
+    split_shared_blocks,
+)
 from newsletter.compose.paperview import MONTHS, PaperParts, PaperView, excerpt, one_line
+from newsletter.errors import ConfigError
+from newsletter.models import Digest, DigestItem, Paper, RenderedDigest, SubscriberLinks
 
 HTML_TEMPLATE = "digest.html"
 TEXT_TEMPLATE = "digest.txt"

@@ -16,8 +16,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from itsdangerous import (BadData, SignatureExpired, TimestampSigner, URLSafeSerializer,
-                          URLSafeTimedSerializer)
+from itsdangerous import (
+    BadData,
+    SignatureExpired,
+    TimestampSigner,
+    URLSafeSerializer,
+    URLSafeTimedSerializer,
+)
 
 from newsletter.errors import ConfigError, InvalidToken
 from newsletter.models import SubscriberLinks

@@ -16,8 +16,8 @@ import ssl
 
 import aiosmtplib
 
-from newsletter.errors import SendError
 from newsletter.compose.message import CrlfMessage
+from newsletter.errors import SendError
 from newsletter.models import Outgoing
 
 

@@ -20,11 +20,19 @@ from typing import TYPE_CHECKING, Literal, Protocol, Self
 import aiosmtplib
 from pydantic import SecretStr
 
+from newsletter.delivery.outbox import OutboxTransport
+from newsletter.delivery.smtpwire import (
+    data_payload,
+    describe,
+    greet,
+    mail_options,
+    protocol_of,
+    quit_quietly,
+    reset,
+    reusable,
+)
 from newsletter.errors import ConfigError, SendError, Stage
 from newsletter.models import Outgoing
-from newsletter.delivery.outbox import OutboxTransport
-from newsletter.delivery.smtpwire import (data_payload, describe, greet, mail_options, protocol_of,
-                                 quit_quietly, reset, reusable)
 
 __all__ = ["OutboxTransport", "Security", "SmtpTransport", "Transport", "make_transport"]
 

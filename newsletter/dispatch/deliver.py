@@ -17,23 +17,23 @@ from typing import Callable, Collection
 
 from sqlalchemy import Engine
 
+from newsletter.compose.message import Letterhead
+from newsletter.compose.render import Renderer
+from newsletter.compose.tokens import click_url, links_for
+from newsletter.delivery.faults import backoff, classify
+from newsletter.delivery.throttle import Breaker, TokenBucket
+from newsletter.delivery.transport import Transport
+from newsletter.dispatch import ledger
+from newsletter.dispatch.claims import RETRYING, Claim
+from newsletter.dispatch.journal import Journal, Outcome
+from newsletter.errors import ConfigError, SendError
+from newsletter.models import Digest, Outgoing, Paper, RenderedDigest, Subscriber, SubscriberLinks
+from newsletter.relevance.rank import Ranker, build_ranker
+from newsletter.relevance.select import build_digest
+from newsletter.settings import Settings
 from newsletter.store.catalog import load_papers
 from newsletter.store.schema import secret_key, utcnow
 from newsletter.store.subscribers import set_subscriber_status
-from newsletter.dispatch import ledger
-from newsletter.dispatch.claims import RETRYING, Claim
-from newsletter.errors import ConfigError, SendError
-from newsletter.delivery.faults import backoff, classify
-from newsletter.dispatch.journal import Journal, Outcome
-from newsletter.compose.message import Letterhead
-from newsletter.models import Digest, Outgoing, Paper, RenderedDigest, Subscriber, SubscriberLinks
-from newsletter.relevance.rank import Ranker, build_ranker
-from newsletter.compose.render import Renderer
-from newsletter.relevance.select import build_digest
-from newsletter.settings import Settings
-from newsletter.delivery.throttle import Breaker, TokenBucket
-from newsletter.compose.tokens import click_url, links_for
-from newsletter.delivery.transport import Transport
 
 
 @dataclass(frozen=True)

@@ -25,20 +25,25 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine, MetaData
 
-from newsletter.store.catalog import count_papers
-from newsletter.store.schema import create_tables, utcnow
-from newsletter.store.subscribers import count_subscribers, iter_subscribers, load_subscribers, sync_subscribers
 from newsletter.catalog import ingest
+from newsletter.delivery.transport import make_transport
 from newsletter.dispatch import claims, ledger
 from newsletter.dispatch.deliver import Pipeline, SendReport, rehearse
 from newsletter.dispatch.due import due_edition
+from newsletter.dispatch.worker import Worker, spawn
 from newsletter.errors import NewsletterError
 from newsletter.models import Subscriber
 from newsletter.relevance.select import edition_for
 from newsletter.settings import Settings
+from newsletter.store.catalog import count_papers
+from newsletter.store.schema import create_tables, utcnow
+from newsletter.store.subscribers import (
+    count_subscribers,
+    iter_subscribers,
+    load_subscribers,
+    sync_subscribers,
+)
 from newsletter.subscribers import read_subscriber_files
-from newsletter.delivery.transport import make_transport
-from newsletter.dispatch.worker import Worker, spawn
 
 log = logging.getLogger("newsletter")
 LEASE = timedelta(seconds=60)

@@ -20,14 +20,14 @@ from typing import Callable
 
 from sqlalchemy import Engine
 
-from newsletter.store.schema import utcnow
-from newsletter.store.subscribers import load_subscribers
+from newsletter.delivery.transport import make_transport
 from newsletter.dispatch import claims, ledger
 from newsletter.dispatch.claims import Claim
 from newsletter.dispatch.deliver import Job, Pipeline, Policy, Sender, SendReport
 from newsletter.dispatch.journal import Journal, Outcome
 from newsletter.settings import Settings
-from newsletter.delivery.transport import make_transport
+from newsletter.store.schema import utcnow
+from newsletter.store.subscribers import load_subscribers
 
 log = logging.getLogger("newsletter")
 POLL_SECONDS = 0.5

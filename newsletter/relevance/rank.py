@@ -27,10 +27,17 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from newsletter.relevance.duplicates import Likeness
 from newsletter.models import Paper
+from newsletter.relevance.duplicates import Likeness
 from newsletter.relevance.proximity import covers, has_phrase
-from newsletter.relevance.text import Phrase, Variant, Vocabulary, default_vocabulary, query_text, terms
+from newsletter.relevance.text import (
+    Phrase,
+    Variant,
+    Vocabulary,
+    default_vocabulary,
+    query_text,
+    terms,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -291,7 +298,9 @@ def build_ranker(papers: Sequence[Paper], engine: Engine | None = None,
     is installed (embeddings cached in ``engine``), lexical otherwise (logged once)."""
     index = None
     if semantic:
-        from newsletter.relevance.semantic import build_index  # imports nothing heavy until the model is loaded
+        from newsletter.relevance.semantic import (
+            build_index,  # imports nothing heavy until the model is loaded
+        )
 
         index = build_index(papers, engine)
     return Ranker(papers, vocabulary, semantic=index, min_score=min_score)

@@ -20,9 +20,9 @@ from datetime import date, datetime, timezone
 from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo
 
+from newsletter.catalog.trending import describe, is_trending, pick_score, trending_score
 from newsletter.models import Digest, DigestItem, Paper, Section, Subscriber
 from newsletter.relevance.rank import Match, Ranker
-from newsletter.catalog.trending import describe, is_trending, pick_score, trending_score
 
 FRESHNESS_BOOST = 0.1  # a paper from today scores up to 10% higher than an old one
 FRESHNESS_HALF_LIFE_DAYS = 7.0

@@ -13,8 +13,26 @@ from datetime import UTC, datetime
 from typing import Any, Sequence
 
 from sqlalchemy import (
-    JSON, Boolean, Column, Date, DateTime, Engine, ForeignKey, Integer, LargeBinary, MetaData,
-    String, Table, Text, UniqueConstraint, create_engine, event, insert, inspect, select, text,
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    insert,
+    inspect,
+    select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert

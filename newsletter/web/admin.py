@@ -9,8 +9,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from newsletter.store.subscribers import load_subscribers
 from newsletter.models import Subscriber
+from newsletter.store.subscribers import load_subscribers
 from newsletter.web.pages import checked_form, form_expired, message, render, web
 from newsletter.web.security import ADMIN_COOKIE, ADMIN_MAX_AGE, admin_cookie, is_admin, password_ok
 from newsletter.web.state import schedule

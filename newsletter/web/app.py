@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from newsletter.store.schema import connect
 from newsletter.settings import Settings
+from newsletter.store.schema import connect
 from newsletter.web import admin, clicks, join, manage
 from newsletter.web.pages import message
 from newsletter.web.security import SecurityHeaders

@@ -11,9 +11,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from newsletter.store.catalog import load_paper, record_click
 from newsletter.compose.paperview import paper_url
 from newsletter.compose.tokens import click_url, read_click_token
+from newsletter.store.catalog import load_paper, record_click
 from newsletter.web.pages import message, web
 
 __all__ = ["click", "click_url"]

@@ -12,11 +12,23 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
-from newsletter.store.subscribers import confirm_signup, request_signup, requested_topics, subscriber_status
-from newsletter.models import Outgoing
-from newsletter.signup import (CONFIRM_MAX_AGE, RESEND_AFTER, FormError, already_subscribed_message,
-                      confirmation_message, normalize_address, parse_topics)
 from newsletter.delivery.transport import make_transport
+from newsletter.models import Outgoing
+from newsletter.signup import (
+    CONFIRM_MAX_AGE,
+    RESEND_AFTER,
+    FormError,
+    already_subscribed_message,
+    confirmation_message,
+    normalize_address,
+    parse_topics,
+)
+from newsletter.store.subscribers import (
+    confirm_signup,
+    request_signup,
+    requested_topics,
+    subscriber_status,
+)
 from newsletter.web.links import Checked, check
 from newsletter.web.pages import checked_form, form_expired, invalid_link, message, render, web
 from newsletter.web.state import Web, schedule

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from newsletter.errors import InvalidToken
 from newsletter.compose.tokens import verify
+from newsletter.errors import InvalidToken
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,28 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from newsletter.store.subscribers import load_subscribers, subscriber_status, unsubscribe, update_preferences
-from newsletter.dispatch.deliver import Composed
-from newsletter.models import Subscriber
 from newsletter.compose.paperview import one_line, paper_view
 from newsletter.compose.render import TRENDING_HEADING
+from newsletter.dispatch.deliver import Composed
+from newsletter.models import Subscriber
 from newsletter.signup import FormError, parse_topics
+from newsletter.store.subscribers import (
+    load_subscribers,
+    subscriber_status,
+    unsubscribe,
+    update_preferences,
+)
 from newsletter.subscribers import WEEKDAYS, Entry
 from newsletter.web.links import check
-from newsletter.web.pages import (MAX_FORM_BYTES, checked_form, form_expired, invalid_link, message, render,
-                    web)
+from newsletter.web.pages import (
+    MAX_FORM_BYTES,
+    checked_form,
+    form_expired,
+    invalid_link,
+    message,
+    render,
+    web,
+)
 from newsletter.web.security import CSRF_FIELD, csrf_ok
 from newsletter.web.state import schedule
 

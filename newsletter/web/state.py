@@ -14,15 +14,15 @@ import jinja2
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from newsletter.store.catalog import count_papers
-from newsletter.store.schema import secret_key, utcnow
+from newsletter.compose.tokens import sign
 from newsletter.dispatch import ledger
 from newsletter.dispatch.deliver import Composed, Pipeline
 from newsletter.models import Subscriber
 from newsletter.relevance.select import edition_for
 from newsletter.settings import PROJECT_ROOT, Settings
+from newsletter.store.catalog import count_papers
+from newsletter.store.schema import secret_key, utcnow
 from newsletter.subscribers import WEEKDAYS
-from newsletter.compose.tokens import sign
 
 T = TypeVar("T")
 # The preview of a digest is the one `send` would compose now; rebuilding the ranking index

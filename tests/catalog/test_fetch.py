@@ -8,9 +8,9 @@ import httpx
 import pytest
 from http_server import LAST_MODIFIED, FixtureServer
 
-from newsletter.errors import SourceError
 from newsletter.catalog.sources import fetch as fetching
 from newsletter.catalog.sources.fetch import Validators, fetch, make_client
+from newsletter.errors import SourceError
 
 
 @pytest.fixture

@@ -7,14 +7,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from paths import FIXTURES, SEEDS
 from sqlalchemy import Engine
 
-from newsletter.store.catalog import count_papers, load_papers, save_papers
-from newsletter.store.schema import connect
 from newsletter.catalog.ingest import READERS, expand_paths, ingest, merge, paper_slug, title_key
 from newsletter.models import Link, Paper
-from paths import FIXTURES, SEEDS
-
+from newsletter.store.catalog import count_papers, load_papers, save_papers
+from newsletter.store.schema import connect
 
 T1 = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 T2 = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)

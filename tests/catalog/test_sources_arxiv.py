@@ -4,11 +4,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from paths import FIXTURES
 
-from newsletter.models import Link
 from newsletter.catalog.sources.arxiv import parse_arxiv_feed
 from newsletter.catalog.sources.ids import arxiv_id
-from paths import FIXTURES
+from newsletter.models import Link
 
 TODAY = date(2026, 11, 23)
 

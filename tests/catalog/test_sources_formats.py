@@ -4,6 +4,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from paths import FIXTURES
 
 from newsletter.catalog.sources.formats import (
     read_feed,
@@ -13,8 +14,6 @@ from newsletter.catalog.sources.formats import (
     read_source,
     reader_for,
 )
-from paths import FIXTURES
-
 
 
 @pytest.mark.parametrize("fixture, name, reader", [

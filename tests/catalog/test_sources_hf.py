@@ -4,9 +4,10 @@ import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from newsletter.models import Link
-from newsletter.catalog.sources.hf import parse_hf_daily
 from paths import FIXTURES
+
+from newsletter.catalog.sources.hf import parse_hf_daily
+from newsletter.models import Link
 
 TODAY = date(2026, 11, 23)
 

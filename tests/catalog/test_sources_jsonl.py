@@ -5,9 +5,10 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from newsletter.models import Link, Paper
-from newsletter.catalog.sources.jsonl import paper_record, parse_jsonl
 from paths import FIXTURES
+
+from newsletter.catalog.sources.jsonl import paper_record, parse_jsonl
+from newsletter.models import Link, Paper
 
 TODAY = date(2026, 11, 23)
 

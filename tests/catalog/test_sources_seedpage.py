@@ -5,10 +5,10 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
-from newsletter.models import Link
-from newsletter.catalog.sources.seedpage import BOILERPLATE, code_links, parse_seed_page
 from paths import SEEDS
+
+from newsletter.catalog.sources.seedpage import BOILERPLATE, code_links, parse_seed_page
+from newsletter.models import Link
 
 TODAY = date(2026, 11, 23)
 # Entries per file, counted by hand (one abstract line per entry: `awk 'length>=375' | wc -l`,

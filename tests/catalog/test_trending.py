@@ -4,7 +4,6 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from newsletter.models import Paper
 from newsletter.catalog.trending import (
     AGE_OFFSET_HOURS,
     GRAVITY,
@@ -17,6 +16,7 @@ from newsletter.catalog.trending import (
     pick_score,
     trending_score,
 )
+from newsletter.models import Paper
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 

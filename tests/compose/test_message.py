@@ -12,7 +12,15 @@ import pytest
 
 from newsletter.compose import message
 from newsletter.compose.message import build_message
-from newsletter.models import Digest, DigestItem, Paper, RenderedDigest, Section, Subscriber, SubscriberLinks
+from newsletter.models import (
+    Digest,
+    DigestItem,
+    Paper,
+    RenderedDigest,
+    Section,
+    Subscriber,
+    SubscriberLinks,
+)
 
 NOW = datetime(2026, 11, 23, 8, 30, tzinfo=timezone(timedelta(hours=1)))
 LINKS = SubscriberLinks(

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import lxml.html
 import pytest
+from paths import EXPECTED, TEMPLATES
 from premailer import Premailer
 
 from newsletter.compose import inline, paperview, render
-from newsletter.errors import ConfigError
-from newsletter.compose.message import build_message
-from newsletter.models import Digest, DigestItem, Link, Paper, Section, Subscriber
 from newsletter.compose.inline import PREMAILER_OPTIONS, flatten_includes, inline_css
+from newsletter.compose.message import build_message
 from newsletter.compose.render import Renderer
 from newsletter.compose.tokens import links_for
-from paths import EXPECTED, TEMPLATES
+from newsletter.errors import ConfigError
+from newsletter.models import Digest, DigestItem, Link, Paper, Section, Subscriber
 
 UPDATE = os.environ.get("UPDATE_EXPECTED") == "1"  # UPDATE_EXPECTED=1 pytest ... rewrites them
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc)

@@ -6,8 +6,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from newsletter.errors import ConfigError, InvalidToken
 from newsletter.compose.tokens import PURPOSES, links_for, sign, verify
+from newsletter.errors import ConfigError, InvalidToken
 
 SECRET = "test-secret-0123456789"
 EMAIL = "ada@example.org"

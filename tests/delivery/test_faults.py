@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from newsletter.errors import SendError
 from newsletter.delivery.faults import backoff, classify
+from newsletter.errors import SendError
 
 NO_REPLY = None  # a dropped connection, a timeout or a refused connection: no SMTP code
 

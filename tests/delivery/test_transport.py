@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from smtp_server import DROP, Rule, SmtpServer
 
-from newsletter.errors import ConfigError, SendError
 from newsletter.delivery.faults import classify
+from newsletter.delivery.outbox import OutboxTransport
+from newsletter.delivery.smtpwire import data_payload
+from newsletter.delivery.transport import SmtpTransport, make_transport
+from newsletter.errors import ConfigError, SendError
 from newsletter.models import Outgoing, SubscriberLinks
 from newsletter.settings import Settings
-from newsletter.delivery.smtpwire import data_payload
-from newsletter.delivery.outbox import OutboxTransport
-from newsletter.delivery.transport import SmtpTransport, make_transport
 
 Factory = Callable[..., SmtpServer]
 PASSWORD = "pa55-w0rd-never-shown"

@@ -13,12 +13,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, select
 
-from newsletter.store import schema
-from newsletter.store.schema import utcnow
-from newsletter.store.subscribers import load_subscribers, sync_subscribers
 from newsletter.dispatch import claims, ledger
 from newsletter.dispatch.journal import Journal, Outcome
 from newsletter.models import Subscriber
+from newsletter.store import schema
+from newsletter.store.schema import utcnow
+from newsletter.store.subscribers import load_subscribers, sync_subscribers
 
 T0 = utcnow()
 LEASE = timedelta(minutes=1)

@@ -3,17 +3,16 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from paths import ROOT
 from sqlalchemy import update
 
-from newsletter.store.catalog import load_papers
-from newsletter.store import schema
-from newsletter.store.schema import connect, utcnow
 from newsletter.catalog import ingest
 from newsletter.dispatch.deliver import Pipeline
 from newsletter.models import Subscriber
 from newsletter.settings import Settings
-from paths import ROOT
-
+from newsletter.store import schema
+from newsletter.store.catalog import load_papers
+from newsletter.store.schema import connect, utcnow
 
 
 def test_a_digest_picks_only_from_papers_first_seen_inside_the_window(tmp_path: Path) -> None:

@@ -15,19 +15,18 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from paths import ROOT
+from smtp_server import DROP, Rule, SmtpServer
 from sqlalchemy import Engine, select
 
+from newsletter.catalog import ingest
+from newsletter.dispatch import ledger
+from newsletter.dispatch.schedule import dispatch
+from newsletter.models import Subscriber
+from newsletter.settings import Settings
 from newsletter.store import schema
 from newsletter.store.schema import connect, utcnow
 from newsletter.store.subscribers import load_subscribers, sync_subscribers
-from newsletter.catalog import ingest
-from newsletter.dispatch import ledger
-from newsletter.models import Subscriber
-from newsletter.dispatch.schedule import dispatch
-from newsletter.settings import Settings
-from smtp_server import DROP, Rule, SmtpServer
-from paths import ROOT
-
 
 
 def settings_for(server: SmtpServer | None, tmp_path: Path, **extra: object) -> Settings:

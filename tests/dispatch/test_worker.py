@@ -15,19 +15,19 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+from databases import _postgres_schema
+from paths import ROOT
+from smtp_server import SmtpServer
 from sqlalchemy import Engine, select
 
-from databases import _postgres_schema
+from newsletter.catalog import ingest
+from newsletter.dispatch import claims
+from newsletter.dispatch.schedule import dispatch, plan
+from newsletter.models import Subscriber
+from newsletter.settings import Settings
 from newsletter.store import schema
 from newsletter.store.schema import connect, utcnow
 from newsletter.store.subscribers import sync_subscribers
-from newsletter.catalog import ingest
-from newsletter.dispatch import claims
-from newsletter.models import Subscriber
-from newsletter.dispatch.schedule import dispatch, plan
-from newsletter.settings import Settings
-from smtp_server import SmtpServer
-from paths import ROOT
 
 MESSAGE_ID = re.compile(rb"^Message-ID: (<[^>]+>)", re.MULTILINE | re.IGNORECASE)
 

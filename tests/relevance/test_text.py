@@ -10,6 +10,7 @@ import pytest
 
 from newsletter.relevance.text import Vocabulary, normalize_topic, query_terms, terms
 
+
 def test_tokenizer_splits_hyphens_strips_abbreviation_plurals_and_stems() -> None:
     assert terms("Physics-informed PINNs, GNNs, INRs and LLMs") == [
         "physic", "informed", "pinn", "gnn", "inr", "llm"]

@@ -4,10 +4,9 @@ from dataclasses import replace
 
 from sqlalchemy import Engine
 
+from newsletter.models import Subscriber
 from newsletter.store.schema import connect, secret_key
 from newsletter.store.subscribers import load_subscribers, set_subscriber_status, sync_subscribers
-from newsletter.models import Subscriber
-
 
 ADA = Subscriber(email="ada@example.org", name="Ada", topics=("GNN",), origin="a.toml:1")
 BOB = Subscriber(email="bob@example.org", name="Bob", topics=("OT",), origin="a.toml:6")

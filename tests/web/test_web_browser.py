@@ -23,18 +23,18 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from paths import ROOT
 from playwright.sync_api import Browser, Page, sync_playwright
 from smtp_server import SmtpServer
 from sqlalchemy import Engine
 from web_site import PASSWORD, ROOT, clean_environment, site_settings, tampered
 
-from newsletter.store.schema import connect, utcnow
-from newsletter.store.subscribers import load_subscribers, subscriber_status, sync_subscribers
 from newsletter.catalog import ingest
 from newsletter.settings import Settings
+from newsletter.store.schema import connect, utcnow
+from newsletter.store.subscribers import load_subscribers, subscriber_status, sync_subscribers
 from newsletter.subscribers import read_subscriber_files
 from newsletter.web import create_app
-from paths import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

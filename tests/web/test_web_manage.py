@@ -11,17 +11,29 @@ import pytest
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
-from web_site import (ADA, EMMY, SECRET, Site, clicks_of, confirm, confirmation_path,  # noqa: F401
-                      csrf_in, link, preference_form, sign_in, site, tracking)
+from web_site import (  # noqa: F401
+    ADA,
+    EMMY,
+    SECRET,
+    Site,
+    clicks_of,
+    confirm,
+    confirmation_path,
+    csrf_in,
+    link,
+    preference_form,
+    sign_in,
+    site,
+    tracking,
+)
 
+from newsletter.cli import app as cli_app
+from newsletter.compose.paperview import paper_url
+from newsletter.models import Paper, Subscriber
 from newsletter.store.catalog import load_paper, load_papers, record_click, save_papers
 from newsletter.store.subscribers import load_subscribers, sync_subscribers
-from newsletter.cli import app as cli_app
-from newsletter.models import Paper, Subscriber
-from newsletter.compose.paperview import paper_url
 from newsletter.subscribers import read_subscriber_files
 from newsletter.web import click_url
-
 
 # -- unsubscribe --------------------------------------------------------------------------------
 

@@ -8,14 +8,28 @@ from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
-from web_site import (ADA, EMMY, SECRET, Site, clean_environment, clicks_of,  # noqa: F401
-                      confirmation_path, csrf_in, link, preference_form, prepare, sign_in, site,
-                      site_settings, tampered, tracking)
+from web_site import (  # noqa: F401
+    ADA,
+    EMMY,
+    SECRET,
+    Site,
+    clean_environment,
+    clicks_of,
+    confirmation_path,
+    csrf_in,
+    link,
+    preference_form,
+    prepare,
+    sign_in,
+    site,
+    site_settings,
+    tampered,
+    tracking,
+)
 
-from newsletter.store.catalog import load_papers
 from newsletter.compose import tokens
+from newsletter.store.catalog import load_papers
 from newsletter.web import click_url, create_app
-
 
 # -- links --------------------------------------------------------------------------------------
 

@@ -8,10 +8,16 @@ from datetime import timedelta
 from sqlalchemy import Engine
 from web_site import ADA, Site, confirm, confirmation_path, csrf_in, link, site  # noqa: F401
 
-from newsletter.store.schema import utcnow
-from newsletter.store.subscribers import confirm_signup, load_subscribers, request_signup, subscriber_status, unsubscribe, update_preferences
 from newsletter.models import Subscriber
-
+from newsletter.store.schema import utcnow
+from newsletter.store.subscribers import (
+    confirm_signup,
+    load_subscribers,
+    request_signup,
+    subscriber_status,
+    unsubscribe,
+    update_preferences,
+)
 
 # -- the form -----------------------------------------------------------------------------------
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import feedparser
 
-from newsletter.models import Link, Paper, Problem
 from newsletter.catalog.sources.ids import arxiv_id, one_line, paper_id
 from newsletter.catalog.sources.seedpage import code_links
+from newsletter.models import Link, Paper, Problem
 
 ABS_URL = "https://arxiv.org/abs/{}"
 _RSS_PREFIX = re.compile(r"^arXiv:\S+\s+Announce Type:\s*\S+\s*(?:Abstract:\s*)?", re.IGNORECASE)

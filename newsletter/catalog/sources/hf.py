@@ -19,8 +19,8 @@ import json
 from datetime import UTC, date, datetime
 from typing import Any
 
-from newsletter.models import Link, Paper, Problem
 from newsletter.catalog.sources.ids import arxiv_id, one_line, paper_id
+from newsletter.models import Link, Paper, Problem
 
 PAPER_PAGE = "https://huggingface.co/papers/{}"
 

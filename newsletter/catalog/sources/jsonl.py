@@ -20,8 +20,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from newsletter.models import Link, Paper, Problem
 from newsletter.catalog.sources.ids import arxiv_id, one_line, paper_id
+from newsletter.models import Link, Paper, Problem
 
 Check = Callable[[Any], Any]  # returns the field's value, or raises ValueError saying why
 

@@ -1,0 +1,104 @@
+"""`preview`, `status` and `serve`: what a digest looks like, what happened, the web pages."""
+
+from __future__ import annotations
+
+import tempfile
+import webbrowser
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from newsletter.cli.common import ensure_catalog, err, friendly, open_database, out, sync_files
+from newsletter.dispatch import ledger
+from newsletter.dispatch.deliver import Pipeline
+from newsletter.errors import NewsletterError
+from newsletter.relevance.select import edition_for
+from newsletter.store.catalog import count_papers
+from newsletter.store.schema import utcnow
+from newsletter.store.subscribers import load_subscribers
+
+
+@friendly
+def preview(
+    email: str = typer.Argument(..., help="The subscriber whose next digest to show."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write to this file instead of stdout."),
+    text: bool = typer.Option(False, "--text", help="The plain-text part instead of the HTML."),
+    open_: bool = typer.Option(False, "--open", help="Open the result in a web browser."),
+) -> None:
+    """Render exactly what `send` would send to EMAIL now, without sending or recording."""
+    settings, engine = open_database()
+    sync_files(engine, settings)
+    ensure_catalog(engine, settings)
+    subs = load_subscribers(engine, statuses=None, email=email)
+    if not subs:
+        raise NewsletterError(f"{email} is not a subscriber (see `newsletter subscribers list`)")
+    sent = ledger.sent_papers_by_subscriber(engine, [subs[0].id or 0])
+    now = utcnow()
+    composed = Pipeline.build(engine, settings, now).compose(
+        subs[0], sent.get(subs[0].id or 0, set()), edition_for(subs[0], now))
+    if composed is None:
+        err.print(f"Nothing relevant and new for {email}: `send` would skip them.")
+        raise typer.Exit(1)
+    body = composed.rendered.text if text else composed.rendered.html
+    if open_ and out_file is None:
+        out_file = Path(tempfile.mkstemp(suffix=".txt" if text else ".html")[1])
+    if out_file is None:
+        typer.echo(body)
+        return
+    out_file.write_text(body, encoding="utf-8")
+    err.print(f"Wrote {out_file} ({len(body.encode()) // 1024} KB): "
+              f"{composed.rendered.subject}", highlight=False)
+    if open_:
+        webbrowser.open(out_file.resolve().as_uri())
+
+
+@friendly
+def status() -> None:
+    """Show each edition's deliveries by state, and what failed or needs a look."""
+    settings, engine = open_database()
+    out.print(f"Catalog: {count_papers(engine)} papers. Mail goes to "
+              f"{settings.describe_delivery()}.")
+    table = Table("edition", "state", "count", title="Deliveries")
+    for row in ledger.counts(engine):
+        table.add_row(row.edition, row.state, str(row.count))
+    out.print(table)
+    entries = ledger.problems(engine)
+    if not entries:
+        out.print("No failures, retries or uncertain deliveries.")
+        return
+    out.print("[bold]Needs attention[/] (most recent first):")
+    for e in entries:  # one line each, never wrapped: the SMTP reply stays greppable
+        when = f", next try {e.next_attempt_at:%Y-%m-%d %H:%M} UTC" if e.next_attempt_at else ""
+        out.print(f"  {e.state:<9} {e.email}  edition {e.edition}, {e.attempts} attempt(s)"
+                  f"{when}: {e.error or ''}", highlight=False, soft_wrap=True)
+    uncertain = sum(1 for e in entries if e.state == "uncertain")
+    if uncertain:
+        out.print(f"[yellow]{uncertain} uncertain[/]: the server may have accepted these; they are "
+                  "never resent automatically. Check the relay's log for their Message-IDs.")
+
+
+@friendly
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+) -> None:
+    """Serve the subscriber pages: one-click unsubscribe, preferences, sign-up, gallery.
+
+    The links in every digest lead here, so NEWSLETTER_BASE_URL must be the public address of
+    this server (put a TLS-terminating proxy in front of it). Sign-up confirmation emails go
+    through the configured transport. The operator's preview gallery at /admin needs
+    NEWSLETTER_ADMIN_PASSWORD. Ctrl-C stops.
+    """
+    import uvicorn  # only this command needs the web stack
+
+    from newsletter.web import create_app
+
+    settings, engine = open_database()
+    err.print(f"Serving on http://{host}:{port} (links point to {settings.base_url}); "
+              f"mail goes to {settings.describe_delivery()}. Ctrl-C stops.")
+    # No access log: its lines would hold the signed links, each one a key to someone's
+    # subscription, in a file that is kept, copied and shared.
+    uvicorn.run(create_app(settings, engine), host=host, port=port, proxy_headers=True,
+                server_header=False, access_log=False, log_level="info")

@@ -1,11 +1,12 @@
 """The ``newsletter`` command: a thin driver over the pipeline stages, one module per group
-of commands (``sending``, ``catalog``, ``subscribers``, ``review``)."""
+of commands (``sending``, ``catalog``, ``subscribers``, ``review``, ``db``)."""
 
 from __future__ import annotations
 
 import typer
 
 from newsletter.cli import catalog, review, sending
+from newsletter.cli.db import db_app
 from newsletter.cli.subscribers import subscribers_app
 
 app = typer.Typer(
@@ -18,3 +19,4 @@ for command in (sending.send, sending.run, sending.worker, review.preview, catal
                 catalog.recommend, review.serve, review.status):
     app.command()(command)
 app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(db_app, name="db")

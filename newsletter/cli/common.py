@@ -46,14 +46,15 @@ def friendly(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except NewsletterError as exc:
-            err.print(f"[red]error:[/] {exc}", highlight=False)
+            err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         except ValidationError as exc:
             first = exc.errors()[0]
             name = "NEWSLETTER_" + "_".join(str(p) for p in first["loc"]).upper()
-            err.print(f"[red]error:[/] setting {name}: {first['msg']} (see .env.example)")
+            err.print(f"[red]error:[/] setting {name}: {first['msg']} (see .env.example)",
+                      soft_wrap=True)
         except SQLAlchemyError as exc:
             err.print(f"[red]error:[/] database: {exc.__class__.__name__}: "
-                      f"{str(exc).splitlines()[0]} (check NEWSLETTER_DATABASE_URL)")
+                      f"{str(exc).splitlines()[0]} (check NEWSLETTER_DATABASE_URL)", soft_wrap=True)
         raise typer.Exit(2)
     wrapper.__doc__ = reflow(command.__doc__)
     return wrapper  # type: ignore[return-value]

@@ -30,14 +30,14 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
-    inspect,
     select,
-    text,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.sql.dml import Insert
+
+from newsletter.store.migrate import ensure_current
 
 metadata = MetaData()
 
@@ -182,31 +182,30 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 
 def connect(url: str) -> Engine:
-    """Open the database and create the tables that are missing."""
-    engine = create_engine(url)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    create_tables(engine, metadata)
-    _add_missing_columns(engine)
+    """Open the database at the newest schema: a new database is created there (one query
+    when it already is); one at an older schema raises ``SchemaMismatch``, which names
+    ``newsletter db upgrade``."""
+    engine = open_engine(url)
+    try:
+        ensure_current(engine, metadata)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 
-def _add_missing_columns(engine: Engine) -> None:
-    """A database made by an older version lacks the columns added since; those are nullable,
-    so ``ALTER TABLE ... ADD COLUMN`` brings it up to date without a migration tool."""
-    present = inspect(engine)
-    with engine.begin() as conn:
-        for table in metadata.sorted_tables:
-            have = {column["name"] for column in present.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in have and column.nullable:
-                    kind = column.type.compile(dialect=engine.dialect)
-                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+def open_engine(url: str) -> Engine:
+    """The engine alone, schema unchecked: for the migrations (``migrate.py``)."""
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 def create_tables(engine: Engine, tables: MetaData) -> None:
-    """``create_all``, safe when several processes open a new database at the same moment:
-    a process that loses the race for one table looks again, past the tables made meanwhile."""
+    """``create_all`` for tables kept outside the migrations (APScheduler's job table), safe
+    when several processes start at the same moment: a process that loses the race for one
+    table looks again, past the tables made meanwhile."""
     for attempt in range(20):
         try:
             tables.create_all(engine)
@@ -219,12 +218,14 @@ def create_tables(engine: Engine, tables: MetaData) -> None:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets `status` read while `send` writes; busy_timeout waits instead of failing.
+    # busy_timeout waits instead of failing, from the first statement on: switching a new
+    # file to WAL needs the lock another process may hold while it creates the tables.
+    cursor.execute("PRAGMA busy_timeout=10000")
+    # WAL lets `status` read while `send` writes.
     cursor.execute("PRAGMA journal_mode=WAL")
     # In WAL mode NORMAL survives any process crash (kill -9 included); only a power cut or
     # OS crash can undo the last commits. FULL costs an fsync per ledger write.
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 

@@ -1,3 +1,4 @@
 """The database. Takes papers, subscribers and deliveries; gives them back. ``schema`` holds
-the tables and the connection; one module per area of queries (``catalog``, ``subscribers``,
-``embeddings``); the delivery queue's queries live with their stage in ``dispatch/``."""
+the tables and the connection; ``migrate`` and ``migrations/`` keep the schema's revision;
+one module per area of queries (``catalog``, ``subscribers``, ``embeddings``); the delivery
+queue's queries live with their stage in ``dispatch/``."""

@@ -65,17 +65,18 @@ def ensure_current(engine: Engine, tables: MetaData) -> None:
         raise SchemaMismatch(_verdict(engine, revision))
 
 
-def upgrade(engine: Engine, tables: MetaData, revision: str = "head") -> str | None:
+def upgrade(engine: Engine, tables: MetaData, revision: str = "head",
+            directory: Path = SCRIPTS) -> str | None:
     """Run every migration the database lacks (up to ``revision``), in one transaction;
     returns the revision it was at (None: empty, or made before migrations). ``newsletter db
     upgrade`` calls this."""
     from alembic import command
 
-    with exclusive(engine) as conn:
+    with exclusive(engine, rebuilding=True) as conn:
         before, _ = _look(conn, tables)
         if before is not None and before not in _known():
             raise SchemaMismatch(_verdict(engine, before))
-        command.upgrade(_config(conn, tables), revision)
+        command.upgrade(_config(conn, tables, directory), revision)
     return before
 
 
@@ -99,17 +100,36 @@ def head() -> str:
 
 
 @contextmanager
-def exclusive(engine: Engine) -> Iterator[Connection]:
-    """One transaction holding the schema lock, committed when the block ends without error."""
+def exclusive(engine: Engine, rebuilding: bool = False) -> Iterator[Connection]:
+    """One transaction holding the schema lock, committed when the block ends without error.
+
+    ``rebuilding``: SQLite alters a table by copying it and dropping the old one, and with
+    foreign keys enforced, dropping a table others refer to fails; so they are off in the
+    transaction and checked before it commits (SQLite's own procedure for schema changes).
+    """
     with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite and rebuilding:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction
+        if sqlite:
             # The driver leaves DDL outside transactions; this makes it one, and takes the
             # write lock now (waiting up to busy_timeout), not at the first write.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         elif conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-        yield conn
-        conn.commit()
+        try:
+            yield conn
+            if sqlite and rebuilding:
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+                if broken is not None:
+                    raise NewsletterError(f"{where(engine)}: the migration left a row of "
+                                         f"{broken[0]} referring to a missing {broken[2]} row; "
+                                         "nothing was changed")
+            conn.commit()
+        finally:
+            if sqlite and rebuilding:
+                conn.rollback()
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 def new_revision(message: str, tables: MetaData, directory: Path = SCRIPTS) -> Path:

@@ -32,9 +32,11 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
 
 from newsletter.cli import app
+from newsletter.errors import NewsletterError
 from newsletter.store import migrate
 from newsletter.store.catalog import count_papers
 from newsletter.store.schema import connect, metadata, open_engine
@@ -258,13 +260,7 @@ def test_processes_opening_a_new_database_at_the_same_moment_all_get_it(
 
 def test_new_revision_writes_the_migration_for_a_column_added_to_the_models(
         tmp_path: Path) -> None:
-    scripts = tmp_path / "migrations"
-    scripts.mkdir()
-    for path in [*migrate.SCRIPTS.glob("*.py"), *migrate.SCRIPTS.glob("*.mako"),
-                 *migrate.SCRIPTS.glob("versions/0*.py")]:
-        target = scripts / path.relative_to(migrate.SCRIPTS)
-        target.parent.mkdir(exist_ok=True)
-        target.write_bytes(path.read_bytes())
+    scripts = _copy_of_the_migrations(tmp_path)
     models = MetaData()
     for table in metadata.sorted_tables:
         table.to_metadata(models)
@@ -274,7 +270,71 @@ def test_new_revision_writes_the_migration_for_a_column_added_to_the_models(
 
     assert written.name == "0005_subscribers_choose_a_locale.py"
     source = written.read_text()
-    assert "down_revision = '0004'" in source
+    assert 'down_revision = "0004"' in source
     assert "batch_op.add_column(sa.Column('locale', sa.String(length=16)" in source
     assert source.count("add_column") == 1 and "drop" not in source
     compile(source, str(written), "exec")
+
+
+def test_a_migration_that_rebuilds_a_referenced_table_keeps_every_row(
+        old_engine: Callable[[MetaData], Engine], database_url: str, tmp_path: Path) -> None:
+    """On SQLite, altering a table means copying it and dropping the old one, which foreign
+    keys forbid while other rows refer to it (alembic's batch mode, autogenerate's output)."""
+    scripts = _copy_of_the_migrations(tmp_path)
+    (scripts / "versions" / "0005_rebuild.py").write_text(
+        '"""Widen a column of the tables others refer to, and narrow it back."""\n'
+        "import sqlalchemy as sa\nfrom alembic import op\n"
+        'revision = "0005"\ndown_revision = "0004"\n'
+        "def upgrade():\n"
+        '    for table, column, width in (("subscribers", "name", 200), ("deliveries", "edition", 16)):\n'
+        "        for old, new in ((width, width * 2), (width * 2, width)):\n"
+        "            with op.batch_alter_table(table) as batch:\n"
+        "                batch.alter_column(column, existing_type=sa.String(old), type_=sa.String(new),\n"
+        "                                   existing_nullable=False)\n")
+    schema = schema_7704e07()
+    engine = old_engine(schema)
+    before = _rows(engine, schema)
+
+    upgrading = open_engine(database_url)  # foreign keys enforced, as in `db upgrade`
+    migrate.upgrade(upgrading, metadata, directory=scripts)
+    upgrading.dispose()
+
+    assert _revision(engine) == ["0005"]
+    assert _rows(engine, schema) == before
+    assert _differences(engine) == []
+
+
+def test_a_failing_migration_changes_nothing(
+        old_engine: Callable[[MetaData], Engine], database_url: str, tmp_path: Path) -> None:
+    """All migrations run in one transaction: one that breaks the data (here: orphans every
+    delivery; PostgreSQL refuses at once, SQLite at the check before commit) undoes them all."""
+    scripts = _copy_of_the_migrations(tmp_path)
+    (scripts / "versions" / "0005_break.py").write_text(
+        '"""Delete the subscribers others refer to."""\n'
+        "from alembic import op\n"
+        'revision = "0005"\ndown_revision = "0004"\n'
+        "def upgrade():\n"
+        '    op.execute("DELETE FROM subscribers")\n')
+    schema = schema_cd5211a()
+    engine = old_engine(schema)
+    before = _rows(engine, schema)
+    upgrading = open_engine(database_url)
+
+    with pytest.raises((NewsletterError, IntegrityError), match="subscribers|foreign key"):
+        migrate.upgrade(upgrading, metadata, directory=scripts)
+
+    upgrading.dispose()
+    assert _rows(engine, schema) == before
+    with engine.connect() as conn:  # not even 0001-0004's tables and columns remain
+        assert sorted(engine.dialect.get_table_names(conn)) == sorted(schema.tables)
+        assert len(engine.dialect.get_columns(conn, "papers")) == len(schema.tables["papers"].c)
+
+
+def _copy_of_the_migrations(tmp_path: Path) -> Path:
+    scripts = tmp_path / "migrations"
+    for path in [*migrate.SCRIPTS.glob("*.py"), *migrate.SCRIPTS.glob("*.mako"),
+                 *migrate.SCRIPTS.glob("versions/0*.py")]:
+        target = scripts / path.relative_to(migrate.SCRIPTS)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    return scripts

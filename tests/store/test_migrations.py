@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import textwrap
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -281,16 +282,13 @@ def test_a_migration_that_rebuilds_a_referenced_table_keeps_every_row(
     """On SQLite, altering a table means copying it and dropping the old one, which foreign
     keys forbid while other rows refer to it (alembic's batch mode, autogenerate's output)."""
     scripts = _copy_of_the_migrations(tmp_path)
-    (scripts / "versions" / "0005_rebuild.py").write_text(
-        '"""Widen a column of the tables others refer to, and narrow it back."""\n'
-        "import sqlalchemy as sa\nfrom alembic import op\n"
-        'revision = "0005"\ndown_revision = "0004"\n'
-        "def upgrade():\n"
-        '    for table, column, width in (("subscribers", "name", 200), ("deliveries", "edition", 16)):\n'
-        "        for old, new in ((width, width * 2), (width * 2, width)):\n"
-        "            with op.batch_alter_table(table) as batch:\n"
-        "                batch.alter_column(column, existing_type=sa.String(old), type_=sa.String(new),\n"
-        "                                   existing_nullable=False)\n")
+    _add_migration(scripts, """
+        for table, column, width in (("subscribers", "name", 200), ("deliveries", "edition", 16)):
+            for old, new in ((width, width * 2), (width * 2, width)):
+                with op.batch_alter_table(table) as batch:
+                    batch.alter_column(column, existing_type=sa.String(old),
+                                       type_=sa.String(new), existing_nullable=False)
+    """)
     schema = schema_7704e07()
     engine = old_engine(schema)
     before = _rows(engine, schema)
@@ -309,12 +307,9 @@ def test_a_failing_migration_changes_nothing(
     """All migrations run in one transaction: one that breaks the data (here: orphans every
     delivery; PostgreSQL refuses at once, SQLite at the check before commit) undoes them all."""
     scripts = _copy_of_the_migrations(tmp_path)
-    (scripts / "versions" / "0005_break.py").write_text(
-        '"""Delete the subscribers others refer to."""\n'
-        "from alembic import op\n"
-        'revision = "0005"\ndown_revision = "0004"\n'
-        "def upgrade():\n"
-        '    op.execute("DELETE FROM subscribers")\n')
+    _add_migration(scripts, """
+        op.execute("DELETE FROM subscribers")
+    """)
     schema = schema_cd5211a()
     engine = old_engine(schema)
     before = _rows(engine, schema)
@@ -328,6 +323,14 @@ def test_a_failing_migration_changes_nothing(
     with engine.connect() as conn:  # not even 0001-0004's tables and columns remain
         assert sorted(engine.dialect.get_table_names(conn)) == sorted(schema.tables)
         assert len(engine.dialect.get_columns(conn, "papers")) == len(schema.tables["papers"].c)
+
+
+def _add_migration(scripts: Path, body: str) -> None:
+    """Migration 0005 in a copy of the migrations, ``body`` its upgrade()."""
+    source = ('"""A test migration."""\nimport sqlalchemy as sa\nfrom alembic import op\n\n'
+              'revision = "0005"\ndown_revision = "0004"\n\n\ndef upgrade():\n')
+    body = textwrap.indent(textwrap.dedent(body).strip("\n"), "    ")
+    (scripts / "versions" / "0005_test.py").write_text(source + body + "\n")
 
 
 def _copy_of_the_migrations(tmp_path: Path) -> Path:

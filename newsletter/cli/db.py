@@ -28,18 +28,17 @@ def db_status() -> None:
     finally:
         engine.dispose()
     if state.revision == state.head:
-        out.print(f"{where}: schema {state.head}, up to date.", highlight=False)
+        _say(f"{where}: schema {state.head}, up to date.")
     elif state.revision is None and not state.has_tables:
-        out.print(f"{where}: empty; the first command creates it at schema {state.head}.",
-                  highlight=False)
+        _say(f"{where}: empty; the first command creates it at schema {state.head}.")
     elif not state.pending:
-        out.print(f"{where}: schema {state.revision}, newer than this version's {state.head}: "
-                  "install the newer version of newsletter.", highlight=False)
+        _say(f"{where}: schema {state.revision}, newer than this version's {state.head}: "
+                  "install the newer version of newsletter.")
         raise typer.Exit(1)
     else:
         at = "made before migrations" if state.revision is None else f"schema {state.revision}"
-        out.print(f"{where}: {at}; `newsletter db upgrade` runs {len(state.pending)} "
-                  f"migrations to {state.head}:", highlight=False)
+        _say(f"{where}: {at}; `newsletter db upgrade` runs {len(state.pending)} "
+                  f"migrations to {state.head}:")
         _list(state.pending)
         raise typer.Exit(1)
 
@@ -61,20 +60,24 @@ def db_upgrade() -> None:
     finally:
         engine.dispose()
     if state.revision == state.head:
-        out.print(f"{where}: schema {state.head}, already up to date.", highlight=False)
+        _say(f"{where}: schema {state.head}, already up to date.")
         return
     if state.revision is None and not state.has_tables:
-        out.print(f"{where}: created at schema {state.head}.", highlight=False)
+        _say(f"{where}: created at schema {state.head}.")
         return
     at = "no schema revision (made before migrations)" if state.revision is None \
         else f"schema {state.revision}"
-    out.print(f"{where}: upgraded from {at} to {state.head}:", highlight=False)
+    _say(f"{where}: upgraded from {at} to {state.head}:")
     _list(state.pending)
+
+
+def _say(line: str) -> None:
+    out.print(line, highlight=False, soft_wrap=True)  # one line each, however long the path
 
 
 def _list(pending: list[tuple[str, str]]) -> None:
     for revision, what in pending:
-        out.print(f"  {revision}  {what}", highlight=False)
+        _say(f"  {revision}  {what}")
 
 
 def _open() -> tuple[Engine, str]:

@@ -1,4 +1,4 @@
-"""The first schema (commit cd5211a): papers, subscribers, the delivery ledger, meta.
+"""First schema (cd5211a): papers, subscribers, the delivery ledger, meta.
 
 Revision ID: 0001
 Revises:

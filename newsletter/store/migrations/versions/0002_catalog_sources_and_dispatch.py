@@ -1,5 +1,7 @@
-"""Catalog sources and scheduled dispatch (commits d3250f0, e83a208): the papers site's
-extra fields, HTTP validators for conditional fetches, the dispatch lock, retry times.
+"""Catalog sources and scheduled dispatch (d3250f0, e83a208).
+
+The papers site's extra fields, HTTP validators for conditional fetches, the dispatch lock,
+retry times.
 
 Revision ID: 0002
 Revises: 0001

@@ -1,5 +1,6 @@
-"""Self-service and semantic ranking (commit cda4e32): sign-ups waiting for confirmation,
-one click per reader and paper, the paper embeddings cache.
+"""Self-service and semantic ranking (cda4e32).
+
+Sign-ups waiting for confirmation, one click per reader and paper, the paper embeddings cache.
 
 Revision ID: 0003
 Revises: 0002

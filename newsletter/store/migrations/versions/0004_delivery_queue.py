@@ -1,5 +1,6 @@
-"""Deliveries become a shared work queue (commit 08b0374): the worker holding a row, and
-until when.
+"""Deliveries become a shared work queue (08b0374).
+
+The worker holding a row, and until when.
 
 Revision ID: 0004
 Revises: 0003

@@ -94,7 +94,7 @@ def schema_cd5211a() -> MetaData:
 
 
 def schema_7704e07() -> MetaData:
-    """The last schema before migrations (commit 7704e07): eleven tables."""
+    """The last schema before migrations (commit 7704e07): ten tables."""
     metadata = MetaData()
     Table(
         "papers", metadata,

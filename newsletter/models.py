@@ -40,7 +40,7 @@ class Paper:
     arxiv_id: str | None = None
     authors: tuple[str, ...] = ()
     author_count: int | None = None
-    published: date | None = None
+    published: date | None = None  # only a date a source states, year included
     url: str | None = None
     links: tuple[Link, ...] = ()
     upvotes: int | None = None
@@ -52,7 +52,12 @@ class Paper:
     keywords: tuple[str, ...] = ()
     github_stars: int | None = None
     clicks: int | None = None  # clicks on our own digest links, when click tracking is on
-    listed_at: datetime | None = None  # when it appeared on a daily list: its trend starts there
+    # When a source listed it (a daily list, a feed's announcement): its news starts there, so
+    # freshness and the trending age count from it. Not its publication date.
+    listed_at: datetime | None = None
+    # The list gave a day without a year ("Mar 14"): the year in listed_at is our guess (the
+    # latest such day up to the ingest), fit for an age but never to be shown.
+    listed_year_inferred: bool = False
     thumbnail: str | None = None
 
     @property

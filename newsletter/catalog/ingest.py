@@ -50,6 +50,7 @@ T = TypeVar("T")
 def merge(old: Paper, new: Paper) -> Paper:
     """One paper from two sightings: the richest of each field, the highest engagement counts,
     every source; ``old`` keeps its identity."""
+    listed_at, listed_year_inferred = _first_listing(old, new)
     return replace(
         old,
         title=old.title or new.title,
@@ -68,10 +69,18 @@ def merge(old: Paper, new: Paper) -> Paper:
         keywords=new.keywords if len(new.keywords) > len(old.keywords) else old.keywords,
         github_stars=_most(old.github_stars, new.github_stars),
         clicks=_most(old.clicks, new.clicks),
-        # A paper trends from its first appearance on a daily list.
-        listed_at=_earliest(old.listed_at, new.listed_at),
+        listed_at=listed_at,
+        listed_year_inferred=listed_year_inferred,
         thumbnail=old.thumbnail or new.thumbnail,
     )
+
+
+def _first_listing(old: Paper, new: Paper) -> tuple[datetime | None, bool]:
+    """A paper's news starts at its first listing: the earliest one whose year a source stated,
+    else the earliest one at all (a yearless page date, its year our guess)."""
+    inferred, at = min(((p.listed_year_inferred, p.listed_at) for p in (old, new) if p.listed_at),
+                       default=(False, None))
+    return at, inferred
 
 
 def _union(first: Iterable[T], second: Iterable[T]) -> tuple[T, ...]:

@@ -10,9 +10,10 @@ ranking (points / (age_hours + 2) ** 1.8)::
   from a score of 0: with no engagement data anywhere, digests say nothing about trending.
 - A comment weighs two upvotes (it costs more effort); a click on our own digest link half of
   one (it is cheap, and counted only when click tracking is on).
-- ``age_hours`` runs from when the paper started to trend: its first appearance on a daily list
-  (``listed_at``), else its publication date (midnight UTC), else when our catalog first saw
-  it. A paper with none of these has no score: what cannot be dated cannot decay.
+- ``age_hours`` runs from when the paper started to trend: its first appearance on a list
+  (``listed_at``, even when the list gave no year and ours is a guess), else its publication
+  date (midnight UTC), else when our catalog first saw it. A paper with none of these has no
+  score: what cannot be dated cannot decay. The same start dates freshness (``select.py``).
 - GRAVITY 1.8 lets age dominate quickly, so the list keeps moving: 100 upvotes at 48 hours
   (100 / 50^1.8 = 0.087) rank below 30 upvotes at 6 hours (30 / 8^1.8 = 0.710), which rank
   below 10 upvotes at 1 hour (10 / 3^1.8 = 1.384).

@@ -23,6 +23,8 @@ KEYWORDS_SHOWN = 6
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
           "September", "October", "November", "December")
 _URL_BREAKERS = re.compile(r"[\s\x00-\x1f\x7f]")
+ARXIV_ABS = "https://arxiv.org/abs/{}"
+ARXIV_PDF = "https://arxiv.org/pdf/{}"
 _ARXIV_ID = re.compile(r"^(\d{4}\.\d{4,5}|[a-z-]+(\.[A-Z]{2})?/\d{7})(v\d+)?$")
 
 
@@ -34,13 +36,14 @@ class PaperView:
     title: str
     url: str
     excerpt: str
-    meta: tuple[str, ...]  # "Published 21 Nov 2026", "A, B, C et al.", "120 upvotes"
+    meta: tuple[str, ...]  # "Published 21 Nov 2026" or "Listed 14 Mar", "A, B et al.", ...
     code_url: str | None
     reason: str
     stars: str | None = None  # "1,234 stars" of the code repository
     project_url: str | None = None
     summary: str | None = None  # the AI summary, when the source has one
     keywords: str | None = None  # "diffusion, video generation", when there is no summary
+    pdf_url: str | None = None  # arXiv papers: the PDF beside the abstract page
     # what every reader's view of this paper shares, in one Renderer
     shared: Shared | None = field(default=None, compare=False, repr=False)
 
@@ -63,7 +66,6 @@ def paper_view(number: int, item: DigestItem,
 
 
 def _shared(paper: Paper) -> Shared:
-    published = f"Published {short_date(paper.published)}" if paper.published else None
     upvotes = _count_label(paper.upvotes, "upvote")
     code_url = safe_url(paper.code_url)
     project_url = safe_url(paper.project_url)
@@ -71,11 +73,12 @@ def _shared(paper: Paper) -> Shared:
     keywords = ", ".join(one_line(k) for k in paper.keywords[:KEYWORDS_SHOWN]) or None
     view = PaperView(
         number=0, title=one_line(paper.title), url="", excerpt=excerpt(paper.abstract),
-        meta=tuple(part for part in (published, authors_label(paper), upvotes) if part),
+        meta=tuple(part for part in (date_label(paper), authors_label(paper), upvotes) if part),
         code_url=code_url, reason="",
         stars=_count_label(paper.github_stars, "star") if code_url else None,
         project_url=project_url if project_url != code_url else None,
-        summary=summary or None, keywords=None if summary else keywords)
+        summary=summary or None, keywords=None if summary else keywords,
+        pdf_url=ARXIV_PDF.format(quote(paper.arxiv_id)) if _is_arxiv(paper) else None)
     return Shared(paper, paper_url(paper), view)
 
 
@@ -85,7 +88,7 @@ def _assemble(number: int, item: DigestItem, link: Callable[[Paper], str] | None
     v = shared.view
     return PaperView(number, v.title, link(item.paper) if link else shared.url, v.excerpt,
                      v.meta, v.code_url, one_line(item.reason), v.stars, v.project_url,
-                     v.summary, v.keywords, shared)
+                     v.summary, v.keywords, v.pdf_url, shared)
 
 
 class PaperParts:
@@ -152,12 +155,29 @@ def safe_url(url: str | None) -> str | None:
 
 
 def paper_url(paper: Paper) -> str:
+    """The arXiv abstract page when the paper has an arXiv id, else its own page, else an arXiv
+    title search (a seed page names no URL)."""
+    if _is_arxiv(paper):
+        return ARXIV_ABS.format(quote(paper.arxiv_id or ""))
     url = safe_url(paper.url)
     if url:
         return url
-    if paper.arxiv_id and _ARXIV_ID.match(paper.arxiv_id):
-        return f"https://arxiv.org/abs/{quote(paper.arxiv_id)}"
     return f"https://arxiv.org/search/?searchtype=title&query={quote_plus(one_line(paper.title))}"
+
+
+def _is_arxiv(paper: Paper) -> bool:
+    return bool(paper.arxiv_id and _ARXIV_ID.match(paper.arxiv_id))
+
+
+def date_label(paper: Paper) -> str | None:
+    """Only a date a source stated: "Published 31 May 2023", else "Listed 14 Mar 2026", or
+    "Listed 14 Mar" when the list gave no year (the stored one is a guess)."""
+    if paper.published is not None:
+        return f"Published {short_date(paper.published)}"
+    if paper.listed_at is None:
+        return None
+    day = paper.listed_at.date()
+    return f"Listed {day_month(day) if paper.listed_year_inferred else short_date(day)}"
 
 
 def authors_label(paper: Paper) -> str | None:
@@ -170,4 +190,8 @@ def authors_label(paper: Paper) -> str | None:
 
 
 def short_date(day: date) -> str:
-    return f"{day.day} {MONTHS[day.month - 1][:3]} {day.year}"
+    return f"{day_month(day)} {day.year}"
+
+
+def day_month(day: date) -> str:
+    return f"{day.day} {MONTHS[day.month - 1][:3]}"

@@ -20,7 +20,13 @@ from datetime import date, datetime, timezone
 from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo
 
-from newsletter.catalog.trending import describe, is_trending, pick_score, trending_score
+from newsletter.catalog.trending import (
+    describe,
+    is_trending,
+    pick_score,
+    trend_start,
+    trending_score,
+)
 from newsletter.models import Digest, DigestItem, Paper, Section, Subscriber
 from newsletter.relevance.rank import Match, Ranker
 
@@ -197,12 +203,9 @@ def _freshness(paper: Paper, today: date) -> float:
 
 
 def _paper_day(paper: Paper) -> date | None:
-    # The paper's own date when known; when the catalog first saw it otherwise.
-    if paper.published is not None:
-        return paper.published
-    if paper.first_seen_at is not None:
-        return _as_utc(paper.first_seen_at).date()
-    return None
+    # When the paper became news: listed, else published, else first seen (as for trending).
+    start = trend_start(paper)
+    return start.date() if start is not None else None
 
 
 def _item_order(item: DigestItem) -> tuple[float, int, float, str]:

@@ -21,7 +21,8 @@ def _paper_row(paper: Paper, title_key: str, now: datetime) -> dict[str, Any]:
         "comments": paper.comments, "sources": list(paper.sources),
         "ai_summary": paper.ai_summary, "keywords": list(paper.keywords),
         "github_stars": paper.github_stars, "clicks": paper.clicks,
-        "listed_at": paper.listed_at, "thumbnail": paper.thumbnail,
+        "listed_at": paper.listed_at, "listed_year_inferred": paper.listed_year_inferred,
+        "thumbnail": paper.thumbnail,
         "first_seen_at": paper.first_seen_at or now, "updated_at": now,
     }
 
@@ -34,7 +35,7 @@ def _paper(row: Any) -> Paper:
         upvotes=row.upvotes, comments=row.comments, first_seen_at=as_utc(row.first_seen_at),
         sources=tuple(row.sources), ai_summary=row.ai_summary, keywords=tuple(row.keywords or ()),
         github_stars=row.github_stars, clicks=row.clicks, listed_at=as_utc(row.listed_at),
-        thumbnail=row.thumbnail,
+        listed_year_inferred=bool(row.listed_year_inferred), thumbnail=row.thumbnail,
     )
 
 

@@ -61,6 +61,7 @@ papers = Table(
     Column("github_stars", Integer),
     Column("clicks", Integer),
     Column("listed_at", DateTime(timezone=True)),
+    Column("listed_year_inferred", Boolean),  # listed_at's year was guessed: never shown
     Column("thumbnail", Text),
     Column("first_seen_at", DateTime(timezone=True), nullable=False, index=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),

@@ -232,6 +232,17 @@ def test_merge_keeps_the_highest_counts_the_richest_extras_and_the_first_listing
     assert merged.links == (Link("code", "https://github.com/Example/Repo"),)  # one repository
 
 
+def test_a_listing_whose_year_a_source_stated_wins_over_an_earlier_guessed_one() -> None:
+    seed = Paper(id="x", title="X", abstract="", listed_year_inferred=True,
+                 listed_at=datetime(2026, 3, 14, tzinfo=UTC))  # "Mar 14" on a saved page
+    hf = Paper(id="y", title="X", abstract="", listed_at=datetime(2026, 11, 22, 13, tzinfo=UTC))
+    for merged in (merge(seed, hf), merge(hf, seed)):
+        assert (merged.listed_at, merged.listed_year_inferred) == (hf.listed_at, False)
+    earlier = replace(seed, listed_at=datetime(2025, 3, 14, tzinfo=UTC))
+    assert merge(seed, earlier).listed_at == earlier.listed_at  # both guessed: the earliest
+    assert merge(seed, earlier).listed_year_inferred
+
+
 # -- sources over HTTP -------------------------------------------------------------------------
 
 DAY = {  # path on the test server -> (fixture, content type); no path has a telling suffix

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -60,6 +60,13 @@ def test_an_rss_listing_strips_the_announcement_and_splits_the_creators() -> Non
     assert ot.authors == ("Jean Dupont", "Marie Curie")
     assert ot.published is None  # a "replace" announces a new version of an old paper
     assert ot.code_url == "https://github.com/example/ot-bary"
+
+
+def test_an_rss_item_is_listed_on_its_announcement_day_an_api_entry_is_not_listed() -> None:
+    pino, ot = parse("arxiv_rss.xml", "rss.xml")[0]
+    announced = datetime(2026, 11, 23, 5, tzinfo=UTC)  # Mon, 23 Nov 2026 00:00:00 -0500
+    assert (pino.listed_at, ot.listed_at) == (announced, announced)
+    assert {p.listed_at for p in parse("arxiv_api.xml", "api.xml")[0]} == {None}
 
 
 @pytest.mark.parametrize("name, where, says", [

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -61,9 +61,9 @@ def test_the_title_glued_to_subscribe_in_004_comes_out_clean() -> None:
     assert papers[0].abstract.startswith("Training multiple tasks jointly")
 
 
-def test_004_has_no_page_date_so_published_is_unknown() -> None:
+def test_004_has_no_page_date_so_no_date_at_all() -> None:
     papers, _ = parse("004_9f00d24c8087b011.txt")
-    assert {p.published for p in papers} == {None}
+    assert {(p.published, p.listed_at) for p in papers} == {(None, None)}
 
 
 def test_002_entries_carry_their_own_author_count_and_date() -> None:
@@ -77,11 +77,21 @@ def test_002_entries_carry_their_own_author_count_and_date() -> None:
     assert papers[-1].published == date(2019, 3, 23)
 
 
-def test_002_entries_without_meta_fall_back_to_the_page_date() -> None:
+def test_the_page_date_is_a_listing_date_never_a_publication_date() -> None:
     papers, _ = parse("002_9035318331f7238d.txt")
     for start in ("Rethinking the shape convention", "Robust Layerwise Scaling Rules"):
         paper = by_title(papers, start)
-        assert (paper.author_count, paper.published) == (None, date(2026, 10, 30))
+        assert (paper.author_count, paper.published) == (None, None)
+    listed = {(p.listed_at, p.listed_year_inferred) for p in papers}
+    assert listed == {(datetime(2026, 10, 30, tzinfo=UTC), True)}  # "Oct 30": year guessed
+
+
+def test_a_page_date_with_its_year_is_a_listing_date_with_a_known_year() -> None:
+    text = f"Mar 14, 2025\nA title\n{ABSTRACT}\n"
+    (paper,), _ = parse_seed_page(text, "p.txt", TODAY)
+    assert (paper.listed_at, paper.listed_year_inferred) == (datetime(2025, 3, 14, tzinfo=UTC),
+                                                             False)
+    assert paper.published is None
 
 
 @pytest.mark.parametrize(("today", "expected"), [
@@ -90,17 +100,18 @@ def test_002_entries_without_meta_fall_back_to_the_page_date() -> None:
     (date(2026, 3, 10), date(2025, 3, 11)),
     (date(2026, 2, 1), date(2025, 3, 11)),
 ])
-def test_a_page_date_without_year_is_the_latest_such_day_up_to_today(today, expected) -> None:
+def test_a_page_date_without_year_is_listed_on_the_latest_such_day_up_to_today(today,
+                                                                                expected) -> None:
     papers, _ = parse("000_573b65b225b1358c.txt", today)
-    assert {p.published for p in papers} == {expected}
+    assert {p.listed_at.date() for p in papers} == {expected}
+    assert {p.published for p in papers} == {None}
 
 
-def test_an_entry_date_without_year_is_no_later_than_the_page_date() -> None:
-    # Page "Oct 30", entry "Feb 23": in March 2026 the page is from 2025, so is the entry.
-    papers, _ = parse("002_9035318331f7238d.txt", date(2026, 3, 1))
-    assert by_title(papers, "Exact Learning of Permutations").published == date(2025, 2, 23)
-    papers, _ = parse("002_9035318331f7238d.txt", TODAY)
-    assert by_title(papers, "Exact Learning of Permutations").published == date(2026, 2, 23)
+def test_an_entry_date_without_year_is_not_given_one() -> None:
+    # Page "Oct 30", entry "Feb 23": no source says which year's Feb 23 it is.
+    papers, _ = parse("002_9035318331f7238d.txt")
+    for start in ("Exact Learning of Permutations", "Principled Approaches for Extending"):
+        assert by_title(papers, start).published is None
 
 
 def test_code_links_come_from_the_abstract() -> None:

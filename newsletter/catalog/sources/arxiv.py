@@ -6,6 +6,10 @@ The two differ where it matters: the API gives one ``<author>`` per person, the 
 ``<dc:creator>`` ("A, B, C") and prefixes the abstract with "arXiv:2403.01234v2 Announce Type:
 new Abstract:". Ids carry versions in both (…/abs/2403.01234v2, oai:arXiv.org:2403.01234v2):
 they are stored without, so v1 and v2 are one paper. Other feeds parse too, keyed by title.
+
+Dates: the API's ``<published>`` is the paper's (v1's) date. An RSS item's ``<pubDate>`` is the
+day the listing announced it (``listed_at``); for a new paper (or its cross-listing) that is
+also its publication, for a "replace" it is not.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import html
 import io
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import feedparser
@@ -77,13 +81,14 @@ def _entry(entry: Any, rss: bool, source: str) -> Paper | None:
     abstract = _abstract(entry)
     comment = entry.get("arxiv_comment", "")
     urls = code_links(f"{abstract} {comment}")
-    # A "replace" announcement is a new version of an old paper: its date is not the paper's.
+    # A "replace" announcement lists a new version of an old paper: its date is not the paper's.
     replaced = entry.get("arxiv_announce_type", "").startswith("replace")
     return Paper(
         id=paper_id(arxiv, title), title=title, abstract=abstract, arxiv_id=arxiv,
         authors=_authors(entry, rss), published=None if replaced else _day(entry),
         url=ABS_URL.format(arxiv) if arxiv else _http(entry.get("link")),
         links=tuple(Link("code", url) for url in urls), sources=(source,),
+        listed_at=_moment(entry) if rss else None,
     )
 
 
@@ -106,6 +111,11 @@ def _authors(entry: Any, rss: bool) -> tuple[str, ...]:
 def _day(entry: Any) -> date | None:
     parsed = entry.get("published_parsed") or entry.get("updated_parsed")
     return date(parsed.tm_year, parsed.tm_mon, parsed.tm_mday) if parsed else None
+
+
+def _moment(entry: Any) -> datetime | None:
+    parsed = entry.get("published_parsed")  # feedparser gives it in UTC
+    return datetime(*parsed[:6], tzinfo=UTC) if parsed else None
 
 
 def _http(url: str | None) -> str | None:

@@ -7,7 +7,12 @@ Fields (only ``title`` is required; ``id`` is accepted and ignored, the catalog 
      "author_count": 5, "published": "2024-03-02", "url": "https://...",
      "links": [{"kind": "code", "url": "https://github.com/..."}], "upvotes": 42,
      "comments": 3, "clicks": 7, "github_stars": 120, "ai_summary": "...",
-     "keywords": ["..."], "listed_at": "2024-03-04T13:52:07+00:00", "thumbnail": "https://..."}
+     "keywords": ["..."], "listed_at": "2024-03-04T13:52:07+00:00",
+     "listed_year_inferred": false, "thumbnail": "https://..."}
+
+``published`` is the paper's own date; ``listed_at`` when a list announced it (its news starts
+there); ``listed_year_inferred`` says the list gave no year, so the one in ``listed_at`` is a
+guess that digests never show.
 
 This is our own format, so it is strict: a misspelt field or a wrong type rejects the line
 with its number (a silently ignored "upvote" would be worse). Other lines go on.
@@ -55,6 +60,7 @@ def paper_record(paper: Paper) -> dict[str, Any]:
         "github_stars": paper.github_stars, "ai_summary": paper.ai_summary,
         "keywords": list(paper.keywords),
         "listed_at": paper.listed_at.isoformat() if paper.listed_at else None,
+        "listed_year_inferred": paper.listed_year_inferred or None,
         "thumbnail": paper.thumbnail,
     }
     return {key: value for key, value in record.items() if value not in (None, [])}
@@ -124,6 +130,12 @@ def _links(value: Any) -> tuple[Link, ...]:
     return tuple(Link(_text(v.get("kind")), _url(v.get("url"))) for v in value)
 
 
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, found {value!r}")
+    return value
+
+
 def _arxiv(value: Any) -> str:
     found = arxiv_id(_text(value))
     if found is None:
@@ -151,5 +163,6 @@ FIELDS: dict[str, Check] = {
     "title": _text, "abstract": _text, "arxiv_id": _arxiv, "authors": _texts,
     "author_count": _count, "published": _day, "url": _url, "links": _links,
     "upvotes": _count, "comments": _count, "clicks": _count, "github_stars": _count,
-    "ai_summary": _text, "keywords": _texts, "listed_at": _moment, "thumbnail": _url,
+    "ai_summary": _text, "keywords": _texts, "listed_at": _moment,
+    "listed_year_inferred": _flag, "thumbnail": _url,
 }

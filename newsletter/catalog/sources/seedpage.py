@@ -5,13 +5,19 @@ entry per paper: a title line, an abstract line, and on some pages meta lines (`
 ``·``, ``May 31, 2023``). Blank lines may or may not separate them, so titles and abstracts are
 told apart by position, with line length as a sanity check. Bad entries become Problems; the
 parser never raises for content.
+
+Dates are facts only as far as the page states them. The page date is when the page *listed*
+its papers (``listed_at``), not when they were published; without a year, its year is the
+latest one up to ``today`` and flagged as inferred, so it serves an age but is never shown. An
+entry's own date is its publication date only with its year (``May 31, 2023``); a yearless one
+(``Feb 23``) is left out rather than given a year nobody stated.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time
 
 from newsletter.catalog.sources.ids import paper_slug
 from newsletter.models import Link, Paper, Problem
@@ -58,7 +64,7 @@ def parse_seed_page(text: str, source: str, today: date) -> tuple[list[Paper], l
                                            "(a title line, then an abstract line, per paper)")]
     problems: list[Problem] = []
     page_date, body = _header(_lines(text), source, today, problems)
-    papers = _entries(body, source, page_date or today, page_date, problems)
+    papers = _entries(body, source, page_date, problems)
     if not papers and not problems:
         problems.append(Problem(f"{source}:1", "no paper entries found, only the page header: "
                                                "expected a title line, then an abstract line"))
@@ -78,14 +84,16 @@ def _lines(text: str) -> list[_Line]:
 
 
 def _header(lines: list[_Line], source: str, today: date,
-            problems: list[Problem]) -> tuple[date | None, list[_Line]]:
+            problems: list[Problem]) -> tuple[_Listed | None, list[_Line]]:
     """The page date and the body. Boilerplate lines are already gone; a saved page may glue
     the last one to the first title ("SubscribeLearning to Branch ...")."""
     page_date = None
     start = 0
-    if lines and _DATE.fullmatch(lines[0].text):
-        page_date = _read_date(lines[0].text, today)
-        if page_date is None:
+    if lines and (match := _DATE.fullmatch(lines[0].text)):
+        day = _read_date(lines[0].text, today)
+        if day is not None:
+            page_date = _Listed(datetime.combine(day, time(0), UTC), not match.group("year"))
+        else:
             problems.append(Problem(f"{source}:{lines[0].no}", f"the page date {lines[0].text!r}"
                                     " is not a calendar date: fix it (e.g. 'Mar 11') or delete it"))
         start = 1
@@ -132,7 +140,13 @@ def _is_abstract(lines: list[_Line], i: int) -> bool:
     return not title_of_next
 
 
-def _entries(lines: list[_Line], source: str, anchor: date, page_date: date | None,
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    at: datetime
+    year_inferred: bool
+
+
+def _entries(lines: list[_Line], source: str, page_date: _Listed | None,
              problems: list[Problem]) -> list[Paper]:
     papers: list[Paper] = []
     i = 0
@@ -156,7 +170,7 @@ def _entries(lines: list[_Line], source: str, anchor: date, page_date: date | No
             i += 1
             continue
         end = _skip_meta(lines, i + 2)
-        paper = _entry(line, lines[i + 1], lines[i + 2:end], source, anchor, page_date, problems)
+        paper = _entry(line, lines[i + 1], lines[i + 2:end], source, page_date, problems)
         if paper is not None:
             papers.append(paper)
         i = end
@@ -177,16 +191,18 @@ def _skip_meta(lines: list[_Line], i: int) -> int:
     return i
 
 
-def _entry(title: _Line, abstract: _Line, meta: list[_Line], source: str, anchor: date,
-           page_date: date | None, problems: list[Problem]) -> Paper | None:
+def _entry(title: _Line, abstract: _Line, meta: list[_Line], source: str,
+           page_date: _Listed | None, problems: list[Problem]) -> Paper | None:
     author_count: int | None = None
     published: date | None = None
     for line in meta:
         for part in filter(None, (p.strip() for p in re.split(f"[{_META_MARKS}]", line.text))):
             if match := _AUTHORS.fullmatch(part):
                 author_count = int(match.group(1))
-            elif _DATE.fullmatch(part) and (day := _read_date(part, anchor)):
-                published = day
+            elif (match := _DATE.fullmatch(part)) and (day := _read_date(part, date.max)):
+                # with its year, the paper's publication date; a yearless one would need a
+                # year nobody stated: left out (date.max only checks that the day exists)
+                published = day if match.group("year") else None
             else:
                 problems.append(Problem(f"{source}:{line.no}", f"cannot read {part!r} under the"
                                         f" paper {_short(title.text)!r}: expected 'N authors' or"
@@ -194,8 +210,10 @@ def _entry(title: _Line, abstract: _Line, meta: list[_Line], source: str, anchor
                 return None
     return Paper(
         id=paper_slug(title.text), title=title.text, abstract=abstract.text,
-        author_count=author_count, published=published or page_date,
-        links=tuple(Link("code", url) for url in code_links(abstract.text)), sources=(source,))
+        author_count=author_count, published=published,
+        links=tuple(Link("code", url) for url in code_links(abstract.text)), sources=(source,),
+        listed_at=page_date.at if page_date else None,
+        listed_year_inferred=page_date.year_inferred if page_date else False)
 
 
 def _read_date(text: str, anchor: date) -> date | None:

@@ -25,9 +25,11 @@ import jinja2.meta
 from markupsafe import Markup
 
 from newsletter.compose.inline import (
+    classes_in,
     flatten_includes,
     inline_css,
     make_environment,
+    share_by_class,
     split_shared_blocks,
 )
 from newsletter.compose.paperview import MONTHS, PaperParts, PaperView, excerpt, one_line
@@ -35,6 +37,7 @@ from newsletter.errors import ConfigError
 from newsletter.models import Digest, DigestItem, Paper, RenderedDigest, SubscriberLinks
 
 HTML_TEMPLATE = "digest.html"
+PAPER_TEMPLATE = "_paper.html"  # repeated once per paper: its classes are styled in <style>
 TEXT_TEMPLATE = "digest.txt"
 INLINED_NAME = "digest.inlined.html"  # ends in .html so autoescape applies to it as well
 FLAT_TEXT_NAME = "digest.flat.txt"  # the text template with its includes pasted in
@@ -42,6 +45,10 @@ FLAT_TEXT_NAME = "digest.flat.txt"  # the text template with its includes pasted
 # candidate window holds a few thousand papers at most, and an evicted one is only recomputed.
 PAPER_CACHE_SIZE = 4096
 WRAP_CACHE_SIZE = 16384  # ~4 wrapped fields a paper, plus the reasons, which repeat a lot
+
+# Gmail clips a message whose HTML passes 102 KB, hiding everything below the cut: the footer
+# with its unsubscribe link. A digest over this budget leaves papers out (``Renderer.fit``).
+HTML_BUDGET = 90 * 1024
 
 TRENDING_HEADING = "Trending in your topics"
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -75,8 +82,8 @@ class Renderer:
             env.globals[SHARED] = same_for_every_reader
             env.filters[SHARED] = shared_fragment
         try:
-            html, blocks = split_shared_blocks(
-                inline_css(flatten_includes(self.html_env, HTML_TEMPLATE)), INLINED_NAME, ".html")
+            html, blocks = split_shared_blocks(inline_css(self.html_source()), INLINED_NAME,
+                                               ".html")
             self._generated.update(blocks, **{INLINED_NAME: html})
             check_shared_blocks(self.html_env, HTML_TEMPLATE, html, blocks)
             self._html = self.html_env.get_template(INLINED_NAME)
@@ -89,10 +96,38 @@ class Renderer:
         except jinja2.TemplateNotFound as exc:
             raise ConfigError(f"{templates_dir}: template {exc.name!r} is missing") from exc
 
+    def html_source(self) -> str:
+        """The HTML template, includes pasted in, with the per-paper classes' rules moved to a
+        kept <style> block (``inline.share_by_class``)."""
+        source = flatten_includes(self.html_env, HTML_TEMPLATE)
+        assert self.html_env.loader is not None
+        try:
+            paper = self.html_env.loader.get_source(self.html_env, PAPER_TEMPLATE)[0]
+        except jinja2.TemplateNotFound:
+            return source  # a template set without the partial: everything is inlined
+        return share_by_class(source, classes_in(paper))
+
+    def fit(self, digest: Digest, links: SubscriberLinks,
+            paper_link: Callable[[Paper], str] | None = None,
+            budget: int = HTML_BUDGET) -> tuple[Digest, RenderedDigest]:
+        """The digest as it goes out: whole when its HTML fits in ``budget`` bytes, else with
+        papers left out from the end (they stay unsent, so a later digest can have them) and a
+        line saying how many are waiting. The returned Digest holds only the papers shown."""
+        rendered = self.render(digest, links, paper_link)
+        total = keep = len(digest.items)
+        while (size := len(rendered.html.encode("utf-8"))) > budget and keep > 1:
+            # papers are most of the bytes: scale down, and always by at least one
+            keep = max(1, min(keep - 1, keep * budget // size))
+            shown = first_items(digest, keep)
+            rendered = self.render(shown, links, paper_link, waiting=total - keep)
+        return (digest if keep == total else first_items(digest, keep)), rendered
+
     def render(self, digest: Digest, links: SubscriberLinks,
-               paper_link: Callable[[Paper], str] | None = None) -> RenderedDigest:
-        """``paper_link`` replaces each paper's own URL (click tracking)."""
-        context = self.context(digest, links, paper_link)
+               paper_link: Callable[[Paper], str] | None = None, *,
+               waiting: int = 0) -> RenderedDigest:
+        """``paper_link`` replaces each paper's own URL (click tracking); ``waiting`` is how
+        many relevant papers were left out (``fit``)."""
+        context = self.context(digest, links, paper_link, waiting=waiting)
         return RenderedDigest(
             subject=context["subject"],
             preheader=context["preheader"],
@@ -101,7 +136,8 @@ class Renderer:
         )
 
     def context(self, digest: Digest, links: SubscriberLinks,
-                paper_link: Callable[[Paper], str] | None = None) -> dict[str, Any]:
+                paper_link: Callable[[Paper], str] | None = None, *,
+                waiting: int = 0) -> dict[str, Any]:
         """The template variables; public so previews and tests can render other templates."""
         subscriber = digest.subscriber
         sections = _section_views(digest, paper_link, self._papers)
@@ -121,6 +157,7 @@ class Renderer:
             "subscribed_topics": join_words([one_line(t) for t in subscriber.topics] or topics),
             "sections": sections,
             "trending_count": sum(s.count for s in sections if s.trending),
+            "waiting": waiting,
             "links": links,
         }
 
@@ -193,6 +230,17 @@ def _section_views(digest: Digest, link: Callable[[Paper], str] | None,
                     trending=section.trending)
         for section in digest.sections if section.items
     )
+
+
+def first_items(digest: Digest, count: int) -> Digest:
+    """``digest`` with only its first ``count`` papers, in digest order; emptied sections go."""
+    sections = []
+    for section in digest.sections:
+        items = section.items[:max(count, 0)]
+        count -= len(items)
+        if items:
+            sections.append(replace(section, items=items))
+    return replace(digest, sections=tuple(sections))
 
 
 def digest_topics(digest: Digest) -> list[str]:

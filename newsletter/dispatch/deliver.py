@@ -87,7 +87,8 @@ class Pipeline:
         if digest is None:
             return None
         links = self.links(subscriber.email)
-        rendered = self.renderer.render(digest, links, self._tracked(subscriber))
+        # within the byte budget: the digest may come back with fewer papers (those are sent)
+        digest, rendered = self.renderer.fit(digest, links, self._tracked(subscriber))
         return Composed(digest, links, rendered, self.letterhead.build(digest, rendered, links))
 
 

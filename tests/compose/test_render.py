@@ -11,7 +11,7 @@ import pytest
 from paths import EXPECTED, TEMPLATES
 from premailer import Premailer
 
-from newsletter.compose import inline, paperview, render
+from newsletter.compose import inline, paperview, render, tokens
 from newsletter.compose.inline import PREMAILER_OPTIONS, flatten_includes, inline_css
 from newsletter.compose.message import build_message
 from newsletter.compose.render import Renderer
@@ -194,22 +194,25 @@ def test_content(renderer: Renderer) -> None:
     assert doc.cssselect("span.preheader")[0].text_content().startswith(rendered.preheader)
 
 
-def test_styles_are_inlined_and_media_rules_kept(renderer: Renderer) -> None:
+def test_the_frame_is_inlined_the_paper_styles_shared_by_class_and_media_rules_kept(
+        renderer: Renderer) -> None:
     rendered = renderer.render(golden_digest(), links("ada@example.org"))
     doc = lxml.html.document_fromstring(rendered.html)
     assert "max-width:600px" in doc.cssselect("table.container")[0].get("style")
-    assert "padding:16px 28px" in doc.cssselect("td.paper")[0].get("style")
-    assert "color:#1e3a8a" in doc.cssselect("a.title-link")[0].get("style")
     assert "display:none" in doc.cssselect("span.preheader")[0].get("style")
-    for element in doc.cssselect("table, td, a, p, h2, h3"):
+    per_paper = set(doc.cssselect("td.paper, td.paper *"))
+    assert per_paper and not [e for e in per_paper if e.get("style")]  # classes only
+    for element in set(doc.cssselect("table, td, a, p, h2, h3")) - per_paper:
         assert element.get("style"), lxml.html.tostring(element)[:80]
-    styles = doc.head.findall("style")
-    assert len(styles) == 1 and "data-premailer" not in styles[0].attrib
-    css = styles[0].text
-    assert "@media only screen and (max-width: 620px)" in css
-    assert "@media (prefers-color-scheme: dark)" in css
-    assert ".card { background-color: #181b21 !important;" in css
-    assert ".card { background-color: #ffffff" not in css  # the inlined rules are not repeated
+    shared, kept = (style.text for style in doc.head.findall("style"))
+    assert ".paper{padding:16px 28px 16px 28px;" in shared
+    assert ".title-link{color:#1e3a8a;text-decoration:none}" in shared
+    assert ".masthead" not in shared  # once-only parts stay inlined
+    assert "@media only screen and (max-width: 620px)" in kept
+    assert "@media (prefers-color-scheme: dark)" in kept
+    assert ".card { background-color: #181b21 !important;" in kept
+    assert ".card { background-color: #ffffff" not in kept  # the inlined rules are not repeated
+    assert all("data-premailer" not in style.attrib for style in doc.head.findall("style"))
     metas = {m.get("name"): m.get("content") for m in doc.head.findall("meta") if m.get("name")}
     assert metas["color-scheme"] == "light dark"
     assert metas["supported-color-schemes"] == "light dark"
@@ -234,7 +237,7 @@ def test_inlined_once_equals_premailer_per_email(renderer: Renderer, make) -> No
     digest = make()
     subscriber_links = links(digest.subscriber.email)
     rendered = renderer.render(digest, subscriber_links)
-    template = renderer.html_env.from_string(flatten_includes(renderer.html_env, "digest.html"))
+    template = renderer.html_env.from_string(renderer.html_source())
     raw = template.render(renderer.context(digest, subscriber_links))
     per_email = Premailer(**PREMAILER_OPTIONS).transform(raw, pretty_print=False)
     assert dom(rendered.html) == dom(per_email)
@@ -269,16 +272,82 @@ def test_untrusted_text_is_escaped(renderer: Renderer) -> None:
     assert "javascript:" not in rendered.text
 
 
-def test_max_digest_stays_under_gmail_clipping(renderer: Renderer) -> None:
-    digest = max_digest(30)
-    rendered = renderer.render(digest, links(digest.subscriber.email))
-    assert len(digest.items) == 30
-    size = len(rendered.html.encode("utf-8"))
-    assert size < 102 * 1024, f"HTML is {size} bytes: Gmail clips above 102 KB"
-    message = build_message(digest, rendered, links(digest.subscriber.email),
+def rich_digest(papers: int = 50) -> Digest:
+    """A 50-paper digest of Hugging Face papers as they come: arXiv ids, eight authors, a
+    model-written summary, code and project links, engagement counts."""
+    items = []
+    for n in range(papers):
+        paper = Paper(
+            id=f"2411.{n:05d}", arxiv_id=f"2411.{n:05d}",
+            title=f"Scaling Graph Neural Operators to Million-Node Meshes, Part {n}",
+            abstract=GNN_ABSTRACT * 3, url=f"https://huggingface.co/papers/2411.{n:05d}",
+            authors=tuple(f"Author{a} Surname{a}" for a in range(8)),
+            published=date(2026, 11, 20), upvotes=100 + n, comments=n, github_stars=2000 + n,
+            links=(Link("code", f"https://github.com/some-lab/graph-operators-{n}"),
+                   Link("project", f"https://some-lab.github.io/graph-operators-{n}")),
+            ai_summary=GNN_ABSTRACT[:220],
+        )
+        items.append(item(paper, f"topic {n % 3}", "matches: GNN → graph neural network (title)"))
+    sections = tuple(Section(f"topic {t}", tuple(items[t::3])) for t in range(3))
+    subscriber = Subscriber(email="ada@example.org", name="Ada Lovelace",
+                            topics=tuple(s.topic for s in sections), max_papers=papers)
+    return Digest(subscriber, "2026-11-23", sections, NOW)
+
+
+def tracked(paper: Paper) -> str:
+    return tokens.click_url(SECRET, BASE_URL, 12345, paper.id)
+
+
+def test_fifty_rich_papers_fit_in_the_byte_budget_whole(renderer: Renderer) -> None:
+    digest = rich_digest(50)
+    shown, rendered = renderer.fit(digest, links(digest.subscriber.email), tracked)
+    assert shown == digest  # all 50, none left out
+    assert len(rendered.html.encode()) < render.HTML_BUDGET
+    assert "did not fit" not in rendered.html and "Unsubscribe</a>" in rendered.html
+
+
+def test_fifty_papers_with_every_field_at_its_longest_stay_in_the_budget(
+        renderer: Renderer) -> None:
+    digest = max_digest(50)
+    shown, rendered = renderer.fit(digest, links(digest.subscriber.email), tracked)
+    assert len(rendered.html.encode("utf-8")) <= render.HTML_BUDGET
+    assert links(digest.subscriber.email).unsubscribe_url in rendered.html
+    message = build_message(shown, rendered, links(digest.subscriber.email),
                             from_address="papers@example.org", from_name="Trending Papers",
                             list_id="papers.example.org", now=NOW)
     assert len(message.data) < 200 * 1024
+
+
+def test_a_digest_over_the_budget_leaves_papers_out_from_the_end_and_says_so(
+        renderer: Renderer) -> None:
+    # Chinese text takes three bytes a character: fifty such papers at their longest pass 102 KB
+    cjk = "图神经网络在推荐系统与药物发现中取得了显著成功。" * 30
+    longest = max_digest(50)
+    digest = replace(longest, sections=tuple(
+        replace(section, items=tuple(
+            replace(i, paper=replace(i.paper, title=cjk[:120], abstract=cjk, ai_summary=cjk))
+            for i in section.items))
+        for section in longest.sections))
+    subscriber_links = links(digest.subscriber.email)
+    assert len(renderer.render(digest, subscriber_links, tracked).html.encode()) > 102 * 1024
+    shown, rendered = renderer.fit(digest, subscriber_links, tracked)
+    size = len(rendered.html.encode("utf-8"))
+    assert size <= render.HTML_BUDGET, f"HTML is {size} bytes"
+    kept = len(shown.items)
+    assert 10 < kept < 50
+    assert shown.paper_ids == digest.paper_ids[:kept]  # the first ones, in digest order
+    said = f"{50 - kept} more papers on your topics did not fit in this email"
+    for body in (rendered.html, " ".join(rendered.text.split())):
+        assert said in body
+        assert subscriber_links.unsubscribe_url in body  # the footer is there, under the cut
+    assert f"Here are {kept} papers" in rendered.html
+
+
+def test_a_tighter_budget_leaves_more_out_but_never_the_first_paper(renderer: Renderer) -> None:
+    digest = golden_digest()
+    shown, rendered = renderer.fit(digest, links("ada@example.org"), budget=1000)
+    assert shown.paper_ids == digest.paper_ids[:1]
+    assert "3 more papers on your topics did not fit" in rendered.text
 
 
 def test_subject_lines(renderer: Renderer) -> None:

@@ -11,6 +11,7 @@ that, as in a real run, the same paper shows up in many digests. Then, per call:
 - ``render``: ``Renderer.render`` (HTML + text), a fresh Renderer for each repeat, so its
   caches start cold every time (the pool is small next to the calls, as in a real run);
 - ``message``: ``Letterhead.build`` on those renderings, a fresh Letterhead for each repeat;
+  with ``--dkim``, again with DKIM signing (``signing.py``, a fresh 2048-bit key);
 - ``send``: the messages through ``SmtpTransport`` (4 connections) into the lean sink
   (``sink.py``, another process): the CPU spent inside ``SmtpTransport.send``'s coroutine (as
   send_bench.py measures it) and the whole client process's CPU per message (event loop and
@@ -112,8 +113,19 @@ def bench_render(digests: list[Digest], links: list[Any], repeat: int, templates
 
 
 def bench_message(digests: list[Digest], rendered: list[RenderedDigest], links: list[Any],
-                  repeat: int) -> tuple[float, list[float], list[Outgoing]]:
-    from newsletter.compose.message import Letterhead
+                  repeat: int, dkim: bool = False) -> tuple[float, list[float], list[Outgoing]]:
+    from newsletter.compose.message import Letterhead, Returns
+    returns = Returns()
+    if dkim:  # a fresh 2048-bit key, as an operator would make with openssl genrsa 2048
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        from newsletter.compose.signing import DkimSigner
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        returns = Returns(signer=DkimSigner(pem, selector="bench", domain="bench.example.org",
+                                            now=NOW))
     out: list[Outgoing] = []
     letterheads: list[Letterhead] = []
 
@@ -126,7 +138,8 @@ def bench_message(digests: list[Digest], rendered: list[RenderedDigest], links: 
     for _ in range(repeat):  # a fresh Letterhead each time, so its line cache starts cold
         letterheads.append(Letterhead(from_address="papers@bench.example.org",
                                       from_name="Trending Papers",
-                                      list_id="papers.bench.example.org", now=NOW))
+                                      list_id="papers.bench.example.org", now=NOW,
+                                      returns=returns))
         runs.append(_per_call(run, 1)[0])
     return statistics.median(runs), runs, out
 
@@ -196,6 +209,8 @@ def main() -> None:
     parser.add_argument("--tracking", action="store_true",
                         help="render with click-tracking links (NEWSLETTER_CLICK_TRACKING)")
     parser.add_argument("--dump", type=Path, help="write every rendering and message here")
+    parser.add_argument("--dkim", action="store_true",
+                        help="also measure Letterhead.build with DKIM signing (2048-bit RSA)")
     args = parser.parse_args()
 
     import newsletter
@@ -221,6 +236,10 @@ def main() -> None:
           + " ".join(f"{r:.3f}" for r in render_runs))
     print(f"{'message (Letterhead.build)':44} {message_ms:8.3f}   "
           + " ".join(f"{r:.3f}" for r in message_runs))
+    if args.dkim:
+        signed_ms, signed_runs, _ = bench_message(digests, rendered, links, args.repeat, True)
+        print(f"{'message + DKIM (rsa-sha256, 2048 bits)':44} {signed_ms:8.3f}   "
+              + " ".join(f"{r:.3f}" for r in signed_runs))
     if not args.skip_send:
         co_ms, co_runs, proc_ms, proc_runs, received = bench_send(messages, args.repeat,
                                                                   args.connections)

@@ -75,6 +75,28 @@ class Settings(BaseSettings):
     click_tracking: bool = False  # digest links go through /click, counting clicks
     list_id: str | None = None
     unsubscribe_mailto: str | None = None
+    reply_to: str | None = None  # Reply-To of every digest
+    feedback_id: str | None = None  # Feedback-ID: <edition>:digest:<this>
+    # Envelope sender for bounces; set, each digest gets its own (VERP): bounces+<token>@domain
+    bounce_address: str | None = None
+    # DKIM signing (rsa-sha256): a PEM private key, its selector, the signing domain
+    dkim_key_file: Path | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None  # default: the From domain, which DMARC aligns with
+
+    # What comes back (`newsletter bounces`, and a job of `newsletter run`): an IMAP mailbox...
+    returns_imap_host: str | None = None
+    returns_imap_port: int | None = Field(default=None, ge=1, le=65535)
+    returns_imap_security: Literal["none", "starttls", "tls"] = "tls"
+    returns_imap_username: str | None = None
+    returns_imap_password: SecretStr | None = None
+    returns_imap_folder: str = "INBOX"
+    # ...or a Maildir folder; handled messages move to this folder (IMAP) or subfolder (Maildir)
+    returns_maildir: Path | None = None
+    returns_done_folder: str = "Processed"
+    returns_interval_minutes: float = Field(default=15.0, gt=0)
+    # Soft bounces (mailbox full, ...) on this many editions suppress an address
+    soft_bounce_limit: int = Field(default=5, ge=1)
 
     outbox_dir: Path = Path("outbox")
     subscribers_dir: Path = Field(default_factory=lambda: project_path("subscribers"))
@@ -118,6 +140,16 @@ class Settings(BaseSettings):
                 value = "true" if value else "false"
             env[f"NEWSLETTER_{name.upper()}"] = str(value)
         return env
+
+    @property
+    def imap_port(self) -> int:
+        if self.returns_imap_port:
+            return self.returns_imap_port
+        return 993 if self.returns_imap_security == "tls" else 143
+
+    @property
+    def dkim_signing_domain(self) -> str:
+        return self.dkim_domain or self.domain
 
     def describe_delivery(self) -> str:
         if self.smtp_host:

@@ -25,12 +25,15 @@ import string
 import sys
 from binascii import b2a_base64, b2a_qp
 from bisect import bisect_right
+from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
 from email.utils import format_datetime, formataddr
 from functools import lru_cache
 from itertools import accumulate
 
+from newsletter.compose.signing import DkimSigner
+from newsletter.compose.tokens import bounce_address
 from newsletter.models import Digest, Outgoing, RenderedDigest, SubscriberLinks
 
 # Line breaks of every kind (CR, LF, NEL, LS, PS) and other control characters have no business
@@ -58,16 +61,39 @@ class CrlfMessage(bytes):
     __slots__ = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Returns:
+    """Where what comes back goes: optional headers, the VERP bounce address, the signer."""
+
+    reply_to: str | None = None  # Reply-To: replies reach a person, not the sender address
+    feedback_id: str | None = None  # Feedback-ID: <edition>:digest:<this> (Gmail's FBL)
+    bounce_address: str | None = None  # bounces@domain: VERP bounces+<token>@domain
+    secret: str = ""  # signs the VERP token
+    signer: DkimSigner | None = None
+
+
 class Letterhead:
     """What every message of a run shares (sender, list, date), encoded once per run."""
 
-    def __init__(self, *, from_address: str, from_name: str, list_id: str, now: datetime) -> None:
+    def __init__(self, *, from_address: str, from_name: str, list_id: str, now: datetime,
+                 returns: Returns = Returns()) -> None:
         if now.tzinfo is None or now.utcoffset() is None:
             raise ValueError("build_message needs a timezone-aware 'now' for the Date header")
         self.sender = make_address("From", from_name, from_address)
+        self.returns = returns
+        reply_to = ""
+        if returns.reply_to:
+            address = make_address("Reply-To", "", returns.reply_to).addr_spec
+            reply_to = f"Reply-To: {address}{CRLF}"
+        if returns.feedback_id:
+            _check_line("Feedback-ID", returns.feedback_id, returns.feedback_id)
+        if returns.bounce_address:
+            make_address("Bounce", "", returns.bounce_address)  # ValueError when unusable
+        # RFC 3834: machine-made, so vacation responders and the like stay quiet
         self.head = (f"From: {_address('From', self.sender.display_name, self.sender.addr_spec)}"
-                     f"{CRLF}Date: {format_datetime(now)}{CRLF}"
-                     f"List-Id: {list_id_header(from_name, list_id)}{CRLF}")
+                     f"{CRLF}{reply_to}Date: {format_datetime(now)}{CRLF}"
+                     f"List-Id: {list_id_header(from_name, list_id)}{CRLF}"
+                     f"Auto-Submitted: auto-generated{CRLF}")
         self._rng = random.Random(os.urandom(16))
         self._qp_line = lru_cache(maxsize=QP_CACHE_LINES)(_qp_line)
 
@@ -80,9 +106,11 @@ class Letterhead:
         _check_line("Edition", digest.edition, subscriber.email)  # it goes into the Message-ID
         message_id = f"<{self._rng.getrandbits(96):024x}.{digest.edition}@{self.sender.domain}>"
         boundary = "=" * 15 + repr(self._rng.randrange(sys.maxsize)) + "=="
+        feedback = (f"Feedback-ID: {digest.edition}:digest:{self.returns.feedback_id}{CRLF}"
+                    if self.returns.feedback_id else "")
         head = (f"{self.head}To: {_address('To', subscriber.name, recipient)}{CRLF}"
                 f"Subject: {_text_header('Subject', rendered.subject)}{CRLF}"
-                f"Message-ID: {message_id}{CRLF}"
+                f"Message-ID: {message_id}{CRLF}{feedback}"
                 f"List-Unsubscribe: {unsubscribe_header(links).replace(', <', ',' + CRLF + ' <')}"
                 f"{CRLF}List-Unsubscribe-Post: List-Unsubscribe=One-Click{CRLF}"
                 f"MIME-Version: 1.0{CRLF}"
@@ -95,8 +123,20 @@ class Letterhead:
             self._quoted_printable_by_line(rendered.html),
             f"{CRLF}--{boundary}--{CRLF}".encode("ascii"),
         )))
-        return Outgoing(message_id=message_id, sender=self.sender.addr_spec,
+        if self.returns.signer is not None:  # last: the signature covers the final bytes
+            data = CrlfMessage(self.returns.signer.sign(data) + data)
+        return Outgoing(message_id=message_id, sender=self._envelope_sender(digest),
                         recipient=recipient, data=data, edition=digest.edition)
+
+    def _envelope_sender(self, digest: Digest) -> str:
+        """MAIL FROM: the From address, or with a bounce address set, one that names the
+        subscriber and the edition (VERP), so a bounce says whose it is."""
+        returns, sub_id = self.returns, digest.subscriber.id
+        if not returns.bounce_address:
+            return self.sender.addr_spec
+        if sub_id is None:
+            return returns.bounce_address
+        return bounce_address(returns.secret, returns.bounce_address, sub_id, digest.edition)
 
     def _quoted_printable_by_line(self, text: str) -> bytes:
         """``quoted_printable(text)``, each line from the cache."""
@@ -122,10 +162,11 @@ def _lf_lines(text: str) -> str:
 
 
 def build_message(digest: Digest, rendered: RenderedDigest, links: SubscriberLinks, *,
-                  from_address: str, from_name: str, list_id: str, now: datetime) -> Outgoing:
+                  from_address: str, from_name: str, list_id: str, now: datetime,
+                  returns: Returns = Returns()) -> Outgoing:
     """One message; a run builds its :class:`Letterhead` once and calls ``build`` instead."""
     letterhead = Letterhead(from_address=from_address, from_name=from_name, list_id=list_id,
-                            now=now)
+                            now=now, returns=returns)
     return letterhead.build(digest, rendered, links)
 
 

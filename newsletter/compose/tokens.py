@@ -11,6 +11,9 @@ needed to check a link, and itsdangerous compares signatures in constant time.
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
+import re
 import time
 from datetime import datetime
 from typing import Any
@@ -148,3 +151,39 @@ def read_click_token(secret: str, token: str) -> tuple[int, str] | None:
             and isinstance(value[1], str)):
         return value[0], value[1]
     return None
+
+
+# -- VERP: a bounce address per subscriber and edition -----------------------------------------
+
+BOUNCE_SALT = b"newsletter/bounce"
+_BOUNCE_TAG = re.compile(r"\+(\d{1,12})\.(\d{4}-\d{2}-\d{2}|\d{4}-[wW]\d{2})\.([0-9a-fA-F]{10})@")
+
+
+def bounce_address(secret: str, address: str, subscriber_id: int, edition: str) -> str:
+    """The envelope sender (MAIL FROM) of one digest: ``bounces+42.2026-11-23.<mac>@domain``
+    for the configured ``bounces@domain`` (NEWSLETTER_BOUNCE_ADDRESS). A bounce comes back to
+    it and names the subscriber and the edition; the MAC keeps a forged bounce from naming
+    anyone else. Lower case but for the edition's W, and under RFC 5321's 64 characters."""
+    local, _, domain = address.rpartition("@")
+    tag = f"{subscriber_id}.{edition}"
+    return f"{local}+{tag}.{_bounce_mac(secret, tag)}@{domain}"
+
+
+def read_bounce_address(secret: str, address: str) -> tuple[int, str] | None:
+    """(subscriber id, edition) from an address ``bounce_address`` made with ``secret``; None
+    for any other address, or a forged or damaged one. Case does not matter: some servers
+    lower-case the local part."""
+    match = _BOUNCE_TAG.search(address)
+    if match is None:
+        return None
+    subscriber_id, edition = int(match.group(1)), match.group(2).upper()
+    expected = _bounce_mac(secret, f"{subscriber_id}.{edition}")
+    if not hmac.compare_digest(expected, match.group(3).lower()):
+        return None
+    return subscriber_id, edition
+
+
+def _bounce_mac(secret: str, tag: str) -> str:
+    # 40 bits: enough that a forger cannot guess one; short enough for a local part
+    return hmac.new(secret.encode(), BOUNCE_SALT + tag.lower().encode(), hashlib.sha256
+                    ).hexdigest()[:10]

@@ -17,7 +17,8 @@ from typing import Callable, Collection
 
 from sqlalchemy import Engine
 
-from newsletter.compose.message import Letterhead
+from newsletter.compose.message import Letterhead, Returns
+from newsletter.compose.signing import DkimSigner
 from newsletter.compose.render import Renderer
 from newsletter.compose.tokens import click_url, links_for
 from newsletter.delivery.faults import backoff, classify
@@ -58,7 +59,8 @@ class Pipeline:
     def __post_init__(self) -> None:
         self.letterhead = Letterhead(
             from_address=self.settings.from_address, from_name=self.settings.from_name,
-            list_id=self.settings.list_id_value, now=self.now)
+            list_id=self.settings.list_id_value, now=self.now,
+            returns=returns_of(self.settings, self.secret, self.now))
 
     @classmethod
     def build(cls, engine: Engine, settings: Settings, now: datetime) -> Pipeline:
@@ -90,6 +92,19 @@ class Pipeline:
         # within the byte budget: the digest may come back with fewer papers (those are sent)
         digest, rendered = self.renderer.fit(digest, links, self._tracked(subscriber))
         return Composed(digest, links, rendered, self.letterhead.build(digest, rendered, links))
+
+
+def returns_of(settings: Settings, secret: str, now: datetime) -> Returns:
+    """The headers and envelope that route what comes back, and the DKIM signer, once a run."""
+    signer = None
+    if settings.dkim_key_file:
+        if not settings.dkim_selector:
+            raise ConfigError("NEWSLETTER_DKIM_KEY_FILE is set but NEWSLETTER_DKIM_SELECTOR is "
+                              "not: set the selector the public key is published under")
+        signer = DkimSigner.from_file(settings.dkim_key_file, selector=settings.dkim_selector,
+                                      domain=settings.dkim_signing_domain, now=now)
+    return Returns(reply_to=settings.reply_to, feedback_id=settings.feedback_id,
+                   bounce_address=settings.bounce_address, secret=secret, signer=signer)
 
 
 @dataclass(frozen=True)

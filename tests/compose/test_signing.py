@@ -197,9 +197,9 @@ def test_build_message_rejects_an_unusable_bounce_address() -> None:
 
 
 def test_signing_only_adds_the_header(key) -> None:
-    plain = build(d=replace(digest(), edition="2026-11-23"))
+    plain = build()
     signed = build(Returns(signer=signer(key)))
     head = signed.data.partition(b"\r\n\r\n")[0]
     assert head.count(b"DKIM-Signature:") == 1
     assert all(len(line) <= 78 for line in signed.data.split(b"\r\n")[:12])
-    assert len(signed.data) - len(plain.data) < 700
+    assert len(signed.data) - len(plain.data) < 800  # the header; boundaries vary a little

@@ -159,6 +159,11 @@ class _Controller(Controller):
         return server
 
 
+# Settings `send` accepts for mail over SMTP; the secret key comes from each test's own env.
+READY = {"NEWSLETTER_BASE_URL": "https://papers.newsletter.test",
+         "NEWSLETTER_FROM_ADDRESS": "papers@newsletter.test"}
+
+
 class SmtpServer:
     """A recording aiosmtpd server. Start with ``start()`` or ``with``; always ``stop()``."""
 
@@ -247,10 +252,13 @@ class SmtpServer:
         return [rcpt for message in self.messages for rcpt in message.rcpt_tos]
 
     def env(self, *, password: str | None = None) -> dict[str, str]:
-        """``NEWSLETTER_SMTP_*`` variables pointing a CLI subprocess at this server."""
+        """``NEWSLETTER_SMTP_*`` variables pointing a CLI subprocess at this server, and what
+        `send` requires before it mails anyone over SMTP (``newsletter.preflight``): an https
+        base URL and a From address at a domain of our own (.test, reserved for tests)."""
         values = {"NEWSLETTER_SMTP_HOST": self.host, "NEWSLETTER_SMTP_PORT": str(self.port),
                   "NEWSLETTER_SMTP_SECURITY": self.tls,
-                  "NEWSLETTER_SMTP_VALIDATE_CERTS": "false"}
+                  "NEWSLETTER_SMTP_VALIDATE_CERTS": "false",
+                  **READY}
         if self.auth:
             values["NEWSLETTER_SMTP_USERNAME"] = self.auth[0]
             values["NEWSLETTER_SMTP_PASSWORD"] = password if password is not None else self.auth[1]

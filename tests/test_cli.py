@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from smtp_server import Rule, SmtpServer
+from smtp_server import READY, Rule, SmtpServer
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -63,7 +63,7 @@ def sent_papers(env: dict[str, str]) -> dict[tuple[str, str], set[str]]:
     [], ["send"], ["run"], ["serve"], ["preview"], ["ingest"], ["subscribers"],
     ["subscribers", "check"],
     ["subscribers", "list"], ["recommend"], ["status"], ["worker"], ["db"], ["db", "status"],
-    ["db", "upgrade"]])
+    ["db", "upgrade"], ["check"]])
 def test_every_command_explains_itself_with_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output
@@ -167,8 +167,8 @@ def test_a_temporary_failure_is_retried_with_backoff_in_the_same_run(
 
 
 def test_a_wrong_smtp_port_stops_with_one_clear_line(env: dict[str, str]) -> None:
-    result = cli({**env, "NEWSLETTER_SMTP_HOST": "127.0.0.1", "NEWSLETTER_SMTP_PORT": "1",
-                  "NEWSLETTER_SMTP_SECURITY": "none"}, "send")
+    result = cli({**env, **READY, "NEWSLETTER_SMTP_HOST": "127.0.0.1",
+                  "NEWSLETTER_SMTP_PORT": "1", "NEWSLETTER_SMTP_SECURITY": "none"}, "send")
     assert result.returncode == 2
     assert "127.0.0.1:1" in result.stderr and "Traceback" not in result.stderr
     assert "NEWSLETTER_SMTP_PORT" in result.stderr
@@ -249,3 +249,70 @@ def test_with_click_tracking_on_paper_links_go_through_the_signed_redirect(
     clicks = re.findall(r'href="http://localhost:8000/click/([^"]+)"', html)
     papers = sent_papers(env)[("ada@example.org", next(iter(sent_papers(env)))[1])]
     assert {tokens.read_click_token("test-secret", t)[1] for t in clicks} == papers  # type: ignore[index]
+
+
+# -- preflight ---------------------------------------------------------------------------------
+
+
+def test_send_over_smtp_with_a_localhost_base_url_refuses_before_anything_happens(
+        env: dict[str, str], smtp_server: SmtpServer) -> None:
+    smtp = {**smtp_server.env(), "NEWSLETTER_BASE_URL": "http://localhost:8000"}
+    for command in (["send"], ["worker", "--drain"]):
+        result = cli({**env, **smtp}, *command)
+        assert result.returncode == 2, result.stderr
+        assert "NEWSLETTER_BASE_URL" in result.stderr and "not https" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert smtp_server.messages == [] and sent_papers(env) == {}
+    with connect(env["NEWSLETTER_DATABASE_URL"]).connect() as conn:  # nothing queued either
+        assert conn.execute(select(schema.deliveries)).first() is None
+
+
+def test_send_over_smtp_refuses_every_unready_setting_at_once(
+        env: dict[str, str], smtp_server: SmtpServer) -> None:
+    unready = {**env, **smtp_server.env(), "NEWSLETTER_FROM_ADDRESS": "papers@example.org",
+               "NEWSLETTER_LIST_ID": "list.example.com"}
+    del unready["NEWSLETTER_SECRET_KEY"]
+    result = cli(unready, "send")
+    assert result.returncode == 2
+    for setting in ("NEWSLETTER_FROM_ADDRESS", "NEWSLETTER_LIST_ID", "NEWSLETTER_SECRET_KEY"):
+        assert setting in result.stderr
+    assert smtp_server.messages == []
+
+
+def test_a_dry_run_over_smtp_prints_what_send_would_refuse_and_sends_nothing(
+        env: dict[str, str], smtp_server: SmtpServer) -> None:
+    smtp = {**smtp_server.env(), "NEWSLETTER_BASE_URL": "http://localhost:8000"}
+    result = cli({**env, **smtp}, "send", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "refused NEWSLETTER_BASE_URL" in result.stderr
+    assert "Dry run" in result.stdout and smtp_server.messages == []
+
+
+def test_the_outbox_needs_no_preflight_with_the_default_base_url(env: dict[str, str]) -> None:
+    result = cli(env, "send")
+    assert result.returncode == 0, result.stderr
+    assert "refused" not in result.stderr
+    assert list(Path(env["NEWSLETTER_OUTBOX_DIR"]).rglob("*.eml"))
+
+
+def test_check_names_each_setting_to_change_and_exits_1_over_smtp(
+        env: dict[str, str], smtp_server: SmtpServer) -> None:
+    bad = cli({**env, **smtp_server.env(), "NEWSLETTER_BASE_URL": "https://127.0.0.1",
+               "NEWSLETTER_SMTP_HOST": "localhost"}, "check")
+    assert bad.returncode == 1
+    assert "refused NEWSLETTER_BASE_URL" in bad.stderr and "Not ready" in bad.stderr
+    good = cli({**env, **smtp_server.env()}, "check")
+    assert good.returncode == 0, good.stderr
+    assert "Logged in to SMTP" in good.stdout and "Ready" in good.stdout
+    assert "warning NEWSLETTER_DKIM_KEY_FILE" in good.stderr  # a warning does not stop it
+    outbox = cli(env, "check")  # the defaults: the outbox goes, SMTP would not
+    assert outbox.returncode == 0 and "refused NEWSLETTER_BASE_URL" in outbox.stderr
+    assert "`send` would refuse" in outbox.stdout
+
+
+def test_check_reports_a_relay_that_refuses_the_login(
+        env: dict[str, str], smtp_server_factory: Callable[..., SmtpServer]) -> None:
+    server = smtp_server_factory(auth=("user", "right"))
+    result = cli({**env, **server.env(password="wrong")}, "check")
+    assert result.returncode == 1
+    assert "NEWSLETTER_SMTP_USERNAME" in result.stderr

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from newsletter.catalog.ingest import IngestReport, expand_paths
 from newsletter.dispatch import ledger, schedule
 from newsletter.errors import NewsletterError
+from newsletter.preflight import Finding, preflight, require_ready
 from newsletter.settings import Settings
 from newsletter.store.catalog import count_papers
 from newsletter.store.schema import connect, utcnow
@@ -68,6 +69,24 @@ def progress_bar() -> Progress:
 def open_database() -> tuple[Settings, Engine]:
     settings = Settings()
     return settings, connect(settings.database_url)
+
+
+def print_findings(findings: list[Finding]) -> None:
+    """Preflight findings, one line each: what is wrong and the setting to change."""
+    for finding in findings:
+        label = "[red]refused[/]" if finding.level == "refuse" else "[yellow]warning[/]"
+        err.print(f"{label} {finding}", highlight=False, soft_wrap=True)
+
+
+def preflight_for_smtp(settings: Settings, dry_run: bool = False, quiet: bool = False) -> None:
+    """Before the first SMTP message: refuse (ConfigError, exit 2) on settings that would send
+    every reader a broken digest; print the warnings unless ``quiet``. The outbox needs none of
+    it. A dry run prints what a real run would refuse, and goes on."""
+    if not settings.smtp_host:
+        return
+    findings = preflight(settings) if dry_run else require_ready(settings)
+    if not quiet:
+        print_findings(findings)
 
 
 def warn(problems: list[Any]) -> None:

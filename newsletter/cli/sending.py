@@ -19,6 +19,7 @@ from newsletter.cli.common import (
     friendly,
     open_database,
     out,
+    preflight_for_smtp,
     progress_bar,
     stop_on_signals,
     sync_files,
@@ -52,6 +53,7 @@ def send(
     `newsletter worker` processes on the same database share the sending.
     """
     settings, engine = open_database()
+    preflight_for_smtp(settings, dry_run)
     sync_files(engine, settings)
     ensure_catalog(engine, settings)
     subs = load_subscribers(engine, email=to) if to else None
@@ -149,6 +151,7 @@ def worker(
     exits.
     """
     settings, engine = open_database()
+    preflight_for_smtp(settings, quiet=quiet)
     if not quiet:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                             datefmt="%Y-%m-%d %H:%M:%S")
@@ -178,6 +181,7 @@ def run() -> None:
     Ctrl-C finishes the messages in flight, then exits.
     """
     settings, engine = open_database()
+    preflight_for_smtp(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                         datefmt="%Y-%m-%d %H:%M:%S")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

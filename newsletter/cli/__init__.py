@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from newsletter.cli import catalog, check, review, sending
+from newsletter.cli import catalog, check, returns, review, sending
 from newsletter.cli.db import db_app
 from newsletter.cli.subscribers import subscribers_app
 
@@ -16,7 +16,8 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
 )
 for command in (sending.send, sending.run, sending.worker, review.preview, catalog.ingest,
-                catalog.recommend, review.serve, review.status, check.check):
+                catalog.recommend, review.serve, review.status, check.check,
+                returns.bounces):
     app.command()(command)
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(db_app, name="db")

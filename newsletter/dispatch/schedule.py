@@ -3,9 +3,11 @@
 A dispatch *plans* (a pending delivery per subscriber whose edition is due, ``due.py``) and then
 *works* the queue until it is empty (``worker.py``). Two scheduled jobs: ingest the configured
 sources every ``ingest_interval_minutes``, and a dispatch tick every
-``dispatch_interval_seconds``. Any number of ``newsletter run``, ``send`` and ``worker``
-processes may share one database: planning twice adds nothing (a unique key per subscriber and
-edition), and each delivery is claimed by one worker at a time (``claims.py``).
+``dispatch_interval_seconds``; with a mailbox of returns configured, a third reads it every
+``returns_interval_minutes`` (``newsletter.returns``). Any number of ``newsletter run``,
+``send`` and ``worker`` processes may share one database: planning twice adds nothing (a
+unique key per subscriber and edition), and each delivery is claimed by one worker at a time
+(``claims.py``).
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ from newsletter.dispatch.worker import Worker, spawn
 from newsletter.errors import NewsletterError
 from newsletter.models import Subscriber
 from newsletter.relevance.select import edition_for
+from newsletter.returns.mailboxes import open_mailbox
+from newsletter.returns.process import process_returns
 from newsletter.settings import Settings
 from newsletter.store.catalog import count_papers
-from newsletter.store.schema import create_tables, utcnow
+from newsletter.store.schema import create_tables, secret_key, utcnow
 from newsletter.store.subscribers import (
     count_subscribers,
     iter_subscribers,
@@ -212,6 +216,25 @@ async def dispatch_job() -> None:
                  len(report.uncertain), len(report.retrying))
 
 
+def returns_job() -> None:
+    """Read the mailbox of returns (``newsletter.returns``): bounces, complaints, unsubscribes."""
+    rt = _runtime
+    if rt is None or rt.stop.is_set():
+        return
+    try:
+        secret = (rt.settings.secret_key.get_secret_value() if rt.settings.secret_key
+                  else secret_key(rt.engine))
+        report = process_returns(rt.engine, rt.settings, secret, rt.clock())
+    except NewsletterError as exc:
+        log.error("returns: %s", exc)
+        return
+    for item in report.handled:
+        log.info("returns: %s %s (edition %s): %s", item.report.kind, item.email or "nobody",
+                 item.edition or "-", item.effect)
+    for key, why in report.left:
+        log.warning("returns: left message %s in place for a person: %s", key, why)
+
+
 def ingest_job() -> None:
     rt = _runtime
     if rt is None or rt.stop.is_set():
@@ -247,6 +270,12 @@ async def run(settings: Settings, engine: Engine) -> None:
                       minutes=settings.ingest_interval_minutes, replace_existing=True,
                       next_run_time=start)
     scheduler.start()
+    if open_mailbox(settings) is not None:
+        scheduler.add_job(f"{__name__}:returns_job", "interval", id="returns",
+                          minutes=settings.returns_interval_minutes, replace_existing=True,
+                          next_run_time=start)
+    elif scheduler.get_job("returns") is not None:  # configured once, not any more
+        scheduler.remove_job("returns")
     log.info("scheduler started: dispatch every %gs, ingest every %g min",
              settings.dispatch_interval_seconds, settings.ingest_interval_minutes)
     await rt.stop.wait()

@@ -159,6 +159,23 @@ clicks = Table(
 )
 
 
+# What came back after a digest went out (``newsletter.returns``): one row per message read from
+# the mailbox of returns, under its own key, so a message read twice is counted once.
+returns = Table(
+    "returns", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_key", String(300), nullable=False, unique=True),  # its Message-ID, or hash
+    # hard-bounce, soft-bounce, refused, delayed, delivered, complaint, not-spam, unsubscribe
+    Column("kind", String(16), nullable=False),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id")),  # None: matched nobody
+    Column("edition", String(16), index=True),
+    Column("status", String(16)),  # RFC 3463 status of a bounce: 5.1.1
+    Column("detail", Text, nullable=False, default=""),
+    Column("effect", String(16), nullable=False),  # suppressed, unsubscribed, counted, none
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+
 # Paper embeddings (the `semantic` extra), kept so a daily run embeds only new or edited papers.
 # No foreign key: embeddings are a cache, and a rekeyed paper is embedded again.
 paper_embeddings = Table(

@@ -71,3 +71,30 @@ def http_server() -> Iterator[FixtureServer]:
     server = FixtureServer().start()
     yield server
     server.stop()
+
+
+# -- IMAP ------------------------------------------------------------------------------------
+# `imap_server`: Debian's dovecot on a free loopback port, its own config and Maildir in a
+# temporary folder (tests/imap_server.py); CI installs dovecot-imapd, so there it must start.
+from imap_server import ImapServer, ImapUnavailable  # noqa: E402
+
+
+@pytest.fixture
+def imap_server() -> Iterator[ImapServer]:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    # not pytest's tmp_path: dovecot's own users must reach the folder, and pytest's is 0700
+    folder = Path(tempfile.mkdtemp(prefix="newsletter-imap-"))
+    folder.chmod(0o755)
+    try:
+        server = ImapServer(folder).start()
+    except ImapUnavailable as error:
+        shutil.rmtree(folder, ignore_errors=True)
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(error))
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)

@@ -16,6 +16,7 @@ from newsletter.dispatch.deliver import Pipeline
 from newsletter.errors import NewsletterError
 from newsletter.relevance.select import edition_for
 from newsletter.store.catalog import count_papers
+from newsletter.store.returns import returns_by_edition
 from newsletter.store.schema import utcnow
 from newsletter.store.subscribers import load_subscribers
 
@@ -56,7 +57,8 @@ def preview(
 
 @friendly
 def status() -> None:
-    """Show each edition's deliveries by state, and what failed or needs a look."""
+    """Show each edition's deliveries by state, its returns (bounces, complaints, unsubscribe
+    requests, and the addresses they suppressed), and what failed or needs a look."""
     settings, engine = open_database()
     out.print(f"Catalog: {count_papers(engine)} papers. Mail goes to "
               f"{settings.describe_delivery()}.")
@@ -64,6 +66,14 @@ def status() -> None:
     for row in ledger.counts(engine):
         table.add_row(row.edition, row.state, str(row.count))
     out.print(table)
+    returned = returns_by_edition(engine)
+    if returned:
+        table = Table("edition", "hard bounces", "soft bounces", "complaints",
+                      "mailto unsubscribes", "suppressed", title="Returns (newsletter bounces)")
+        for r in returned:
+            table.add_row(r.edition or "(none)", *map(str, (r.hard, r.soft, r.complaints,
+                                                            r.unsubscribes, r.suppressed)))
+        out.print(table)
     entries = ledger.problems(engine)
     if not entries:
         out.print("No failures, retries or uncertain deliveries.")

@@ -63,7 +63,7 @@ def sent_papers(env: dict[str, str]) -> dict[tuple[str, str], set[str]]:
     [], ["send"], ["run"], ["serve"], ["preview"], ["ingest"], ["subscribers"],
     ["subscribers", "check"],
     ["subscribers", "list"], ["recommend"], ["status"], ["worker"], ["db"], ["db", "status"],
-    ["db", "upgrade"], ["check"]])
+    ["db", "upgrade"], ["check"], ["bounces"]])
 def test_every_command_explains_itself_with_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output

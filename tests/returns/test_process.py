@@ -4,8 +4,10 @@ real IMAP server (dovecot) or a Maildir, read by `newsletter bounces`, applied o
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,14 +17,14 @@ from samples import sample
 from smtp_server import SmtpServer
 from sqlalchemy import func, select
 
-from newsletter.compose.tokens import bounce_address
+from newsletter.compose.tokens import bounce_address, sign
+from newsletter.models import Subscriber
 from newsletter.returns.mailboxes import MaildirMailbox
 from newsletter.returns.process import process_returns
 from newsletter.settings import Settings
 from newsletter.store import schema
 from newsletter.store.schema import connect
 from newsletter.store.subscribers import sync_subscribers
-from newsletter.models import Subscriber
 
 SECRET = "test-secret"
 BOUNCES = "bounces@newsletter.test"
@@ -179,3 +181,26 @@ def test_a_wrong_imap_password_stops_with_the_setting_to_change(
 def test_bounces_without_a_mailbox_says_what_to_set(env: dict[str, str]) -> None:
     result = cli(env, "bounces")
     assert result.returncode == 2 and "NEWSLETTER_RETURNS_IMAP_HOST" in result.stderr
+
+
+def test_newsletter_run_reads_the_mailbox_of_returns_on_its_own(
+        env: dict[str, str], tmp_path: Path) -> None:
+    maildir = tmp_path / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        (maildir / sub).mkdir(parents=True)
+    token = sign(SECRET, "unsubscribe", "grace@example.org")
+    (maildir / "new" / "1.unsubscribe").write_bytes(
+        sample("mailto_unsubscribe", RECIPIENT="grace@example.org", TOKEN=token))
+    runner = subprocess.Popen([sys.executable, "-m", "newsletter", "run"],
+                              env={**os.environ, **env, "NEWSLETTER_RETURNS_MAILDIR": str(maildir)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    processed = maildir / ".Processed" / "cur"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (processed.exists() and any(processed.iterdir())):
+            time.sleep(0.2)
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        _, log = runner.communicate(timeout=60)
+    assert statuses(env)["grace@example.org"] == "unsubscribed", log
+    assert "returns: unsubscribe grace@example.org" in log

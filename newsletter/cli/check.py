@@ -10,21 +10,24 @@ from newsletter.cli.common import err, friendly, out, print_findings
 from newsletter.delivery.transport import make_transport
 from newsletter.errors import ConfigError
 from newsletter.preflight import preflight
+from newsletter.returns.mailboxes import open_mailbox
 from newsletter.settings import Settings
 
 
 @friendly
 def check(
-    connect: bool = typer.Option(True, "--connect/--no-connect",
-                                 help="Also log in to the SMTP relay (and the mailbox of returns)."),
+    connect: bool = typer.Option(
+        True, "--connect/--no-connect",
+        help="Also log in to the SMTP relay and to the mailbox of returns."),
 ) -> None:
     """Check the settings before mail goes to real people; exit 1 if `send` would refuse.
 
     Refuses, naming the setting to change: a base URL that is not https or that readers cannot
     reach (localhost), a From, List-Id or other address at a reserved domain (example.org), no
     NEWSLETTER_SECRET_KEY, templates that cannot render, a DKIM key that cannot sign. Warns: a
-    relay without TLS, no DKIM signature from here, no mailbox of returns. `send`, `run` and
-    `worker` run the same checks before their first SMTP message (not for the outbox).
+    relay without TLS, no DKIM signature from here, no mailbox of returns. Then logs in to the
+    relay and opens the mailbox of returns. `send`, `run` and `worker` run the same checks
+    before their first SMTP message (not for the outbox).
     """
     settings = Settings()
     findings = preflight(settings)
@@ -51,7 +54,12 @@ def _connect(settings: Settings) -> None:
 
     try:
         asyncio.run(smtp())
+        out.print(f"Logged in to {settings.describe_delivery()}.", highlight=False)
+        mailbox = open_mailbox(settings)
+        if mailbox is not None:
+            with mailbox:
+                out.print(f"Opened the mailbox of returns, {mailbox.describe()}.",
+                          highlight=False)
     except ConfigError as exc:
-        err.print(f"[red]refused[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"refused {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    out.print(f"Logged in to {settings.describe_delivery()}.", highlight=False)

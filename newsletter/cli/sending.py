@@ -141,6 +141,8 @@ def worker(
     quiet: bool = typer.Option(False, "--quiet", help="Print failures only."),
     now: Optional[str] = typer.Option(None, "--now", hidden=True,
                                       help="Compose as of this ISO time (set by `send`)."),
+    checked: bool = typer.Option(False, "--checked", hidden=True,
+                                 help="The settings passed the preflight (set by `send`)."),
 ) -> None:
     """Send queued digests: claim pending deliveries in batches, send them, record each.
 
@@ -151,7 +153,8 @@ def worker(
     exits.
     """
     settings, engine = open_database()
-    preflight_for_smtp(settings, quiet=quiet)
+    if not checked:  # a helper of `send` starts right away: its parent checked these
+        preflight_for_smtp(settings, quiet=quiet)
     if not quiet:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                             datefmt="%Y-%m-%d %H:%M:%S")

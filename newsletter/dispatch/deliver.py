@@ -18,8 +18,8 @@ from typing import Callable, Collection
 from sqlalchemy import Engine
 
 from newsletter.compose.message import Letterhead, Returns
-from newsletter.compose.signing import DkimSigner
 from newsletter.compose.render import Renderer
+from newsletter.compose.signing import DkimSigner
 from newsletter.compose.tokens import click_url, links_for
 from newsletter.delivery.faults import backoff, classify
 from newsletter.delivery.throttle import Breaker, TokenBucket

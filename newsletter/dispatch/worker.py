@@ -176,7 +176,8 @@ def spawn(settings: Settings, count: int, now: datetime | None) -> list[subproce
     """Helper processes for this run (one per spare core): the same settings and clock,
     draining the same queue; each prints its own failures."""
     env = {**os.environ, **settings.as_environment()}
-    command = [sys.executable, "-m", "newsletter", "worker", "--drain", "--quiet"]
+    # --checked: `send` ran the preflight on these very settings already
+    command = [sys.executable, "-m", "newsletter", "worker", "--drain", "--quiet", "--checked"]
     if now is not None:
         command += ["--now", now.isoformat()]
     return [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)

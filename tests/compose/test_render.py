@@ -12,7 +12,7 @@ from paths import EXPECTED, TEMPLATES
 from premailer import Premailer
 
 from newsletter.compose import inline, paperview, render, tokens
-from newsletter.compose.inline import PREMAILER_OPTIONS, flatten_includes, inline_css
+from newsletter.compose.inline import PREMAILER_OPTIONS, inline_css
 from newsletter.compose.message import build_message
 from newsletter.compose.render import Renderer
 from newsletter.compose.tokens import links_for

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import random
 import re
-from dataclasses import replace
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path

@@ -178,6 +178,16 @@ def test_a_wrong_imap_password_stops_with_the_setting_to_change(
     assert "wrong" not in result.stderr.replace("NEWSLETTER_RETURNS_IMAP", "")
 
 
+def test_check_opens_the_mailbox_of_returns(env: dict[str, str], smtp_server: SmtpServer,
+                                           imap_server: ImapServer) -> None:
+    good = cli({**env, **smtp_server.env(), **imap_server.env()}, "check")
+    assert good.returncode == 0, good.stderr
+    assert "Opened the mailbox of returns, IMAP returns@127.0.0.1" in good.stdout
+    bad = cli({**env, **smtp_server.env(), **imap_server.env(),
+               "NEWSLETTER_RETURNS_IMAP_FOLDER": "Nowhere"}, "check")
+    assert bad.returncode == 1 and "NEWSLETTER_RETURNS_IMAP_FOLDER" in bad.stderr
+
+
 def test_bounces_without_a_mailbox_says_what_to_set(env: dict[str, str]) -> None:
     result = cli(env, "bounces")
     assert result.returncode == 2 and "NEWSLETTER_RETURNS_IMAP_HOST" in result.stderr

@@ -18,6 +18,7 @@ import jinja2
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.compose.message import make_address
+from newsletter.dispatch.deliver import returns_of
 from newsletter.models import Outgoing
 from newsletter.settings import Settings
 
@@ -93,7 +94,14 @@ def _message(settings: Settings, env: jinja2.Environment, name: str, email: str,
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to this, please
     msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    if settings.reply_to:
+        msg["Reply-To"] = make_address("Reply-To", "", settings.reply_to)
     for part in msg.iter_parts():
         del part["MIME-Version"]
-    return Outgoing(message_id=message_id, sender=sender.addr_spec,
-                    recipient=recipient.addr_spec, data=msg.as_bytes(), edition="signup")
+    # signed and bounced like a digest, so DMARC passes for these too; no VERP: not a subscriber
+    returns = returns_of(settings, "", now)
+    data = msg.as_bytes()
+    if returns.signer is not None:
+        data = returns.signer.sign(data) + data
+    return Outgoing(message_id=message_id, sender=settings.bounce_address or sender.addr_spec,
+                    recipient=recipient.addr_spec, data=data, edition="signup")

@@ -202,3 +202,21 @@ def test_signing_only_adds_the_header(key) -> None:
     assert head.count(b"DKIM-Signature:") == 1
     assert all(len(line) <= 78 for line in signed.data.split(b"\r\n")[:12])
     assert len(signed.data) - len(plain.data) < 800  # the header; boundaries vary a little
+
+
+def test_a_sign_up_confirmation_is_signed_and_bounces_like_a_digest(tmp_path: Path, key) -> None:
+    from paths import TEMPLATES
+
+    from newsletter.settings import Settings
+    from newsletter.signup import confirmation_message
+    from newsletter.web.state import page_environment
+
+    (tmp_path / "dkim.pem").write_bytes(pem(key))
+    settings = Settings(from_address="papers@example.org", dkim_key_file=tmp_path / "dkim.pem",
+                        dkim_selector="mail2026", bounce_address="bounces@example.org",
+                        reply_to="editors@example.org", templates_dir=TEMPLATES)
+    out = confirmation_message(settings, page_environment(TEMPLATES), email="new@reader.test",
+                               topics=["GNN"], confirm_url="https://x.test/confirm/t", now=NOW)
+    assert verify(out.data, key)
+    assert out.sender == "bounces@example.org"
+    assert message_from_bytes(out.data)["Reply-To"] == "editors@example.org"

@@ -132,18 +132,23 @@ def _templates(settings: Settings) -> list[Finding]:
     return []
 
 
+_NAMED = ("NEWSLETTER_REPLY_TO", "NEWSLETTER_BOUNCE_ADDRESS", "NEWSLETTER_FEEDBACK_ID")
+
+
 def _signing(settings: Settings) -> list[Finding]:
+    """What a run's headers and signer (``returns_of``) refuse; DKIM missing or misaligned."""
     from newsletter.dispatch.deliver import returns_of
 
+    try:
+        returns_of(settings, "preflight", datetime.now(UTC))
+    except ConfigError as exc:
+        named = next((n for n in _NAMED if str(exc).startswith(n)), "NEWSLETTER_DKIM_KEY_FILE")
+        return [Finding("refuse", named, str(exc).removeprefix(f"{named}: "))]
     if not settings.dkim_key_file:
         return [Finding("warn", "NEWSLETTER_DKIM_KEY_FILE",
                         "not set: digests leave unsigned; Gmail and Yahoo require DKIM from "
                         "bulk senders, so make sure the relay signs for "
                         f"{settings.domain} (README: DNS)")]
-    try:
-        returns_of(settings, "preflight", datetime.now(UTC))
-    except ConfigError as exc:
-        return [Finding("refuse", "NEWSLETTER_DKIM_KEY_FILE", str(exc))]
     signing, sender = settings.dkim_signing_domain.lower(), settings.domain.lower()
     if sender != signing and not sender.endswith("." + signing):
         return [Finding("warn", "NEWSLETTER_DKIM_DOMAIN",

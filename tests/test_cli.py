@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Callable
 
 import pytest
+from commands import clean_env, cli
 from smtp_server import READY, Rule, SmtpServer
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -27,19 +25,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """A clean working folder: its own database and outbox, the shipped subscribers and seeds."""
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("NEWSLETTER_") and name != "NEWSLETTER_SEMANTIC":
-            monkeypatch.delenv(name)
-    return {"NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path / 'n.db'}",
-            "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"),
-            "NEWSLETTER_SECRET_KEY": "test-secret"}
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "newsletter", *args], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=120)
+    return clean_env(tmp_path, monkeypatch)
 
 
 def invoke(env: dict[str, str], *args: str):  # type: ignore[no-untyped-def]

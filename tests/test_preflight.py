@@ -80,6 +80,15 @@ def test_a_relay_without_tls_is_a_warning_unless_it_is_on_this_machine() -> None
     assert findings(smtp_validate_certs=False)["NEWSLETTER_SMTP_VALIDATE_CERTS"] == "warn"
 
 
+@pytest.mark.parametrize(("setting", "value"), [
+    ("reply_to", "not an address"), ("bounce_address", "bounces@"),
+    ("feedback_id", "a\nBcc: x"), ("feedback_id", "two words"),
+])
+def test_an_address_or_header_value_that_cannot_be_used_is_refused(setting: str,
+                                                                   value: str) -> None:
+    assert findings(**{setting: value})[f"NEWSLETTER_{setting.upper()}"] == "refuse"
+
+
 def test_no_mailbox_of_returns_is_a_warning() -> None:
     assert findings(returns_maildir=None)["NEWSLETTER_RETURNS_IMAP_HOST"] == "warn"
 

@@ -17,7 +17,7 @@ from typing import Callable, Collection
 
 from sqlalchemy import Engine
 
-from newsletter.compose.message import Letterhead, Returns
+from newsletter.compose.message import Letterhead, Returns, make_address
 from newsletter.compose.render import Renderer
 from newsletter.compose.signing import DkimSigner
 from newsletter.compose.tokens import click_url, links_for
@@ -95,7 +95,19 @@ class Pipeline:
 
 
 def returns_of(settings: Settings, secret: str, now: datetime) -> Returns:
-    """The headers and envelope that route what comes back, and the DKIM signer, once a run."""
+    """The headers and envelope that route what comes back, and the DKIM signer, once a run;
+    ConfigError naming the setting when one cannot be used."""
+    for setting, value in (("NEWSLETTER_REPLY_TO", settings.reply_to),
+                           ("NEWSLETTER_BOUNCE_ADDRESS", settings.bounce_address)):
+        try:
+            if value:
+                make_address(setting, "", value)
+        except ValueError as exc:
+            raise ConfigError(f"{setting}: {exc}") from None
+    if settings.feedback_id and not settings.feedback_id.replace("-", "").replace(
+            ".", "").replace("_", "").isalnum():
+        raise ConfigError(f"NEWSLETTER_FEEDBACK_ID {settings.feedback_id!r}: use letters, "
+                          "digits, '.', '-' and '_' only (it goes into a header)")
     signer = None
     if settings.dkim_key_file:
         if not settings.dkim_selector:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from commands import clean_env, cli
 from imap_server import ImapServer
 from samples import sample
 from smtp_server import SmtpServer
@@ -32,19 +33,9 @@ BOUNCES = "bounces@newsletter.test"
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("NEWSLETTER_") and name != "NEWSLETTER_SEMANTIC":
-            monkeypatch.delenv(name)
-    return {"NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path / 'n.db'}",
-            "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"),
-            "NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_BOUNCE_ADDRESS": BOUNCES,
+    return {**clean_env(tmp_path, monkeypatch), "NEWSLETTER_SECRET_KEY": SECRET,
+            "NEWSLETTER_BOUNCE_ADDRESS": BOUNCES,
             "NEWSLETTER_UNSUBSCRIBE_MAILTO": "unsubscribe@newsletter.test"}
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "newsletter", *args], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=120)
 
 
 def statuses(env: dict[str, str]) -> dict[str, str]:

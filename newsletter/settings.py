@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # installed ("auto"), or never ("off").
     semantic: Literal["auto", "off"] = "auto"
 
+    # Over SMTP, settings that would mail everyone a broken digest stop the run ("refuse"), or
+    # are printed and the run goes on ("warn": a test relay on purpose, e.g. a local catcher).
+    preflight: Literal["refuse", "warn"] = "refuse"
+
     from_address: str = "papers@example.org"
     from_name: str = "Trending Papers"
     base_url: str = "http://localhost:8000"

@@ -302,3 +302,12 @@ def test_check_reports_a_relay_that_refuses_the_login(
     result = cli({**env, **server.env(password="wrong")}, "check")
     assert result.returncode == 1
     assert "NEWSLETTER_SMTP_USERNAME" in result.stderr
+
+
+def test_preflight_warn_sends_to_a_test_relay_on_purpose_and_says_so(
+        env: dict[str, str], smtp_server: SmtpServer) -> None:
+    result = cli({**env, **smtp_server.env(), "NEWSLETTER_BASE_URL": "http://localhost:8000",
+                  "NEWSLETTER_PREFLIGHT": "warn"}, "send")
+    assert result.returncode == 0, result.stderr
+    assert "refused NEWSLETTER_BASE_URL" in result.stderr and "sending anyway" in result.stderr
+    assert smtp_server.messages

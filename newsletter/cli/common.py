@@ -81,12 +81,15 @@ def print_findings(findings: list[Finding]) -> None:
 def preflight_for_smtp(settings: Settings, dry_run: bool = False, quiet: bool = False) -> None:
     """Before the first SMTP message: refuse (ConfigError, exit 2) on settings that would send
     every reader a broken digest; print the warnings unless ``quiet``. The outbox needs none of
-    it. A dry run prints what a real run would refuse, and goes on."""
+    it. A dry run, or NEWSLETTER_PREFLIGHT=warn, prints what would be refused and goes on."""
     if not settings.smtp_host:
         return
-    findings = preflight(settings) if dry_run else require_ready(settings)
+    lenient = dry_run or settings.preflight == "warn"
+    findings = preflight(settings) if lenient else require_ready(settings)
     if not quiet:
         print_findings(findings)
+        if not dry_run and any(f.level == "refuse" for f in findings):
+            err.print("NEWSLETTER_PREFLIGHT=warn: sending anyway.", highlight=False)
 
 
 def warn(problems: list[Any]) -> None:

@@ -88,12 +88,16 @@ def copy_of_the_migrations(tmp_path: Path) -> Path:
     return scripts
 
 
-def add_migration(scripts: Path, body: str) -> None:
-    """Migration 0005 in a copy of the migrations, ``body`` its upgrade()."""
+def add_migration(scripts: Path, body: str) -> str:
+    """The next migration after the newest, in a copy of the migrations, ``body`` its
+    upgrade(); its revision."""
+    newest = int(migrate.head())
+    revision, down = f"{newest + 1:04d}", f"{newest:04d}"
     source = ('"""A test migration."""\nimport sqlalchemy as sa\nfrom alembic import op\n\n'
-              'revision = "0005"\ndown_revision = "0004"\n\n\ndef upgrade():\n')
+              f'revision = "{revision}"\ndown_revision = "{down}"\n\n\ndef upgrade():\n')
     body = textwrap.indent(textwrap.dedent(body).strip("\n"), "    ")
-    (scripts / "versions" / "0005_test.py").write_text(source + body + "\n")
+    (scripts / "versions" / f"{revision}_test.py").write_text(source + body + "\n")
+    return revision
 
 
 def _row(table: Table, k: int) -> dict[str, Any]:

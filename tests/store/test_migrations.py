@@ -3,6 +3,7 @@ equal to the models, and the commands refuse to start on it until it has been up
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from collections.abc import Callable
@@ -114,15 +115,16 @@ def test_an_older_revision_is_refused_and_db_status_lists_what_upgrade_runs(
         connect(database_url)
     status = runner.invoke(app, ["db", "status"], env=cli_env)
     assert status.exit_code == 1, status.output
-    assert "schema 0002; `newsletter db upgrade` runs 2 migrations" in status.output
+    after = int(migrate.head()) - 2  # 0003, 0004, ... up to the newest
+    assert f"schema 0002; `newsletter db upgrade` runs {after} migrations" in status.output
     assert "\n  0003  Self-service" in status.output and "\n  0004  Deliveries" in status.output
 
     upgrade = runner.invoke(app, ["db", "upgrade"], env=cli_env)
     assert upgrade.exit_code == 0, upgrade.output
-    assert "upgraded from schema 0002 to 0004" in upgrade.output
+    assert f"upgraded from schema 0002 to {migrate.head()}" in upgrade.output
     assert differences(engine) == []
     status = runner.invoke(app, ["db", "status"], env=cli_env)
-    assert status.exit_code == 0 and "schema 0004, up to date" in status.output
+    assert status.exit_code == 0 and f"schema {migrate.head()}, up to date" in status.output
     engine.dispose()
 
 
@@ -166,4 +168,49 @@ def test_processes_opening_a_new_database_at_the_same_moment_all_get_it(
     engine = open_engine(database_url)
     assert revision(engine) == [migrate.head()]
     assert differences(engine) == []
+    engine.dispose()
+
+
+def test_0005_forgets_the_publication_dates_saved_pages_gave_and_ingest_restores_stated_ones(
+        database_url: str) -> None:
+    from datetime import UTC, date, datetime
+
+    from paths import SEEDS
+
+    from newsletter.catalog.ingest import ingest
+    from newsletter.store.catalog import load_papers
+
+    engine = open_engine(database_url)
+    migrate.upgrade(engine, metadata, "0004")
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+    stored = [  # as the old parser stored them: a page's "Mar 11" became 11 Mar 2026
+        ("efficient-global", "Efficient Global Optimization of Two-layer ReLU Networks: "
+         "Quadratic-time Algorithms and Adversarial Training", ["seeds/000_573b65b225b1358c.txt"],
+         date(2026, 3, 11)),
+        ("a-study", "A Study of Bayesian Neural Network Surrogates for Bayesian Optimization",
+         ["seeds/002_9035318331f7238d.txt"], date(2026, 10, 30)),
+        ("2403.01234", "Seen on a page and in the HF API",
+         ["seeds/000_573b65b225b1358c.txt", "https://huggingface.co/api/daily_papers"],
+         date(2024, 3, 2)),
+    ]
+    with engine.begin() as conn:
+        for pid, title, sources, published in stored:
+            conn.execute(text(
+                "INSERT INTO papers (id, title, title_key, abstract, authors, links, sources, "
+                "published, first_seen_at, updated_at) VALUES (:id, :title, :key, '', '[]', "
+                "'[]', :sources, :published, :now, :now)"),
+                {"id": pid, "title": title, "key": pid, "sources": json.dumps(sources),
+                 "published": published, "now": now})
+    migrate.upgrade(engine, metadata)
+    engine.dispose()
+
+    engine = connect(database_url)
+    published = {p.id: p.published for p in load_papers(engine)}
+    assert published == {"efficient-global": None, "a-study": None,
+                         "2403.01234": date(2024, 3, 2)}  # seen elsewhere too: kept
+    ingest(engine, [SEEDS / "002_9035318331f7238d.txt"], now)
+    paper = next(p for p in load_papers(engine) if p.id == "a-study")
+    assert paper.published == date(2023, 5, 31)  # the entry's own "May 31, 2023"
+    assert (paper.listed_at, paper.listed_year_inferred) == (datetime(2026, 10, 30, tzinfo=UTC),
+                                                             True)
     engine.dispose()

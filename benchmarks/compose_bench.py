@@ -94,9 +94,9 @@ def bench_render(digests: list[Digest], links: list[Any], repeat: int, templates
     out: list[RenderedDigest] = []
     renderers: list[Renderer] = []
     tracked: list[Callable[[Paper], str] | None] = [
-        (lambda paper, n=n: click_url("bench-secret", "https://papers.bench.example.org", n,
-                                      paper.id)) if tracking else None
-        for n in range(len(digests))]
+        (lambda paper, d=d: click_url("bench-secret", "https://papers.bench.example.org",
+                                      d.subscriber, paper.id)) if tracking else None
+        for d in digests]
 
     def run() -> int:
         renderer = renderers.pop()
@@ -217,9 +217,9 @@ def main() -> None:
     from newsletter.compose.tokens import links_for
     package = Path(newsletter.__file__).resolve().parent
     digests = make_digests(args.digests, args.pool, args.seed)
-    links = [links_for(d.subscriber.email, secret="bench-secret",
+    links = [links_for(d.subscriber, secret="bench-secret",
                        base_url="https://papers.bench.example.org",
-                       mailto="unsubscribe@bench.example.org", now=NOW) for d in digests]
+                       mailto="unsubscribe@bench.example.org") for d in digests]
     print(f"package {package}; {len(digests):,} digests, "
           f"{statistics.mean(len(d.items) for d in digests):.1f} papers each from a pool of "
           f"{args.pool}; load average {os.getloadavg()[0]:.1f}")

@@ -349,7 +349,7 @@ def run_naive(args: argparse.Namespace) -> dict[str, Any]:
             empty += 1
             continue
         w, c = time.perf_counter(), time.thread_time()
-        links = pipeline.links(sub.email)
+        links = pipeline.links(sub)
         context = pipeline.renderer.context(digest, links)
         html = template.render(context)
         stages.add("render (Jinja)", time.perf_counter() - w, time.thread_time() - c)

@@ -246,7 +246,7 @@ def synth_subscribers(count: int, rng: random.Random, topics: Sequence[str] = TO
             max_papers=rng.choices((5, 8, 10, 12), (0.15, 0.2, 0.55, 0.1))[0],
             frequency="weekly" if weekly else "daily", weekday=rng.randrange(7) if weekly else 0,
             timezone=rng.choices(zones, cum_weights=zone_cum)[0],
-            origin=f"synthetic:{n}",
+            origin=f"synthetic:{n}", link_id=f"b{n:011d}", link_key=f"bench-key-{n}",
         ))
     return subs
 

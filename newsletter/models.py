@@ -83,6 +83,10 @@ class Subscriber:
     status: SubscriberStatus = "active"
     id: int | None = None  # database id, once stored
     origin: str = ""  # "subscribers/team.toml:12", or "web"
+    # What the links in this person's emails are made from (compose/tokens.py); set once
+    # stored. The key is a secret: kept out of repr, so it cannot reach a log by accident.
+    link_id: str = ""
+    link_key: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)

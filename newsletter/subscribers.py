@@ -17,6 +17,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from newsletter.models import Problem, Subscriber
+from newsletter.safetext import MAX_NAME_CHARS, MAX_TOPIC_CHARS, TextError, clean_line
 
 HEADER = re.compile(r"^\s*\[\[\s*subscriber\s*\]\]\s*(#.*)?$")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -48,17 +49,23 @@ class Entry(BaseModel):
     @field_validator("name")
     @classmethod
     def _one_line(cls, value: str) -> str:
-        # A newline in a name could smuggle a header into the message: refuse it here.
-        if any(ch in value for ch in "\r\n\x00") or len(value) > 100:
-            raise ValueError("name must be a single line of at most 100 characters")
-        return value
+        # A line break in a name could smuggle a header into the message: refused here, by the
+        # same rules the forms and the header builder use (newsletter/safetext.py).
+        try:
+            return clean_line(value, max_chars=MAX_NAME_CHARS)
+        except TextError as exc:
+            raise ValueError(f"name {exc}") from None
 
     @field_validator("topics", "exclude")
     @classmethod
     def _clean_topics(cls, value: list[str]) -> list[str]:
-        topics = [" ".join(topic.split()) for topic in value]
-        if any(not topic or len(topic) > 80 for topic in topics):
-            raise ValueError("each topic must be 1 to 80 characters")
+        try:
+            topics = [clean_line(topic, max_chars=MAX_TOPIC_CHARS, multiline=True)
+                      for topic in value]
+        except TextError as exc:
+            raise ValueError(f"a topic {exc}") from None
+        if any(not topic for topic in topics):
+            raise ValueError(f"each topic must be 1 to {MAX_TOPIC_CHARS} characters")
         return list(dict.fromkeys(topics))
 
     @field_validator("timezone")

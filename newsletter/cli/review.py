@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import webbrowser
 from pathlib import Path
@@ -108,7 +109,9 @@ def serve(
     settings, engine = open_database()
     err.print(f"Serving on http://{host}:{port} (links point to {settings.base_url}); "
               f"mail goes to {settings.describe_delivery()}. Ctrl-C stops.")
-    # No access log: its lines would hold the signed links, each one a key to someone's
-    # subscription, in a file that is kept, copied and shared.
+    # No uvicorn access log: its lines would hold the links, each one a key to someone's
+    # subscription, in a file that is kept, copied and shared. The app logs each request by
+    # its route's pattern instead (newsletter.web.access).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     uvicorn.run(create_app(settings, engine), host=host, port=port, proxy_headers=True,
                 server_header=False, access_log=False, log_level="info")

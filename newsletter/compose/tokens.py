@@ -1,126 +1,150 @@
-"""Signed tokens for the links in every email (unsubscribe, preferences, sign-up confirmation).
+"""The tokens in our links: opaque, per person, revocable; and one-time random tokens.
 
-A token is the subscriber's email signed with HMAC (itsdangerous), salted with its purpose so a
-preferences token can never unsubscribe anybody. Only a purpose that should expire (``confirm``)
-is stamped with the time it was made, checked with ``max_age``; the links printed in digests
-carry no time, so they work for as long as the email is kept, and the same digest renders to
-the same bytes whenever it is composed (``preview`` shows exactly what ``send`` sends). No database row is
-needed to check a link, and itsdangerous compares signatures in constant time.
+**Subscriber links** (unsubscribe, preferences, tracked paper clicks, and whatever purpose comes
+next): ``<link_id>.<mac>``, or ``<link_id>.<item>.<mac>`` for a purpose about one thing (a
+paper). ``link_id`` is a random handle stored with the subscriber (no address, no database id);
+``item`` is the paper id in URL-safe base64; ``mac`` is the first 128 bits of
+
+    HMAC-SHA256(server secret, "newsletter-link-v2" | purpose | link_id | link_key | item)
+
+where ``link_key`` is a random key stored with the subscriber and loaded with them, so making a
+link costs one HMAC and no database write. A link therefore names nobody, is good for one
+purpose only, cannot be made without both the server's secret and the person's key, and dies
+when the person's key is replaced ("sign out every link"). The key replaced is kept for a while
+and still opens the purposes whose ``grace`` says so: unsubscribe links keep working 90 days
+(mailbox providers retry the one-click POST long after delivery). No timestamp is in a link, so
+the same digest renders to the same bytes whenever it is composed (``preview`` == ``send``).
+
+A new purpose is one line in ``PURPOSES`` (and a route): e.g. ``Purpose("more", item=True)``.
+
+**One-time tokens** (sign-up confirmation, the operator's session cookie): 256 random bits,
+stored only as their SHA-256, so the database holding them cannot be used to make a working link.
 """
 
 from __future__ import annotations
 
-import functools
+import base64
+import binascii
 import hashlib
 import hmac
 import re
-import time
-from datetime import datetime
-from typing import Any
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Literal
 from urllib.parse import quote
 
-from itsdangerous import (
-    BadData,
-    SignatureExpired,
-    TimestampSigner,
-    URLSafeSerializer,
-    URLSafeTimedSerializer,
-)
+from itsdangerous import BadData, URLSafeSerializer
 
-from newsletter.errors import ConfigError, InvalidToken
-from newsletter.models import SubscriberLinks
+from newsletter.errors import ConfigError
+from newsletter.models import Subscriber, SubscriberLinks
 
-PURPOSES = frozenset({"unsubscribe", "preferences", "confirm"})
-EXPIRING = frozenset({"confirm"})
-# Real tokens are ~100 characters; refusing giant ones keeps hostile input cheap to reject.
-MAX_TOKEN_LENGTH = 1000
+UNSUBSCRIBE_GRACE = timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class Purpose:
+    name: str
+    grace: timedelta = timedelta(0)  # how long a replaced key still opens links of this purpose
+    item: bool = False  # the link is about one thing too (a paper id)
+
+
+PURPOSES = {p.name: p for p in (
+    Purpose("unsubscribe", grace=UNSUBSCRIBE_GRACE),
+    Purpose("preferences"),
+    # Only counts a click and redirects to the catalog's URL for the paper: an old email's
+    # paper links keep working as long as its unsubscribe link does.
+    Purpose("click", grace=UNSUBSCRIBE_GRACE, item=True),
+)}
+MAX_TOKEN_LENGTH = 600  # real ones are ~35 characters (+ the paper id): refuse giant ones cheaply
+MAC_BYTES = 16
+_PART = re.compile(r"[A-Za-z0-9_-]{1,400}")
 # RFC 6068 lets these stand unescaped in a mailto: address ("," would start a second address).
 _MAILTO_SAFE = "@!$'()*+;:"
 
 
-class _ClockSigner(TimestampSigner):
-    """A TimestampSigner whose clock can be pinned, so tests and previews get stable tokens."""
+@dataclass(frozen=True)
+class Parsed:
+    """A token's parts, read without any key: nothing here is trusted until ``check`` says so."""
 
-    def __init__(self, *args: Any, clock: int | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._clock = clock
-
-    def get_timestamp(self) -> int:
-        return int(time.time()) if self._clock is None else self._clock
+    link_id: str
+    item: str | None
+    mac: str
 
 
-def _serializer(secret: str | bytes, purpose: str,
-                now: datetime | None) -> URLSafeSerializer | URLSafeTimedSerializer:
+@lru_cache(maxsize=8)
+def _keyed(secret: str) -> hmac.HMAC:
     if not secret:
-        raise ConfigError("the secret key is empty: set NEWSLETTER_SECRET_KEY to a long random string")
+        raise ConfigError("the secret key is empty: set NEWSLETTER_SECRET_KEY to a long random "
+                          "string")
+    return hmac.new(secret.encode(), digestmod=hashlib.sha256)
+
+
+def _mac(secret: str, purpose: str, link_id: str, link_key: str, item: str | None) -> str:
     if purpose not in PURPOSES:
-        raise ValueError(f"unknown token purpose {purpose!r}; expected one of {sorted(PURPOSES)}")
-    if purpose not in EXPIRING:
-        return _lasting_serializer(secret, purpose)
-    clock = None if now is None else int(now.timestamp())
-    return URLSafeTimedSerializer(
-        secret,
-        salt=f"newsletter/{purpose}",
-        signer=_ClockSigner,
-        signer_kwargs={"clock": clock},
-    )
+        raise ValueError(f"unknown link purpose {purpose!r}; expected one of {sorted(PURPOSES)}")
+    mac = _keyed(secret).copy()  # the secret's key schedule, computed once
+    mac.update(b"\0".join((b"newsletter-link-v2", purpose.encode(), link_id.encode(),
+                           link_key.encode(), (item or "").encode())))
+    return base64.urlsafe_b64encode(mac.digest()[:MAC_BYTES]).rstrip(b"=").decode()
 
 
-@functools.lru_cache(maxsize=16)
-def _lasting_serializer(secret: str | bytes, purpose: str) -> URLSafeSerializer:
-    """One per key and purpose: a run signs two links for every subscriber."""
-    return URLSafeSerializer(secret, salt=f"newsletter/{purpose}")
+def make(secret: str, purpose: str, link_id: str, link_key: str, item: str | None = None) -> str:
+    """The token of one link; ``item`` for purposes about one thing (a paper id)."""
+    if not link_id or not link_key:
+        raise ValueError("a link needs the subscriber's link_id and link_key: store the "
+                         "subscriber first")
+    if PURPOSES.get(purpose, Purpose(purpose)).item != (item is not None):
+        raise ValueError(f"{purpose} links {'need' if item is None else 'take no'} item")
+    mac = _mac(secret, purpose, link_id, link_key, item)
+    if item is None:
+        return f"{link_id}.{mac}"
+    encoded = base64.urlsafe_b64encode(item.encode()).rstrip(b"=").decode()
+    return f"{link_id}.{encoded}.{mac}"
 
 
-def sign(secret: str | bytes, purpose: str, email: str, *, now: datetime | None = None) -> str:
-    """A URL-safe token that proves ``email`` was given ``purpose`` by whoever holds ``secret``.
-
-    ``now`` pins the issue time (tests, reproducible previews); it defaults to the clock.
-    """
-    return _serializer(secret, purpose, now).dumps(email)
-
-
-def verify(
-    secret: str | bytes,
-    purpose: str,
-    token: str,
-    max_age: float | None = None,
-    *,
-    now: datetime | None = None,
-) -> str:
-    """The email inside ``token``; raises InvalidToken when it is forged, tampered with, made for
-    another purpose or older than ``max_age`` seconds (``None``: never expires)."""
-    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
-        raise InvalidToken("the link is malformed: ask for a new one")
-    serializer = _serializer(secret, purpose, now)
-    try:
-        if isinstance(serializer, URLSafeTimedSerializer):
-            email = serializer.loads(token, max_age=max_age)
-        else:
-            email = serializer.loads(token)
-    except SignatureExpired as exc:
-        raise InvalidToken(f"the {purpose} link has expired: ask for a new one") from exc
-    except BadData as exc:
-        raise InvalidToken(f"the {purpose} link is not valid (changed or not ours)") from exc
-    if not isinstance(email, str) or "@" not in email:
-        # Only reachable with the right secret, i.e. a token signed by some other code path.
-        raise InvalidToken(f"the {purpose} link does not carry an email address")
-    return email
+def parse(token: str, purpose: str) -> Parsed | None:
+    """The parts of a well-formed token for ``purpose``; None for anything else."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    parts = token.split(".")
+    wanted = 3 if PURPOSES[purpose].item else 2
+    if len(parts) != wanted or not all(_PART.fullmatch(part) for part in parts):
+        return None
+    item = None
+    if wanted == 3:
+        try:
+            item = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)).decode()
+        except (binascii.Error, ValueError):
+            return None
+    return Parsed(parts[0], item, parts[-1])
 
 
-def links_for(
-    email: str,
-    *,
-    secret: str | bytes,
-    base_url: str,
-    mailto: str,
-    now: datetime | None = None,
-) -> SubscriberLinks:
-    """The signed per-subscriber links that the footer and the List-Unsubscribe header use."""
+Verdict = Literal["current", "retired"]
+
+
+def check(secret: str, purpose: str, parsed: Parsed, link_key: str,
+          retired: tuple[tuple[str, datetime], ...], now: datetime) -> Verdict | None:
+    """"current": made with the person's key; "retired": with a key replaced less than the
+    purpose's grace ago; None: not a link of ours for this purpose. Constant-time compares."""
+    expected = _mac(secret, purpose, parsed.link_id, link_key, parsed.item)
+    if hmac.compare_digest(expected, parsed.mac):
+        return "current"
+    grace = PURPOSES[purpose].grace
+    for key, when in retired:
+        if now - when < grace and hmac.compare_digest(
+                _mac(secret, purpose, parsed.link_id, key, parsed.item), parsed.mac):
+            return "retired"
+    return None
+
+
+def links_for(subscriber: Subscriber, *, secret: str, base_url: str,
+              mailto: str) -> SubscriberLinks:
+    """The per-subscriber links that the footer and the List-Unsubscribe header use."""
     base = base_url.rstrip("/")
-    # Tokens are URL-safe base64 with "." between parts: nothing to escape in a path.
-    unsubscribe = sign(secret, "unsubscribe", email, now=now)
-    preferences = sign(secret, "preferences", email, now=now)
+    unsubscribe = make(secret, "unsubscribe", subscriber.link_id, subscriber.link_key)
+    preferences = make(secret, "preferences", subscriber.link_id, subscriber.link_key)
     subject = quote(f"unsubscribe {unsubscribe}", safe="")
     return SubscriberLinks(
         unsubscribe_url=f"{base}/unsubscribe/{unsubscribe}",
@@ -129,28 +153,39 @@ def links_for(
     )
 
 
-CLICK_SALT = "newsletter/click"
-
-
-def click_url(secret: str, base_url: str, subscriber_id: int, paper_id: str) -> str:
+def click_url(secret: str, base_url: str, subscriber: Subscriber, paper_id: str) -> str:
     """The tracked link of one paper in one reader's digest (``NEWSLETTER_CLICK_TRACKING``).
-    It names the reader and the paper, never a destination: the redirect goes to the paper's
-    own URL from the catalog, so it cannot be turned into an open redirect."""
-    token = URLSafeSerializer(secret, salt=CLICK_SALT).dumps([subscriber_id, paper_id])
+    It names the paper, never a destination: the redirect goes to the paper's own URL from the
+    catalog, so it cannot be turned into an open redirect."""
+    token = make(secret, "click", subscriber.link_id, subscriber.link_key, paper_id)
     return f"{base_url.rstrip('/')}/click/{token}"
 
 
-def read_click_token(secret: str, token: str) -> tuple[int, str] | None:
-    if len(token) > MAX_TOKEN_LENGTH:
+# -- one-time tokens ----------------------------------------------------------------------------
+
+def one_time_token() -> tuple[str, str]:
+    """A new random token and the hash to store instead of it."""
+    token = secrets.token_urlsafe(32)
+    return token, token_hash(token)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+# -- links signed before per-subscriber keys ----------------------------------------------------
+
+def legacy_unsubscribe_address(secret: str, token: str) -> str | None:
+    """The address in an unsubscribe link signed by an older version (the address signed with
+    itsdangerous), which the web app honours for a while after the upgrade (store/schema.py's
+    ``legacy_unsubscribe_until``) so that mail delivered before it can still unsubscribe."""
+    if not isinstance(token, str) or len(token) > 1000:
         return None
     try:
-        value = URLSafeSerializer(secret, salt=CLICK_SALT).loads(token)
+        email = URLSafeSerializer(secret, salt="newsletter/unsubscribe").loads(token)
     except BadData:
         return None
-    if (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)
-            and isinstance(value[1], str)):
-        return value[0], value[1]
-    return None
+    return email if isinstance(email, str) and "@" in email else None
 
 
 # -- VERP: a bounce address per subscriber and edition -----------------------------------------

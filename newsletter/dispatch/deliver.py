@@ -72,15 +72,15 @@ class Pipeline:
         ranker = build_ranker(candidates, engine, semantic=settings.semantic != "off")
         return cls(settings, ranker, renderer, secret, now)
 
-    def links(self, email: str) -> SubscriberLinks:
-        return links_for(email, secret=self.secret, base_url=self.settings.base_url,
+    def links(self, subscriber: Subscriber) -> SubscriberLinks:
+        return links_for(subscriber, secret=self.secret, base_url=self.settings.base_url,
                          mailto=self.settings.unsubscribe_address)
 
     def _tracked(self, subscriber: Subscriber) -> Callable[[Paper], str] | None:
-        if not self.settings.click_tracking or subscriber.id is None:
+        if not self.settings.click_tracking or not subscriber.link_id:
             return None
-        sub_id, secret, base = subscriber.id, self.secret, self.settings.base_url
-        return lambda paper: click_url(secret, base, sub_id, paper.id)
+        secret, base = self.secret, self.settings.base_url
+        return lambda paper: click_url(secret, base, subscriber, paper.id)
 
     def compose(self, subscriber: Subscriber, sent: Collection[str],
                 edition: str) -> Composed | None:
@@ -88,7 +88,7 @@ class Pipeline:
         digest = build_digest(subscriber, self.ranker, sent, edition, self.now)
         if digest is None:
             return None
-        links = self.links(subscriber.email)
+        links = self.links(subscriber)
         # within the byte budget: the digest may come back with fewer papers (those are sent)
         digest, rendered = self.renderer.fit(digest, links, self._tracked(subscriber))
         return Composed(digest, links, rendered, self.letterhead.build(digest, rendered, links))

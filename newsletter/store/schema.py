@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time as time_module
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Sequence
 
 from sqlalchemy import (
@@ -20,6 +20,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -40,6 +41,8 @@ from sqlalchemy.sql.dml import Insert
 from newsletter.store.migrate import ensure_current
 
 metadata = MetaData()
+# How long unsubscribe links from before the upgrade to per-subscriber links keep working.
+LEGACY_UNSUBSCRIBE_GRACE = timedelta(days=90)
 
 papers = Table(
     "papers", metadata,
@@ -95,7 +98,16 @@ subscribers = Table(
     Column("self_managed", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The links in this person's emails (compose/tokens.py): a public random handle, and the
+    # key their signatures are made with. "Sign out every link" replaces the key; the keys it
+    # replaced are kept a while in retired_link_keys ([key, retired at], newest first) so that
+    # unsubscribe links in mail already delivered keep working. Nullable only so that ADD COLUMN
+    # works on an older database; connect() fills them in.
+    Column("link_id", String(16), default=lambda: new_link_id()),
+    Column("link_key", String(44), default=lambda: new_link_key()),
+    Column("retired_link_keys", JSON),
 )
+Index("subscribers_link_id", subscribers.c.link_id, unique=True)
 
 deliveries = Table(
     "deliveries", metadata,
@@ -139,14 +151,29 @@ meta = Table(
 )
 
 
-# Sign-ups waiting for their confirmation link. Kept apart from `subscribers` so that an
-# unconfirmed request never touches a real subscriber's row (nor its "unsubscribed").
-signups = Table(
-    "signups", metadata,
-    Column("email", String(320), primary_key=True),
+# One row per email the sign-up form caused: a confirmation link (its token's hash; the row is
+# the pending sign-up, deleted when confirmed) or an "already subscribed" note (no token). Kept
+# apart from `subscribers` so that an unconfirmed request never touches a real subscriber's row.
+# Each request is its own row, so a second sign-up for the same address cannot change the
+# first; the rows are also what the sign-up limits count (per address, per client, in all).
+signup_requests = Table(
+    "signup_requests", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), unique=True),
+    Column("email", String(320), nullable=False, index=True),
     Column("topics", JSON, nullable=False),
-    Column("requested_at", DateTime(timezone=True), nullable=False),
-    Column("emailed_at", DateTime(timezone=True)),
+    Column("client", String(64), nullable=False, index=True),  # a hash of the client's network
+    Column("requested_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+# The operator's signed-in browsers (/admin): the cookie is a random token, kept here as its
+# hash; signing out deletes the row, so a copied cookie is worthless from then on.
+admin_sessions = Table(
+    "admin_sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("password_hash", String(64), nullable=False),  # a new password ends every session
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
 # One row per reader and paper: a paper's click count grows once per reader, so reloading a
@@ -218,6 +245,21 @@ def open_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def new_link_id() -> str:
+    return secrets.token_urlsafe(9)  # 12 characters, 72 random bits: a handle, not a secret
+
+
+def new_link_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def legacy_unsubscribe_until(engine: Engine) -> datetime | None:
+    """Until when unsubscribe links signed before the upgrade still work (None: never did)."""
+    with engine.connect() as conn:
+        value = conn.scalar(select(meta.c.value).where(meta.c.key == "legacy_unsubscribe_until"))
+    return datetime.fromisoformat(value) if value else None
 
 
 def create_tables(engine: Engine, tables: MetaData) -> None:

@@ -11,9 +11,9 @@ from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.models import Subscriber
-from newsletter.store.schema import as_utc, signups, subscribers, utcnow
+from newsletter.safetext import MAX_NAME_CHARS, MAX_TOPIC_CHARS, repair
+from newsletter.store.schema import new_link_key, subscribers, utcnow
 
-SIGNUP_KEPT_FOR = timedelta(days=30)
 
 
 def _subscriber_row(sub: Subscriber) -> dict[str, Any]:
@@ -26,12 +26,21 @@ def _subscriber_row(sub: Subscriber) -> dict[str, Any]:
 
 
 def _subscriber(row: Any) -> Subscriber:
+    # A row an older version wrote may hold a tab or a control character in a name or topic:
+    # repaired here (as spaces), so that pages, the gallery and `send` all get clean text.
     return Subscriber(
-        id=row.id, email=row.email, name=row.name, topics=tuple(row.topics),
-        exclude=tuple(row.exclude), max_papers=row.max_papers, frequency=row.frequency,
+        id=row.id, email=row.email, name=repair(row.name, MAX_NAME_CHARS),
+        topics=_repaired(row.topics), exclude=_repaired(row.exclude),
+        max_papers=row.max_papers, frequency=row.frequency,
         weekday=row.weekday, send_time=time.fromisoformat(row.send_time),
         timezone=row.timezone, status=row.status, origin=row.origin,
+        link_id=row.link_id or "", link_key=row.link_key or "",
     )
+
+
+def _repaired(topics: Sequence[str]) -> tuple[str, ...]:
+    repaired = (repair(str(topic), MAX_TOPIC_CHARS) for topic in topics)
+    return tuple(dict.fromkeys(topic for topic in repaired if topic))
 
 
 def load_subscribers(engine: Engine, statuses: Iterable[str] | None = ("active",),
@@ -135,63 +144,18 @@ def set_subscriber_status(engine: Engine, email: str, status: str) -> bool:
         return result.rowcount > 0
 
 
+def subscriber_id(engine: Engine, email: str) -> tuple[int, str] | None:
+    """The id and status of the subscriber with this address."""
+    with engine.connect() as conn:
+        row = conn.execute(select(subscribers.c.id, subscribers.c.status)
+                           .where(subscribers.c.email == email.lower())).first()
+    return None if row is None else (row.id, row.status)
+
+
 def subscriber_status(engine: Engine, email: str) -> str | None:
     with engine.connect() as conn:
         return conn.scalar(select(subscribers.c.status)
                            .where(subscribers.c.email == email.lower()))
-
-
-def requested_topics(engine: Engine, email: str) -> list[str] | None:
-    """The topics of the sign-up waiting for this address; None when none waits (used up)."""
-    with engine.connect() as conn:
-        topics = conn.scalar(select(signups.c.topics).where(signups.c.email == email.lower()))
-    return None if topics is None else list(topics)
-
-
-def request_signup(engine: Engine, email: str, topics: Sequence[str], *,
-                   resend_after: timedelta, now: datetime | None = None) -> tuple[str | None, bool]:
-    """Remember a sign-up request (the latest topics win) until it is confirmed.
-
-    Returns the address's current status (None: not a subscriber) and whether an email may
-    go out now: at most one per ``resend_after``, so the form cannot flood a stranger's inbox.
-    """
-    now, email = now or utcnow(), email.lower()
-    with engine.begin() as conn:
-        conn.execute(signups.delete().where(signups.c.requested_at < now - SIGNUP_KEPT_FOR))
-        emailed = conn.execute(select(signups.c.emailed_at)
-                               .where(signups.c.email == email)).first()
-        send = emailed is None or emailed[0] is None or as_utc(emailed[0]) <= now - resend_after
-        values = {"topics": list(topics), "requested_at": now}
-        if send:
-            values["emailed_at"] = now
-        if emailed is None:
-            conn.execute(insert(signups).values(email=email, **values))
-        else:
-            conn.execute(update(signups).where(signups.c.email == email).values(**values))
-        status = conn.scalar(select(subscribers.c.status).where(subscribers.c.email == email))
-    return status, send
-
-
-def confirm_signup(engine: Engine, email: str, now: datetime | None = None) -> Subscriber | None:
-    """Make the address active with the topics it asked for; None when no request waits.
-
-    A returning address keeps its other preferences; it becomes ``origin="web"`` and
-    self-managed, so neither the removal of a file entry nor the entry itself undoes this.
-    """
-    now, email = now or utcnow(), email.lower()
-    with engine.begin() as conn:
-        request = conn.execute(select(signups).where(signups.c.email == email)).first()
-        if request is None:
-            return None
-        values = {"topics": list(request.topics), "status": "active", "origin": "web",
-                  "self_managed": True, "updated_at": now}
-        found = conn.execute(update(subscribers).where(subscribers.c.email == email)
-                             .values(**values))
-        if found.rowcount == 0:
-            fresh = _subscriber_row(Subscriber(email=email, name="", topics=()))
-            conn.execute(insert(subscribers).values({**fresh, **values, "created_at": now}))
-        conn.execute(signups.delete().where(signups.c.email == email))
-    return load_subscribers(engine, statuses=None, email=email)[0]
 
 
 def unsubscribe(engine: Engine, email: str) -> bool:
@@ -217,3 +181,55 @@ def update_preferences(engine: Engine, subscriber: Subscriber) -> bool:
                               .values(**row, self_managed=True, updated_at=utcnow()))
         return result.rowcount > 0
 
+
+
+# -- the keys of each person's links (compose/tokens.py) ---------------------------------------
+
+@dataclass(frozen=True)
+class LinkOwner:
+    """Whose links carry ``link_id``, and the keys their signatures may be made with."""
+
+    subscriber_id: int
+    email: str
+    status: str
+    link_id: str
+    link_key: str
+    retired: tuple[tuple[str, datetime], ...]  # keys replaced by "sign out every link", and when
+
+
+def link_owner(engine: Engine, link_id: str) -> LinkOwner | None:
+    columns = (subscribers.c.id, subscribers.c.email, subscribers.c.status,
+               subscribers.c.link_id, subscribers.c.link_key, subscribers.c.retired_link_keys)
+    with engine.connect() as conn:
+        row = conn.execute(select(*columns).where(subscribers.c.link_id == link_id)).first()
+    if row is None or not row.link_key:
+        return None
+    return LinkOwner(row.id, row.email, row.status, row.link_id, row.link_key,
+                     _retired(row.retired_link_keys))
+
+
+def _retired(value: Any) -> tuple[tuple[str, datetime], ...]:
+    keys = []
+    for item in value or ():
+        try:
+            keys.append((str(item[0]), datetime.fromisoformat(str(item[1]))))
+        except (TypeError, ValueError, IndexError):
+            continue  # a damaged entry opens nothing
+    return tuple(keys)
+
+
+def sign_out_links(engine: Engine, subscriber_id: int, *, keep_for: timedelta,
+                   now: datetime | None = None) -> None:
+    """A new key for every link of this person: what the old links could do stops now, except
+    what ``keep_for`` lets the retired keys still do (tokens.py decides which purposes)."""
+    now = now or utcnow()
+    with engine.begin() as conn:
+        row = conn.execute(select(subscribers.c.link_key, subscribers.c.retired_link_keys)
+                           .where(subscribers.c.id == subscriber_id)).first()
+        if row is None:
+            return
+        kept = [[key, when.isoformat()] for key, when in _retired(row.retired_link_keys)
+                if when > now - keep_for]
+        retired = ([[row.link_key, now.isoformat()]] if row.link_key else []) + kept
+        conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(
+            link_key=new_link_key(), retired_link_keys=retired[:20], updated_at=now))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from functools import cache
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from starlette.routing import Route
 from newsletter.settings import Settings
 from newsletter.store.schema import connect
 from newsletter.web import admin, clicks, join, manage
-from newsletter.web.pages import message
+from newsletter.web.middleware import AccessLog, BodyLimit, redact, route_name
+from newsletter.web.pages import MAX_FORM_BYTES, Refused, message
 from newsletter.web.security import SecurityHeaders
 from newsletter.web.state import Web
 
@@ -42,6 +44,15 @@ async def asset(request: Request) -> Response:
 
 async def http_error(request: Request, exc: Exception) -> Response:
     code = exc.status_code if isinstance(exc, HTTPException) else 500
+    headers = exc.headers if isinstance(exc, HTTPException) else None
+    if isinstance(exc, Refused):
+        return message(request, exc.title, exc.detail, status=code, tone="warning",
+                       headers=headers)
+    if code == 413:
+        return message(request, "That was too much to send",
+                       "The form was larger than any of ours can be, so nothing was changed. "
+                       "Reload the page and try again with less text.", status=413,
+                       tone="warning")
     if code == 404:
         return message(request, "Page not found",
                        "There is nothing at this address. The links in our emails lead to "
@@ -54,7 +65,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
-    log.exception("error on %s %s", request.method, request.url.path, exc_info=exc)
+    # The route's pattern, never the path: paths carry the tokens that open people's pages.
+    # The exception's own words may quote a URL (a token); they are redacted, and the
+    # traceback is given as the frames it passed through, which hold no values.
+    frames = traceback.extract_tb(exc.__traceback__)[-6:]
+    where = " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames))
+    log.error("error on %s %s: %s: %s (at %s)", request.method, route_name(request.scope),
+              type(exc).__name__, redact(str(exc))[:500], where)
     return message(request, "Something went wrong on our side",
                    "Nothing was changed. Please try again in a moment.", status=500,
                    tone="warning")
@@ -72,6 +89,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         Route("/unsubscribe/{token}", manage.unsubscribe_page, methods=["GET"]),
         Route("/unsubscribe/{token}", manage.unsubscribe_now, methods=["POST"]),
         Route("/preferences/{token}", manage.preferences, methods=["GET", "POST"]),
+        Route("/signout/{purpose}/{token}", manage.sign_out, methods=["POST"]),
         Route("/click/{token}", clicks.click, methods=["GET"]),
         Route("/admin", admin.gallery, methods=["GET"]),
         Route("/admin/login", admin.login, methods=["POST"]),
@@ -81,7 +99,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         Route("/admin/digest/{id:int}/text", admin.digest_part, methods=["GET"]),
         Route("/assets/{name}", asset, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)],
+    middleware = [Middleware(AccessLog), Middleware(SecurityHeaders),
+                  Middleware(BodyLimit, max_bytes=MAX_FORM_BYTES)]
+    app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers={HTTPException: http_error, Exception: server_error})
     app.state.web = Web(settings, engine)
     return app

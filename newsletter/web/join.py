@@ -1,7 +1,9 @@
 """Sign-up with double opt-in: the form, and the confirmation link that makes it count.
 
 Opening the link only asks (mail scanners and link previews fetch links); its one button posts
-back to the same URL, and that POST is what activates the address.
+back to the same URL, and that POST is what activates the address. Each link stands for one
+request (``store/signups.py``): nobody can change what another person's link confirms, and a
+link that was used shows nothing about anybody.
 """
 
 from __future__ import annotations
@@ -12,25 +14,21 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
+from newsletter.compose import tokens
 from newsletter.delivery.transport import make_transport
 from newsletter.models import Outgoing
 from newsletter.signup import (
     CONFIRM_MAX_AGE,
-    RESEND_AFTER,
     FormError,
     already_subscribed_message,
     confirmation_message,
     normalize_address,
     parse_topics,
 )
-from newsletter.store.subscribers import (
-    confirm_signup,
-    request_signup,
-    requested_topics,
-    subscriber_status,
-)
-from newsletter.web.links import Checked, check
-from newsletter.web.pages import checked_form, form_expired, invalid_link, message, render, web
+from newsletter.store.signups import Pending, confirm_signup, pending_signup, request_signup
+from newsletter.store.subscribers import load_subscribers
+from newsletter.web.pages import Refused, checked_form, field, message, render, web
+from newsletter.web.security import client_key
 from newsletter.web.state import Web, schedule
 
 log = logging.getLogger("newsletter.web")
@@ -41,7 +39,7 @@ EXAMPLES = ("graph neural networks", "PINNs", "diffusion models", "LLM agents",
 
 
 async def signup_page(request: Request) -> Response:
-    return render(request, "signup.html", email="", topics="", errors=[], examples=EXAMPLES,
+    return render(request, "signup.html", email="", topics="", errors={}, examples=EXAMPLES,
                   robots="index")
 
 
@@ -50,32 +48,49 @@ async def subscribe(request: Request) -> Response:
     new, pending or already subscribed; the email itself goes out after the response, so the
     answer's timing does not tell either."""
     form = await checked_form(request)
-    if form is None:
-        return form_expired(request)
-    raw_email, raw_topics = str(form.get("email", "")), str(form.get("topics", ""))
+    raw_email, raw_topics = field(form, "email"), field(form, "topics")
+    errors: dict[str, str] = {}
+    email, topics = "", []
     try:
         email = normalize_address(raw_email)
+    except FormError as exc:
+        errors[exc.field] = str(exc)
+    try:
         topics = parse_topics(raw_topics)
     except FormError as exc:
-        return render(request, "signup.html", status=422, email=raw_email, topics=raw_topics,
-                      errors=[str(exc)], examples=EXAMPLES)
+        errors[exc.field] = str(exc)
+    if errors:
+        return render(request, "signup.html", status=422, email=raw_email[:254],
+                      topics=raw_topics[:4000], errors=errors, examples=EXAMPLES)
     state = web(request)
-    status, may_send = await state.run(lambda: request_signup(
-        state.engine, email, topics, resend_after=RESEND_AFTER))
-    response = render(request, "signup_sent.html", email=email,
-                      minutes=int(RESEND_AFTER.total_seconds() // 60))
-    if may_send:
-        now = state.now()
-        if status == "active":
-            outgoing = already_subscribed_message(
-                state.settings, state.pages, email=email,
-                preferences_url=state.url("preferences", email), now=now)
-        else:
-            outgoing = confirmation_message(
-                state.settings, state.pages, email=email, topics=topics,
-                confirm_url=state.url("confirm", email), now=now)
-        response.background = BackgroundTask(deliver, state, outgoing)
+    token, token_hash = tokens.one_time_token()
+    verdict = await state.run(lambda: request_signup(
+        state.engine, email, topics, client=client_key(state.secret, request),
+        token_hash=token_hash, limits=state.signup_limits, now=state.now()))
+    if verdict.refused is not None:
+        raise Refused(429, "Too many sign-ups", (
+            "Too many sign-ups came from your network in the last hour. Please try again "
+            "later." if verdict.refused == "client" else
+            "We are getting more sign-ups than usual and have paused for a while. Please try "
+            "again in an hour."), headers={"retry-after": "3600"})
+    minutes = int(state.signup_limits.address_gap.total_seconds() // 60)
+    response = render(request, "signup_sent.html", email=email, minutes=minutes)
+    if verdict.send:
+        response.background = BackgroundTask(deliver, state, await state.run(
+            _email, state, email, verdict.status, token))
     return response
+
+
+def _email(state: Web, email: str, status: str | None, token: str) -> Outgoing:
+    now = state.now()
+    if status == "active":
+        subscriber = load_subscribers(state.engine, statuses=None, email=email)[0]
+        return already_subscribed_message(state.settings, state.pages, email=email,
+                                          preferences_url=state.link("preferences", subscriber),
+                                          now=now)
+    return confirmation_message(state.settings, state.pages, email=email,
+                                confirm_url=f"{state.settings.base_url}/confirm/{token}",
+                                now=now)
 
 
 async def deliver(state: Web, outgoing: Outgoing) -> None:
@@ -87,46 +102,46 @@ async def deliver(state: Web, outgoing: Outgoing) -> None:
         log.warning("sign-up email to %s not sent: %s", outgoing.recipient, exc)
 
 
-def _checked(request: Request) -> Checked:
-    return check(web(request).secret, "confirm", request.path_params["token"], CONFIRM_MAX_AGE)
+async def _pending(request: Request) -> Pending | None:
+    """The request the link in this URL stands for, while it waits and is young enough."""
+    state = web(request)
+    token = request.path_params["token"]
+    if len(token) > 100:
+        return None
+    found = await state.run(pending_signup, state.engine, tokens.token_hash(token))
+    if found is None or state.now() - found.requested_at > CONFIRM_MAX_AGE:
+        return None
+    return found
 
 
 async def confirm_page(request: Request) -> Response:
     """GET changes nothing: it shows what would be confirmed, and one button."""
-    checked = _checked(request)
-    if checked.email is None:
-        return invalid_link(request, "Confirmation", expired=checked.expired)
-    state = web(request)
-    topics = await state.run(requested_topics, state.engine, checked.email)
-    if topics is None:
-        return await _not_waiting(request, state, checked.email)
-    return render(request, "confirm.html", email=checked.email, topics=topics)
+    pending = await _pending(request)
+    if pending is None:
+        return _used_or_unknown(request)
+    return render(request, "confirm.html", email=pending.email, topics=pending.topics)
 
 
 async def confirm(request: Request) -> Response:
     """The confirmation page's button: activates the address with the topics it asked for."""
-    checked = _checked(request)
-    if checked.email is None:
-        return invalid_link(request, "Confirmation", expired=checked.expired)
-    if await checked_form(request) is None:
-        return form_expired(request)
-    state, email = web(request), checked.email
-    subscriber = await state.run(confirm_signup, state.engine, email)
-    if subscriber is None:
-        return await _not_waiting(request, state, email)
+    if await _pending(request) is None:
+        return _used_or_unknown(request)
+    await checked_form(request)
+    state = web(request)
+    token_hash = tokens.token_hash(request.path_params["token"])
+    subscriber = await state.run(confirm_signup, state.engine, token_hash, state.now())
+    if subscriber is None:  # used a moment ago, by another tab
+        return _used_or_unknown(request)
     return render(request, "confirmed.html", subscriber=subscriber,
                   schedule=schedule(subscriber),
-                  preferences_url=state.url("preferences", email))
+                  preferences_url=state.link("preferences", subscriber))
 
 
-async def _not_waiting(request: Request, state: Web, email: str) -> Response:
-    """A valid link whose sign-up is gone: confirmed already, or replaced by a newer link."""
-    if await state.run(subscriber_status, state.engine, email) == "active":
-        return message(request, "You are already subscribed",
-                       "This address is confirmed and on the list. You can change your "
-                       "topics, or how often the digest comes, at any time.",
-                       action=(state.url("preferences", email), "Change your preferences"))
-    return message(request, "This link was already used",
-                   "This confirmation link was replaced by a newer one, or has been used "
-                   "up. Sign up again and we will send you a fresh one.", status=400,
-                   tone="warning", action=("/", "Sign up"))
+def _used_or_unknown(request: Request) -> Response:
+    """A link that was used, expired, or never ours: the same page, naming nobody, linking to
+    nothing of anybody's (whoever holds an old email must not get a way in from it)."""
+    return message(request, "This link was already used, or has expired",
+                   "If you confirmed your subscription, it is active: every digest has links "
+                   "to change it. Otherwise, sign up again and we will send you a fresh link.",
+                   status=400, tone="warning", action=("/", "Sign up"))
+

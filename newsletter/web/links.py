@@ -1,35 +1,59 @@
-"""Checking the signed tokens in our URLs (their rules live in ``newsletter.compose.tokens``)."""
+"""Whose link is this? The token in a URL, checked against its owner's keys (the token rules
+live in ``newsletter.compose.tokens``; the keys in the subscribers table)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
-from newsletter.compose.tokens import verify
-from newsletter.errors import InvalidToken
+from starlette.requests import Request
+
+from newsletter.compose import tokens
+from newsletter.store.schema import legacy_unsubscribe_until
+from newsletter.store.subscribers import link_owner, subscriber_id
+from newsletter.web.state import Web
 
 
 @dataclass(frozen=True)
-class Checked:
-    email: str | None  # None: refused
-    expired: bool = False  # the signature is ours and right, only too old
+class Owner:
+    """The subscriber a valid link belongs to."""
+
+    subscriber_id: int
+    email: str
+    status: str
+    current: bool  # made with the person's current key (False: a retired one, in its grace)
+    item: str | None = None  # what the link is about, for purposes about one thing (a paper)
 
 
-def check(secret: str, purpose: str, token: str, max_age: timedelta | None = None) -> Checked:
-    """The email a token was made for, if it is ours, intact, for ``purpose`` and young enough.
+async def owner(request: Request, purpose: str) -> Owner | None:
+    """The owner of the token in this request's path, if it is ours, intact, for ``purpose``
+    and not signed out; None for anything else (the page says "this link does not work")."""
+    state: Web = request.app.state.web
+    token = request.path_params.get("token", "")
+    parsed = tokens.parse(token, purpose)
+    if parsed is None:
+        return await _legacy(state, purpose, token)
+    found = await state.run(link_owner, state.engine, parsed.link_id)
+    if found is None:
+        return None
+    verdict = tokens.check(state.secret, purpose, parsed, found.link_key, found.retired,
+                           state.now())
+    if verdict is None:
+        return None
+    return Owner(found.subscriber_id, found.email, found.status, verdict == "current",
+                 parsed.item)
 
-    The signature is compared in constant time by itsdangerous. An expired token is told apart
-    (a second check without the age limit) only to say "ask for a new one" rather than "broken".
-    """
-    seconds = max_age.total_seconds() if max_age is not None else None
-    try:
-        return Checked(verify(secret, purpose, token, seconds))
-    except InvalidToken:
-        pass
-    if seconds is not None:
-        try:
-            verify(secret, purpose, token, None)
-            return Checked(None, expired=True)
-        except InvalidToken:
-            pass
-    return Checked(None)
+
+async def _legacy(state: Web, purpose: str, token: str) -> Owner | None:
+    """An unsubscribe link from before per-subscriber keys, while its grace lasts."""
+    if purpose != "unsubscribe":
+        return None
+    email = tokens.legacy_unsubscribe_address(state.secret, token)
+    if email is None:
+        return None
+    until = await state.run(legacy_unsubscribe_until, state.engine)
+    if until is None or state.now() >= until:
+        return None
+    found = await state.run(subscriber_id, state.engine, email)
+    if found is None:
+        return None
+    return Owner(found[0], email, found[1], current=False)

@@ -1,7 +1,10 @@
-"""The two links in every digest: unsubscribe (RFC 8058 one-click) and preferences.
+"""The two links in every digest: unsubscribe (RFC 8058 one-click) and preferences, and
+"sign out every link".
 
-Each page acts only on the address inside its own signed token, and each token only for its
-own purpose: a preferences link cannot unsubscribe, an unsubscribe link cannot change topics.
+Each page acts only on the owner of its own link, and each link only for its own purpose: a
+preferences link cannot unsubscribe, an unsubscribe link cannot change topics. An unsubscribe
+link keeps working for a while after its owner signed their links out (``tokens.py``); such a
+link unsubscribes but shows no address.
 """
 
 from __future__ import annotations
@@ -21,20 +24,22 @@ from newsletter.compose.render import TRENDING_HEADING
 from newsletter.dispatch.deliver import Composed
 from newsletter.models import Subscriber
 from newsletter.signup import FormError, parse_topics
+from newsletter.compose.tokens import UNSUBSCRIBE_GRACE
 from newsletter.store.subscribers import (
     load_subscribers,
-    subscriber_status,
+    sign_out_links,
     unsubscribe,
     update_preferences,
 )
 from newsletter.subscribers import WEEKDAYS, Entry
-from newsletter.web.links import check
+from newsletter.web.links import Owner, owner
 from newsletter.web.pages import (
-    MAX_FORM_BYTES,
+    Refused,
     checked_form,
-    form_expired,
+    field,
     invalid_link,
     message,
+    read_form,
     render,
     web,
 )
@@ -48,33 +53,58 @@ ONE_CLICK = ("List-Unsubscribe", "One-Click")  # RFC 8058's POST body, as mail p
 
 async def unsubscribe_page(request: Request) -> Response:
     """GET never unsubscribes (link scanners and previews fetch links): it asks, one button."""
-    state = web(request)
-    email = check(state.secret, "unsubscribe", request.path_params["token"]).email
-    if email is None:
+    found = await owner(request, "unsubscribe")
+    if found is None:
         return invalid_link(request, "Unsubscribe")
-    if await state.run(subscriber_status, state.engine, email) == "unsubscribed":
-        return render(request, "unsubscribed.html", email=email, already=True)
+    email = found.email if found.current else None
+    if found.status == "unsubscribed":
+        return _unsubscribed(request, found, already=True)
     return render(request, "unsubscribe.html", email=email, one_click=ONE_CLICK)
 
 
 async def unsubscribe_now(request: Request) -> Response:
-    """The RFC 8058 one-click POST (no cookie, no CSRF field: the signed URL is the proof) or
-    the confirmation page's button. Unsubscribes at once and answers 200, no redirect."""
-    state = web(request)
-    email = check(state.secret, "unsubscribe", request.path_params["token"]).email
-    if email is None:
+    """The RFC 8058 one-click POST (no cookie, no CSRF field: the link is the proof) or the
+    confirmation page's button. Unsubscribes at once and answers 200, no redirect."""
+    found = await owner(request, "unsubscribe")
+    if found is None:
         return invalid_link(request, "Unsubscribe")
-    length = request.headers.get("content-length", "0")
-    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
-        return message(request, "Nothing was changed", "That request was not understood.",
-                       status=400, tone="warning")
-    form = await request.form(max_files=0, max_fields=20)
+    form = await read_form(request)
+    state = web(request)
     one_click = form.get(ONE_CLICK[0]) == ONE_CLICK[1]
     if not one_click and not csrf_ok(request, state.secret, state.settings.base_url,
                                      form.get(CSRF_FIELD)):
-        return form_expired(request)
-    await state.run(unsubscribe, state.engine, email)
-    return render(request, "unsubscribed.html", email=email, already=False)
+        await checked_form(request)  # raises the "try again" page
+    await state.run(unsubscribe, state.engine, found.email)
+    return _unsubscribed(request, found, already=False)
+
+
+def _unsubscribed(request: Request, found: Owner, *, already: bool) -> Response:
+    # The "sign out every link" button posts to /signout with this same link.
+    return render(request, "unsubscribed.html", email=found.email if found.current else None,
+                  already=already, signout=f"/signout/unsubscribe/{request.path_params['token']}",
+                  signed_out=False)
+
+
+async def sign_out(request: Request) -> Response:
+    """"Sign out every link": a new key for the person's links. Their preferences link (and any
+    copy of it) stops working now; their unsubscribe links go on unsubscribing for
+    ``UNSUBSCRIBE_GRACE``; their next email carries new links."""
+    purpose = request.path_params["purpose"]
+    if purpose not in ("preferences", "unsubscribe"):
+        raise Refused(404, "Page not found", "There is nothing at this address.")
+    found = await owner(request, purpose)
+    if found is None or not found.current:
+        return invalid_link(request, purpose.capitalize())
+    await checked_form(request)
+    state = web(request)
+    await state.run(lambda: sign_out_links(state.engine, found.subscriber_id,
+                                           keep_for=UNSUBSCRIBE_GRACE))
+    return message(request, "Every link is signed out",
+                   "The links in the emails you have had no longer open your preferences, "
+                   "wherever they were copied or forwarded. Your next email carries new ones. "
+                   "To change your preferences before then, enter your address on the sign-up "
+                   "page: we will email you a fresh link.", tone="success",
+                   action=("/", "Go to the sign-up page"))
 
 
 # -- preferences ------------------------------------------------------------------------------
@@ -97,35 +127,62 @@ def form_values(subscriber: Subscriber) -> dict[str, str]:
 
 
 def parse_preferences(form: FormData, current: Subscriber) -> Subscriber:
-    """The submitted preferences, checked by the same rules as the subscribers/ files.
-    The email, id, status and origin come from the token's subscriber, never from the form."""
-    values = {key: str(form.get(key, "")).strip() for key in form_values(current)}
+    """The submitted preferences, checked by the same rules as the subscribers/ files; a
+    FormErrors names each field that is wrong. The email, id, status, origin and link keys come
+    from the link's subscriber, never from the form."""
+    values = {key: field(form, key).strip() for key in form_values(current)}
+    errors: dict[str, str] = {}
+    topics: dict[str, list[str]] = {}
+    for name in ("topics", "exclude"):
+        try:
+            topics[name] = parse_topics(values[name], field=name, required=name == "topics")
+        except FormError as exc:
+            errors[exc.field] = str(exc)
     try:
         entry = Entry.model_validate({
             "email": current.email, "name": values["name"],
-            "topics": parse_topics(values["topics"]),
-            "exclude": parse_topics(values["exclude"], required=False),
+            "topics": topics.get("topics") or ["-"], "exclude": topics.get("exclude", []),
             "max_papers": values["max_papers"] or "0", "frequency": values["frequency"],
             "weekday": values["weekday"] or "monday", "send_time": values["send_time"],
             "timezone": values["timezone"]})
     except ValidationError as exc:
-        raise FormError(_explain(exc)) from None
+        errors = {**_explain(exc), **errors}
+    if errors:
+        raise FormErrors(errors)
     chosen = entry.to_subscriber(current.origin)
-    return replace(chosen, id=current.id, status=current.status, email=current.email)
+    return replace(chosen, id=current.id, status=current.status, email=current.email,
+                   link_id=current.link_id, link_key=current.link_key)
 
 
-_FIELD_NAMES = {"name": "Name", "max_papers": "Papers per email", "frequency": "How often",
-                "weekday": "Day", "send_time": "Time", "timezone": "Time zone",
-                "topics": "Topics", "exclude": "Leave out"}
+class FormErrors(ValueError):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
 
 
-def _explain(error: ValidationError) -> str:
-    parts = []
+# What each field must be, in the words the page uses (pydantic's own wording is for
+# programmers: "Input should be less than or equal to 50").
+_FIELD_ERRORS = {
+    "max_papers": "Papers per email: a number from 1 to 50.",
+    "frequency": "How often: choose daily or weekly.",
+    "weekday": "Day: choose a day of the week.",
+    "send_time": "Time: a time of day such as 07:30.",
+    "timezone": "Time zone: choose one from the list.",
+}
+
+
+def _explain(error: ValidationError) -> dict[str, str]:
+    errors: dict[str, str] = {}
     for item in error.errors():
-        field = _FIELD_NAMES.get(str(item["loc"][0]) if item["loc"] else "", "")
-        text = item["msg"].removeprefix("Value error, ")
-        parts.append(f"{field}: {text}" if field else text)
-    return "; ".join(parts)
+        name = str(item["loc"][0]) if item["loc"] else ""
+        if name in _FIELD_ERRORS:
+            errors.setdefault(name, _FIELD_ERRORS[name])
+        elif name == "name":
+            text = item["msg"].removeprefix("Value error, ").removeprefix("name ")
+            errors.setdefault("name", f"Your name {text}.")
+        elif name in ("topics", "exclude"):
+            errors.setdefault(name, "Each topic must be 1 to 80 characters.")
+    return errors
 
 
 def preview(composed: Composed | None) -> dict[str, Any] | None:
@@ -141,30 +198,25 @@ def preview(composed: Composed | None) -> dict[str, Any] | None:
 
 
 async def preferences(request: Request) -> Response:
-    state = web(request)
-    token = request.path_params["token"]
-    email = check(state.secret, "preferences", token).email
-    if email is None:
+    found = await owner(request, "preferences")
+    if found is None:
         return invalid_link(request, "Preferences")
-    found = await state.run(lambda: load_subscribers(state.engine, statuses=None,
-                                                           email=email))
-    if not found:
-        return message(request, "No subscription here",
-                       "This address is not on the list any more. You can subscribe again "
-                       "in a minute.", status=404, action=("/", "Subscribe"))
-    current = draft = found[0]
-    values, errors, notice, status = form_values(current), [], None, 200
+    state = web(request)
+    subs = await state.run(lambda: load_subscribers(state.engine, statuses=None,
+                                                    ids=[found.subscriber_id]))
+    if not subs:
+        return invalid_link(request, "Preferences")
+    current = draft = subs[0]
+    values, errors, notice, status = form_values(current), {}, None, 200
     if request.query_params.get("saved") == "1":
         notice = "Saved. Your next digest follows these preferences."
     if request.method == "POST":
         form = await checked_form(request)
-        if form is None:
-            return form_expired(request)
         try:
             draft = parse_preferences(form, current)
-        except FormError as exc:
-            values = {key: str(form.get(key, "")) for key in values}
-            errors, status = [str(exc)], 422
+        except FormErrors as exc:
+            values = {key: field(form, key)[:4000] for key in values}
+            errors, status = exc.errors, 422
         else:
             if form.get("action") == "save":
                 await state.run(update_preferences, state.engine, draft)
@@ -172,8 +224,11 @@ async def preferences(request: Request) -> Response:
                 return RedirectResponse(f"{request.url.path}?saved=1", status_code=303)
             values, notice = form_values(draft), "Preview of your changes: not saved yet."
     composed = await state.run(state.next_digest, draft)
+    token = request.path_params["token"]
     return render(request, "preferences.html", status=status, subscriber=current,
                   values=values, errors=errors, notice=notice, preview=preview(composed),
                   schedule=schedule(draft), timezones=timezones(),
                   weekdays=WEEKDAYS, action=request.url.path,
-                  unsubscribed=current.status != "active")
+                  unsubscribed=current.status != "active",
+                  unsubscribe_url=state.link("unsubscribe", current),
+                  signout=f"/signout/preferences/{token}")

@@ -1,11 +1,12 @@
-"""Rendering pages: the CSRF cookie and field, the shared context, and the plain message page
-every refusal uses."""
+"""Rendering pages: the CSRF cookie and field, the shared context, the plain message page every
+refusal uses, and reading a submitted form."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -17,6 +18,16 @@ MAX_FORM_BYTES = 64 * 1024  # the largest real form (preferences) is a few KB
 
 def web(request: Request) -> Web:
     return request.app.state.web  # type: ignore[no-any-return]
+
+
+class Refused(HTTPException):
+    """A request turned away; ``app.http_error`` shows ``title`` and ``text`` on the plain
+    message page (nothing from the request itself)."""
+
+    def __init__(self, status: int, title: str, text: str,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, text, headers)
+        self.title = title
 
 
 def render(request: Request, template: str, *, status: int = 200,
@@ -38,11 +49,12 @@ def render(request: Request, template: str, *, status: int = 200,
 
 
 def message(request: Request, title: str, text: str, *, status: int = 200,
-            tone: str = "info", action: tuple[str, str] | None = None) -> HTMLResponse:
+            tone: str = "info", action: tuple[str, str] | None = None,
+            headers: dict[str, str] | None = None) -> HTMLResponse:
     """A short page that says one thing: a result, or why a link or form was refused. It
     shows nothing from the request, so a refusal reveals nothing about anybody."""
     return render(request, "message.html", status=status, title=title, text=text, tone=tone,
-                  action=action)
+                  action=action, headers=headers)
 
 
 def invalid_link(request: Request, what: str, *, expired: bool = False) -> HTMLResponse:
@@ -52,24 +64,37 @@ def invalid_link(request: Request, what: str, *, expired: bool = False) -> HTMLR
                        "send you a fresh one.", status=400, tone="warning",
                        action=("/", "Sign up again"))
     return message(request, "This link does not work",
-                   f"This {what.lower()} link is incomplete or was changed. Open it again from "
-                   "the email we sent you, or copy the whole address into your browser.",
-                   status=400, tone="warning")
+                   f"This {what.lower()} link is incomplete, was changed, or was signed out. "
+                   "Open the link in your newest email from us, or copy the whole address "
+                   "into your browser.", status=400, tone="warning")
 
 
-async def checked_form(request: Request) -> FormData | None:
-    """The submitted form, or None when it is too big or fails the CSRF check."""
-    length = request.headers.get("content-length")
-    if length and (not length.isdigit() or int(length) > MAX_FORM_BYTES):
-        return None
-    form = await request.form(max_files=0, max_fields=100)
+async def read_form(request: Request) -> FormData:
+    """The submitted form; Refused (400) when it cannot be parsed. The body limit (413) is
+    enforced as the bytes arrive, by ``middleware.BodyLimit``."""
+    try:
+        return await request.form(max_files=0, max_fields=100)
+    except HTTPException as exc:
+        if exc.status_code != 400:
+            raise
+        raise Refused(400, "That form could not be read",
+                      "Nothing was changed. Reload the page and submit the form from it "
+                      "again.") from None
+
+
+async def checked_form(request: Request) -> FormData:
+    """The submitted form, when it carries this browser's CSRF field and came from our site;
+    Refused (403) otherwise."""
+    form = await read_form(request)
     state = web(request)
     if not csrf_ok(request, state.secret, state.settings.base_url, form.get(CSRF_FIELD)):
-        return None
+        raise Refused(403, "Please try that again",
+                      "This page was open too long, or the form came from another site, so "
+                      "nothing was changed. Reload the page and submit it again.")
     return form
 
 
-def form_expired(request: Request) -> HTMLResponse:
-    return message(request, "Please try that again",
-                   "This form was open too long or came from another site, so nothing was "
-                   "changed. Reload the page and submit it again.", status=403, tone="warning")
+def field(form: FormData, name: str) -> str:
+    """One text field as a string ("" when absent)."""
+    value = form.get(name)
+    return value if isinstance(value, str) else ""

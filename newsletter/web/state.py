@@ -14,15 +14,19 @@ import jinja2
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from newsletter.compose.tokens import sign
+from newsletter.compose import tokens
 from newsletter.dispatch import ledger
 from newsletter.dispatch.deliver import Composed, Pipeline
+from newsletter.errors import ConfigError
 from newsletter.models import Subscriber
 from newsletter.relevance.select import edition_for
 from newsletter.settings import PROJECT_ROOT, Settings
 from newsletter.store.catalog import count_papers
 from newsletter.store.schema import secret_key, utcnow
+from newsletter.store.signups import Limits
 from newsletter.subscribers import WEEKDAYS
+from newsletter.web.security import MIN_ADMIN_PASSWORD
+from newsletter.web.throttle import LoginThrottle
 
 T = TypeVar("T")
 # The preview of a digest is the one `send` would compose now; rebuilding the ranking index
@@ -53,6 +57,14 @@ class Web:
                        else secret_key(engine))
         self.pages = page_environment(settings.templates_dir)
         self.secure_cookies = settings.base_url.startswith("https://")
+        password = self.admin_password
+        if password is not None and len(password) < MIN_ADMIN_PASSWORD:
+            raise ConfigError(
+                f"NEWSLETTER_ADMIN_PASSWORD is {len(password)} characters: use at least "
+                f"{MIN_ADMIN_PASSWORD} (four random words make a good one), or unset it to turn "
+                "the preview gallery off")
+        self.login_throttle = LoginThrottle()
+        self.signup_limits = Limits()
         self._lock = threading.Lock()  # the ranker's memos were written for one thread
         self._pipeline: Pipeline | None = None
         self._built = 0.0
@@ -67,11 +79,10 @@ class Web:
         """Database and ranking work off the event loop, so one slow query stalls no one else."""
         return await run_in_threadpool(function, *args)
 
-    def url(self, purpose: str, email: str) -> str:
-        """A signed link for ``email``; the same form as the links in every digest."""
-        path = {"unsubscribe": "unsubscribe", "preferences": "preferences",
-                "confirm": "confirm"}[purpose]
-        return f"{self.settings.base_url}/{path}/{sign(self.secret, purpose, email)}"
+    def link(self, purpose: str, subscriber: Subscriber) -> str:
+        """``subscriber``'s link for ``purpose``: the same as the one in their digests."""
+        token = tokens.make(self.secret, purpose, subscriber.link_id, subscriber.link_key)
+        return f"{self.settings.base_url}/{purpose}/{token}"
 
     def _fresh_pipeline(self) -> Pipeline:
         count = count_papers(self.engine)

@@ -116,7 +116,9 @@ def max_digest(papers: int = 30) -> Digest:
 
 
 def links(email: str):
-    return links_for(email, secret=SECRET, base_url=BASE_URL, mailto="unsubscribe@example.org", now=NOW)
+    reader = Subscriber(email=email, name="", topics=(), link_id="golden-link1",
+                        link_key="golden-key")
+    return links_for(reader, secret=SECRET, base_url=BASE_URL, mailto="unsubscribe@example.org")
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -281,7 +282,8 @@ def test_a_digest_from_the_fixture_day_opens_with_the_trending_papers_on_its_top
     assert "2611.03456" not in digest.paper_ids
     renderer = Renderer(TEMPLATES,
                         base_url="https://p.example", site_name="Papers")
-    links = links_for("ada@example.org", secret="s", base_url="https://p.example",
+    reader = replace(digest.subscriber, link_id="ada-link-id1", link_key="k")
+    links = links_for(reader, secret="s", base_url="https://p.example",
                       mailto="u@p.example")
     text = renderer.render(digest, links).text
     assert "Trending in your topics (3 papers)" in text

@@ -20,7 +20,6 @@ from web_site import (  # noqa: F401
     confirm,
     confirmation_path,
     csrf_in,
-    link,
     preference_form,
     sign_in,
     site,
@@ -41,7 +40,7 @@ from newsletter.web import click_url
 def test_the_rfc_8058_one_click_post_unsubscribes_at_once_without_a_redirect(
         site: Site, encoding: str) -> None:
     # Exactly what a mail provider sends: no cookie, no CSRF field, just the RFC's body.
-    url = link("unsubscribe", ADA)
+    url = site.link("unsubscribe", ADA)
     client = TestClient(site.client.app, follow_redirects=False)
     if encoding == "urlencoded":
         response = client.post(url, content=b"List-Unsubscribe=One-Click",
@@ -56,20 +55,20 @@ def test_the_rfc_8058_one_click_post_unsubscribes_at_once_without_a_redirect(
 
 
 def test_opening_the_unsubscribe_link_only_asks_with_one_button(site: Site) -> None:
-    response = site.client.get(link("unsubscribe", ADA))
+    response = site.client.get(site.link("unsubscribe", ADA))
     assert response.status_code == 200
     assert response.text.count("<button") == 1 and "Unsubscribe?" in response.text
     assert site.row(ADA)["status"] == "active"
     # the button posts back to the same URL
     form = {"csrf": csrf_in(response.text), "List-Unsubscribe": "One-Click"}
-    assert site.client.post(link("unsubscribe", ADA), data=form).status_code == 200
+    assert site.client.post(site.link("unsubscribe", ADA), data=form).status_code == 200
     assert site.row(ADA)["status"] == "unsubscribed"
-    again = site.client.get(link("unsubscribe", ADA))
+    again = site.client.get(site.link("unsubscribe", ADA))
     assert "already unsubscribed" in again.text
 
 
 def test_an_unsubscribe_wins_over_the_subscriber_files_until_they_sign_up_again(site: Site) -> None:
-    site.client.post(link("unsubscribe", ADA), data={"List-Unsubscribe": "One-Click"})
+    site.client.post(site.link("unsubscribe", ADA), data={"List-Unsubscribe": "One-Click"})
     found, _ = read_subscriber_files(site.settings.subscribers_dir)
     sync_subscribers(site.engine, found)
     assert site.row(ADA)["status"] == "unsubscribed"
@@ -88,7 +87,7 @@ def test_saving_preferences_changes_them_and_the_files_no_longer_overwrite_them(
     form = preference_form(site, topics="neural radiance fields\ndiffusion models",
                            frequency="weekly", weekday="friday", send_time="18:30",
                            timezone="Europe/Paris", max_papers="4")
-    response = site.client.post(link("preferences", ADA), data=form)
+    response = site.client.post(site.link("preferences", ADA), data=form)
     assert response.status_code == 303
     assert response.headers["location"].endswith("?saved=1")
     row = site.row(ADA)
@@ -104,11 +103,11 @@ def test_saving_preferences_changes_them_and_the_files_no_longer_overwrite_them(
 
 
 def test_the_preview_shows_the_next_digest_for_unsaved_topics(site: Site) -> None:
-    page = site.client.get(link("preferences", ADA))
+    page = site.client.get(site.link("preferences", ADA))
     assert re.findall(r'<h3 class="topic">([^<]+?) <span', page.text)[-1] in (
         "GNN", "graph contrastive learning")
     form = preference_form(site, topics="neural radiance fields", action="preview")
-    response = site.client.post(link("preferences", ADA), data=form)
+    response = site.client.post(site.link("preferences", ADA), data=form)
     assert response.status_code == 200 and "not saved yet" in response.text
     headings = re.findall(r'<h3 class="topic">([^<]+?) <span', response.text)
     assert "neural radiance fields" in headings and "GNN" not in headings
@@ -122,7 +121,7 @@ def test_the_preview_shows_the_next_digest_for_unsaved_topics(site: Site) -> Non
 def test_invalid_preferences_are_explained_and_nothing_is_saved(
         site: Site, field: str, value: str, says: str) -> None:
     before = site.row(ADA)
-    response = site.client.post(link("preferences", ADA),
+    response = site.client.post(site.link("preferences", ADA),
                                 data=preference_form(site, **{field: value}))
     assert response.status_code == 422 and says in response.text
     assert site.row(ADA) == before

@@ -17,7 +17,6 @@ from web_site import (  # noqa: F401
     clicks_of,
     confirmation_path,
     csrf_in,
-    link,
     preference_form,
     prepare,
     sign_in,
@@ -69,10 +68,10 @@ def test_a_bad_token_is_refused_with_a_plain_page_and_no_change(
 def test_a_preferences_link_reaches_its_own_subscriber_only(site: Site) -> None:
     emmy = site.row(EMMY)
     form = preference_form(site, topics="cooking", email=EMMY, id=str(emmy["id"]))
-    assert site.client.post(link("preferences", ADA), data=form).status_code == 303
+    assert site.client.post(site.link("preferences", ADA), data=form).status_code == 303
     assert site.row(ADA)["topics"] == ["cooking"] and site.row(ADA)["email"] == ADA
     assert site.row(EMMY) == emmy
-    page = site.client.get(link("preferences", ADA))
+    page = site.client.get(site.link("preferences", ADA))
     assert EMMY not in page.text
 
 
@@ -90,7 +89,7 @@ def test_a_changed_click_link_redirects_nowhere_and_counts_nothing(tracking: Sit
 # -- forms --------------------------------------------------------------------------------------
 
 def test_a_post_without_the_one_click_body_or_a_csrf_field_changes_nothing(site: Site) -> None:
-    response = site.client.post(link("unsubscribe", ADA), data={"something": "else"})
+    response = site.client.post(site.link("unsubscribe", ADA), data={"something": "else"})
     assert response.status_code == 403
     assert site.row(ADA)["status"] == "active"
 
@@ -99,11 +98,11 @@ def test_a_preferences_form_without_a_valid_csrf_field_changes_nothing(site: Sit
     before = site.row(ADA)
     for csrf, headers in [("", {}), ("0" * 64, {}),
                           (site.csrf(), {"origin": "https://evil.example"})]:
-        response = site.client.post(link("preferences", ADA), headers=headers,
+        response = site.client.post(site.link("preferences", ADA), headers=headers,
                                     data=preference_form(site, topics="cooking", csrf=csrf))
         assert response.status_code == 403
     fresh = TestClient(site.client.app)  # a browser without our cookie: the field is useless
-    response = fresh.post(link("preferences", ADA), data=preference_form(site, topics="cooking"))
+    response = fresh.post(site.link("preferences", ADA), data=preference_form(site, topics="cooking"))
     assert response.status_code == 403
     assert site.row(ADA) == before
 
@@ -140,8 +139,8 @@ def test_an_address_that_could_inject_a_header_is_refused(site: Site, address: s
 def test_pages_escape_what_people_and_the_catalog_wrote(site: Site) -> None:
     form = preference_form(site, name="<script>alert(1)</script>",
                            topics="<img src=x onerror=alert(1)>")
-    site.client.post(link("preferences", ADA), data=form)
-    page = site.client.get(link("preferences", ADA)).text
+    site.client.post(site.link("preferences", ADA), data=form)
+    page = site.client.get(site.link("preferences", ADA)).text
     assert "<script>alert" not in page and "<img src=x" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
     signup = site.client.post("/subscribe", data={"email": "<b>@x", "topics": "<i>GNN</i>",
@@ -150,8 +149,8 @@ def test_pages_escape_what_people_and_the_catalog_wrote(site: Site) -> None:
     assert "&lt;i&gt;GNN&lt;/i&gt;" in signup.text
 
 
-@pytest.mark.parametrize("path", ["/", "/nowhere", link("preferences", ADA),
-                                  link("unsubscribe", ADA), link("confirm", ADA),
+@pytest.mark.parametrize("path", ["/", "/nowhere", site.link("preferences", ADA),
+                                  site.link("unsubscribe", ADA), site.link("confirm", ADA),
                                   "/admin"])
 def test_every_page_forbids_scripts_framing_and_leaking_its_url(site: Site, path: str) -> None:
     response = site.client.get(path)

@@ -230,5 +230,6 @@ async def preferences(request: Request) -> Response:
                   schedule=schedule(draft), timezones=timezones(),
                   weekdays=WEEKDAYS, action=request.url.path,
                   unsubscribed=current.status != "active",
-                  unsubscribe_url=state.link("unsubscribe", current),
+                  unsubscribe_url=state.link("unsubscribe", current).removeprefix(
+                      state.settings.base_url),
                   signout=f"/signout/preferences/{token}")

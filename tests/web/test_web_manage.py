@@ -152,7 +152,7 @@ def test_the_gallery_shows_each_digest_exactly_as_send_would_send_it(
 def test_a_tracked_link_counts_one_click_per_reader_and_goes_to_the_papers_own_page(
         tracking: Site) -> None:
     paper = load_papers(tracking.engine)[0]
-    ada, emmy = tracking.row(ADA)["id"], tracking.row(EMMY)["id"]
+    ada, emmy = (load_subscribers(tracking.engine, email=a)[0] for a in (ADA, EMMY))
     url = click_url(SECRET, "http://testserver", ada, paper.id)
     for _ in range(3):
         response = tracking.client.get(url)
@@ -164,8 +164,8 @@ def test_a_tracked_link_counts_one_click_per_reader_and_goes_to_the_papers_own_p
 
 def test_with_tracking_off_old_click_links_still_redirect_but_count_nothing(site: Site) -> None:
     paper = load_papers(site.engine)[0]
-    response = site.client.get(click_url(SECRET, "http://testserver", site.row(ADA)["id"],
-                                         paper.id))
+    ada = load_subscribers(site.engine, email=ADA)[0]
+    response = site.client.get(click_url(SECRET, "http://testserver", ada, paper.id))
     assert response.status_code == 302 and response.headers["location"] == paper_url(paper)
     assert not clicks_of(site, paper.id)
 

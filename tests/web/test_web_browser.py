@@ -131,8 +131,61 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
+# Every visible piece of text: its colour over the backgrounds painted under it (composited
+# from the root down, alpha included), and the WCAG contrast ratio of the two.
+CONTRASTS = """(canvas) => {
+  const rgba = (css) => {
+    const m = css.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return null;
+    const p = m[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+  };
+  const over = (top, under) => [0, 1, 2].map(i => top[i] * top[3] + under[i] * (1 - top[3]));
+  const luminance = (c) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
+  };
+  const found = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own || ['OPTION', 'SCRIPT', 'STYLE', 'TITLE'].includes(el.tagName)) continue;
+    const box = el.getBoundingClientRect();
+    const style = getComputedStyle(el);
+    if (box.width < 2 || box.height < 2 || style.visibility !== 'visible'
+        || Number(style.opacity) === 0) continue;
+    const chain = [];
+    for (let e = el; e; e = e.parentElement) chain.unshift(e);
+    let bg = canvas;
+    for (const e of chain) {
+      const c = rgba(getComputedStyle(e).backgroundColor);
+      if (c && c[3] > 0) bg = over(c, bg);
+    }
+    const fg = over(rgba(style.color), bg);
+    const [hi, lo] = [luminance(fg), luminance(bg)].sort((a, b) => b - a);
+    found.push({text: el.textContent.trim().slice(0, 40), cls: el.className || el.tagName,
+                ratio: (hi + 0.05) / (lo + 0.05)});
+  }
+  return found;
+}"""
+
+
+def assert_contrast(page: Page, name: str) -> None:
+    """Every visible text on the page reaches 4.5:1 (WCAG AA), in light and in dark mode."""
+    low = []
+    for scheme, canvas in (("light", [255, 255, 255]), ("dark", [18, 18, 18])):
+        page.emulate_media(color_scheme=scheme)
+        texts = page.evaluate(CONTRASTS, canvas)
+        assert texts, f"{name}: no text found"
+        low += [f"{scheme}: {t['cls']} {t['text']!r} {t['ratio']:.2f}:1" for t in texts
+                if t["ratio"] < 4.5]
+    page.emulate_media(color_scheme="light")
+    assert not low, f"{name}: text below 4.5:1 contrast: " + "; ".join(low)
+
+
 def shoot(page: Page, name: str) -> None:
-    """The page as it is now, at desktop and at phone width, whole length."""
+    """The page as it is now, at desktop and at phone width, whole length; and its contrast
+    checked from the rendered styles."""
+    assert_contrast(page, name)
     SHOTS.mkdir(exist_ok=True)
     for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
         page.set_viewport_size(size)

@@ -12,7 +12,8 @@ or a lone surrogate (Cs, which cannot be encoded), never reaches a page, a file 
 - line breaks (LF, CR, VT, FF, NEL, U+2028, U+2029, ...) too where the text may span lines (a
   topic typed over two lines), and are refused in a one-line value (a name: a line break there
   is how a header gets injected);
-- Cf characters are dropped: they are invisible, and in a name they can reorder what a reader sees;
+- Cf characters are dropped (they are invisible, and bidi overrides can reorder what a reader
+  sees), except the zero-width joiner and non-joiner, which scripts and emoji need;
 - any other control character is refused, with its code point named.
 """
 
@@ -23,6 +24,9 @@ import unicodedata
 MAX_NAME_CHARS = 100
 MAX_TOPIC_CHARS = 80
 REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+# The two format characters that writing needs: zero-width non-joiner and joiner (Persian and
+# Indic names, emoji sequences such as 👩‍🔬). Harmless in a header; every other Cf is not kept.
+JOINERS = frozenset("\u200c\u200d")
 LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 
 
@@ -35,7 +39,7 @@ def unsafe(value: str) -> str | None:
     if value.isprintable():  # C speed; False also for harmless characters (NBSP, private use)
         return None
     for char in value:
-        if unicodedata.category(char) in REFUSED_CATEGORIES:
+        if unicodedata.category(char) in REFUSED_CATEGORIES and char not in JOINERS:
             return char
     return None
 
@@ -67,8 +71,8 @@ def repair(value: str, max_chars: int) -> str:
     version accepted is shown and sent with its bad characters as spaces, not turned away."""
     if value.isprintable() and value == value.strip() and "  " not in value:
         return value[:max_chars]
-    text = "".join(" " if unicodedata.category(char) in REFUSED_CATEGORIES else char
-                   for char in _normalize(value))
+    text = "".join(" " if unicodedata.category(char) in REFUSED_CATEGORIES
+                   and char not in JOINERS else char for char in _normalize(value))
     return " ".join(text.split())[:max_chars]
 
 
@@ -76,5 +80,6 @@ def _normalize(value: str) -> str:
     if value.isprintable():
         text = value
     else:
-        text = "".join(char for char in value if unicodedata.category(char) not in ("Cf", "Cs"))
+        text = "".join(char for char in value if char in JOINERS
+                       or unicodedata.category(char) not in ("Cf", "Cs"))
     return " ".join(unicodedata.normalize("NFC", text).split())  # every Unicode space and line break, runs collapsed

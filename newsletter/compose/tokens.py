@@ -60,6 +60,8 @@ PURPOSES = {p.name: p for p in (
 MAX_TOKEN_LENGTH = 600  # real ones are ~35 characters (+ the paper id): refuse giant ones cheaply
 MAC_BYTES = 16
 _PART = re.compile(r"[A-Za-z0-9_-]{1,400}")
+_LINK_ID = re.compile(r"[A-Za-z0-9_-]{12}")  # store/schema.py's new_link_id()
+_MAC = re.compile(r"[A-Za-z0-9_-]{22}")  # 16 bytes, unpadded base64
 # RFC 6068 lets these stand unescaped in a mailto: address ("," would start a second address).
 _MAILTO_SAFE = "@!$'()*+;:"
 
@@ -92,7 +94,7 @@ def _mac(secret: str, purpose: str, link_id: str, link_key: str, item: str | Non
 
 def make(secret: str, purpose: str, link_id: str, link_key: str, item: str | None = None) -> str:
     """The token of one link; ``item`` for purposes about one thing (a paper id)."""
-    if not link_id or not link_key:
+    if not _LINK_ID.fullmatch(link_id) or not link_key:
         raise ValueError("a link needs the subscriber's link_id and link_key: store the "
                          "subscriber first")
     if PURPOSES.get(purpose, Purpose(purpose)).item != (item is not None):
@@ -110,7 +112,8 @@ def parse(token: str, purpose: str) -> Parsed | None:
         return None
     parts = token.split(".")
     wanted = 3 if PURPOSES[purpose].item else 2
-    if len(parts) != wanted or not all(_PART.fullmatch(part) for part in parts):
+    if (len(parts) != wanted or not _LINK_ID.fullmatch(parts[0])
+            or not _MAC.fullmatch(parts[-1]) or not all(_PART.fullmatch(p) for p in parts)):
         return None
     item = None
     if wanted == 3:

@@ -30,11 +30,10 @@ async def owner(request: Request, purpose: str) -> Owner | None:
     state: Web = request.app.state.web
     token = request.path_params.get("token", "")
     parsed = tokens.parse(token, purpose)
-    if parsed is None:
+    found = None if parsed is None else await state.run(link_owner, state.engine,
+                                                         parsed.link_id)
+    if parsed is None or found is None:
         return await _legacy(state, purpose, token)
-    found = await state.run(link_owner, state.engine, parsed.link_id)
-    if found is None:
-        return None
     verdict = tokens.check(state.secret, purpose, parsed, found.link_key, found.retired,
                            state.now())
     if verdict is None:

@@ -352,3 +352,22 @@ def test_signup_errors_are_in_plain_words_next_to_their_fields(site: Site) -> No
     assert re.search(r'name="topics"[^>]*aria-describedby="topics-error', response.text)
     assert "does not look right" in response.text
     assert "special-use" not in response.text and "@-sign" not in response.text
+
+
+def test_unsubscribe_links_signed_before_the_upgrade_work_90_days_then_stop(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    from itsdangerous import URLSafeSerializer
+    with site.engine.begin() as conn:  # a database an older version wrote: no link keys yet
+        conn.execute(update(schema.subscribers).values(link_id=None, link_key=None))
+    schema.connect(site.settings.database_url).dispose()  # the upgrade: keys for everyone
+    assert site.row(ADA)["link_id"] and site.row(ADA)["link_key"]
+    old = "/unsubscribe/" + URLSafeSerializer(SECRET, salt="newsletter/unsubscribe").dumps(ADA)
+    old_prefs = "/preferences/" + URLSafeSerializer(SECRET, salt="newsletter/preferences").dumps(
+        ADA)
+    assert site.client.get(old_prefs).status_code == 400  # carried the address: stops at once
+    web = site.client.app.state.web
+    monkeypatch.setattr(web, "now", lambda: utcnow() + timedelta(days=91))
+    assert site.client.post(old, data={"List-Unsubscribe": "One-Click"}).status_code == 400
+    monkeypatch.setattr(web, "now", lambda: utcnow() + timedelta(days=89))
+    response = site.client.post(old, data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200 and site.row(ADA)["status"] == "unsubscribed"

@@ -15,7 +15,6 @@ from newsletter.safetext import MAX_NAME_CHARS, MAX_TOPIC_CHARS, repair
 from newsletter.store.schema import new_link_key, subscribers, utcnow
 
 
-
 def _subscriber_row(sub: Subscriber) -> dict[str, Any]:
     return {
         "email": sub.email, "name": sub.name, "topics": list(sub.topics),

@@ -21,10 +21,10 @@ from starlette.responses import RedirectResponse, Response
 
 from newsletter.compose.paperview import one_line, paper_view
 from newsletter.compose.render import TRENDING_HEADING
+from newsletter.compose.tokens import UNSUBSCRIBE_GRACE
 from newsletter.dispatch.deliver import Composed
 from newsletter.models import Subscriber
 from newsletter.signup import FormError, parse_topics
-from newsletter.compose.tokens import UNSUBSCRIBE_GRACE
 from newsletter.store.subscribers import (
     load_subscribers,
     sign_out_links,

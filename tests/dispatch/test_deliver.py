@@ -25,7 +25,8 @@ def test_a_digest_picks_only_from_papers_first_seen_inside_the_window(tmp_path: 
         conn.execute(update(schema.papers).where(schema.papers.c.id.in_(old))
                      .values(first_seen_at=now - timedelta(days=30)))
     settings = Settings(database_url=url, secret_key="s", window_days=14)
-    reader = Subscriber(email="a@example.org", name="A", topics=("GNN", "PINNs"), id=1)
+    reader = Subscriber(email="a@example.org", name="A", topics=("GNN", "PINNs"), id=1,
+                        link_id="reader-link1", link_key="k")
     composed = Pipeline.build(engine, settings, now).compose(reader, set(), "2026-11-23")
     assert composed is not None
     assert not set(composed.digest.paper_ids) & set(old)

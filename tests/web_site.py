@@ -9,12 +9,17 @@ import email
 import email.policy
 import os
 import re
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from sqlalchemy import Engine, select
 from starlette.testclient import TestClient
 
@@ -61,6 +66,25 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
         if name.startswith("NEWSLETTER_") and name != "NEWSLETTER_SEMANTIC":
             monkeypatch.delenv(name)
+
+
+@contextmanager
+def uvicorn_on(app: Any, sock: socket.socket) -> Iterator[None]:
+    """``app`` under uvicorn in a thread, on ``sock`` (bound by the caller, who may need its port
+    before the app exists); stopped and the socket closed on exit."""
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
 
 
 @dataclass

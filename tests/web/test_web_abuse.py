@@ -13,7 +13,6 @@ import select
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,7 +20,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import text, update
 from web_site import (  # noqa: F401
     ADA,
@@ -37,6 +35,7 @@ from web_site import (  # noqa: F401
     sign_in,
     site,
     site_settings,
+    uvicorn_on,
 )
 
 from newsletter.cli import app as cli_app
@@ -54,18 +53,8 @@ def served(site: Site) -> Iterator[str]:
     """The site's app under uvicorn on a loopback port: real sockets, real parallel requests."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(site.client.app, log_level="warning",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with uvicorn_on(site.client.app, sock):
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def compose_for(site: Site, address: str) -> bytes:

@@ -14,7 +14,6 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,12 +21,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 from paths import ROOT
 from playwright.sync_api import Browser, Page, sync_playwright
 from smtp_server import SmtpServer
 from sqlalchemy import Engine
-from web_site import PASSWORD, ROOT, clean_environment, site_settings, tampered
+from web_site import PASSWORD, ROOT, clean_environment, site_settings, tampered, uvicorn_on
 
 from newsletter.catalog import ingest
 from newsletter.settings import Settings
@@ -93,24 +91,14 @@ def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                              smtp_security="none")
     engine = connect(settings.database_url)
     ingest.ingest(engine, [ROOT / "seeds"], utcnow())
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), log_level="warning",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
     # The site is http on loopback, which `send` over SMTP refuses for real readers: this relay
     # is a test one on purpose (NEWSLETTER_PREFLIGHT=warn).
     env = {**smtp_server.env(), "NEWSLETTER_DATABASE_URL": settings.database_url,
            "NEWSLETTER_SECRET_KEY": "test-secret", "NEWSLETTER_BASE_URL": url,
            "NEWSLETTER_SUBSCRIBERS_DIR": str(subscribers), "NEWSLETTER_PREFLIGHT": "warn",
            "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox")}
-    yield Live(url, settings, engine, smtp_server, env)
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with uvicorn_on(create_app(settings, engine), sock):
+        yield Live(url, settings, engine, smtp_server, env)
     engine.dispose()
 
 

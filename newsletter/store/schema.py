@@ -101,10 +101,9 @@ subscribers = Table(
     # The links in this person's emails (compose/tokens.py): a public random handle, and the
     # key their signatures are made with. "Sign out every link" replaces the key; the keys it
     # replaced are kept a while in retired_link_keys ([key, retired at], newest first) so that
-    # unsubscribe links in mail already delivered keep working. Nullable only so that ADD COLUMN
-    # works on an older database; connect() fills them in.
-    Column("link_id", String(16), default=lambda: new_link_id()),
-    Column("link_key", String(44), default=lambda: new_link_key()),
+    # unsubscribe links in mail already delivered keep working.
+    Column("link_id", String(16), nullable=False, default=lambda: new_link_id()),
+    Column("link_key", String(44), nullable=False, default=lambda: new_link_key()),
     Column("retired_link_keys", JSON),
 )
 Index("subscribers_link_id", subscribers.c.link_id, unique=True)

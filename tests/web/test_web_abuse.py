@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import text, update
+from starlette.testclient import TestClient
 from web_site import (  # noqa: F401
     ADA,
     EMMY,
@@ -346,19 +347,39 @@ def test_signup_errors_are_in_plain_words_next_to_their_fields(site: Site) -> No
 
 
 def test_unsubscribe_links_signed_before_the_upgrade_work_90_days_then_stop(
-        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database of the version before (revision 0004) with Ada in it, upgraded: she gets a
+    link key, and the links in the mail she already has keep unsubscribing for 90 days only."""
     from itsdangerous import URLSafeSerializer
-    with site.engine.begin() as conn:  # a database an older version wrote: no link keys yet
-        conn.execute(update(schema.subscribers).values(link_id=None, link_key=None))
-    schema.connect(site.settings.database_url).dispose()  # the upgrade: keys for everyone
-    assert site.row(ADA)["link_id"] and site.row(ADA)["link_key"]
-    old = "/unsubscribe/" + URLSafeSerializer(SECRET, salt="newsletter/unsubscribe").dumps(ADA)
-    old_prefs = "/preferences/" + URLSafeSerializer(SECRET, salt="newsletter/preferences").dumps(
-        ADA)
-    assert site.client.get(old_prefs).status_code == 400  # carried the address: stops at once
-    web = site.client.app.state.web
+
+    from newsletter.store import migrate
+    clean_environment(monkeypatch, tmp_path)
+    settings = site_settings(tmp_path)
+    old = schema.open_engine(settings.database_url)
+    migrate.upgrade(old, schema.metadata, "0004")
+    now = utcnow()
+    with old.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO subscribers (email, name, topics, exclude, max_papers, frequency, "
+            "weekday, send_time, timezone, status, origin, self_managed, created_at, updated_at)"
+            " VALUES (:email, '', '[\"GNN\"]', '[]', 10, 'daily', 0, '07:00', 'UTC', 'active', "
+            "'web', 1, :now, :now)"), {"email": ADA, "now": now})
+    migrate.upgrade(old, schema.metadata)
+    old.dispose()
+    engine = schema.connect(settings.database_url)
+    ada = load_subscribers(engine, email=ADA)[0]
+    assert len(ada.link_id) == 12 and ada.link_key
+    client = TestClient(create_app(settings, engine))
+    unsubscribe = "/unsubscribe/" + URLSafeSerializer(
+        SECRET, salt="newsletter/unsubscribe").dumps(ADA)
+    preferences = "/preferences/" + URLSafeSerializer(
+        SECRET, salt="newsletter/preferences").dumps(ADA)
+    assert client.get(preferences).status_code == 400  # it carried the address: stops at once
+    web = client.app.state.web  # type: ignore[attr-defined]
     monkeypatch.setattr(web, "now", lambda: utcnow() + timedelta(days=91))
-    assert site.client.post(old, data={"List-Unsubscribe": "One-Click"}).status_code == 400
+    assert client.post(unsubscribe, data={"List-Unsubscribe": "One-Click"}).status_code == 400
     monkeypatch.setattr(web, "now", lambda: utcnow() + timedelta(days=89))
-    response = site.client.post(old, data={"List-Unsubscribe": "One-Click"})
-    assert response.status_code == 200 and site.row(ADA)["status"] == "unsubscribed"
+    response = client.post(unsubscribe, data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    assert load_subscribers(engine, statuses=None, email=ADA)[0].status == "unsubscribed"
+    engine.dispose()

@@ -18,6 +18,7 @@ from newsletter.returns.mailboxes import Mailbox, open_mailbox
 from newsletter.returns.reports import Report, Unreadable, read_report
 from newsletter.settings import Settings
 from newsletter.store.returns import Returned, find_subscriber, locate_delivery, record_return
+from newsletter.store.subscribers import resolve_link
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,7 @@ def process_returns(engine: Engine, settings: Settings, secret: str, now: dateti
             except Unreadable as exc:
                 result.left.append((letter.key, str(exc)))
                 continue
-            who, edition = locate(engine, report)
+            who, edition = locate(engine, report, secret, now)
             returned = Returned(report.key, report.kind, who[0] if who else None, edition,
                                 report.status, report.detail)
             effect = record_return(engine, returned, now, settings.soft_bounce_limit)
@@ -61,7 +62,8 @@ def process_returns(engine: Engine, settings: Settings, secret: str, now: dateti
     return result
 
 
-def locate(engine: Engine, report: Report) -> tuple[tuple[int, str] | None, str | None]:
+def locate(engine: Engine, report: Report, secret: str,
+           now: datetime) -> tuple[tuple[int, str] | None, str | None]:
     """((subscriber id, email), edition) of what ``report`` is about, by what we signed or
     made unguessable only: the VERP token, our Message-ID, the unsubscribe token."""
     if report.verp is not None:
@@ -72,6 +74,7 @@ def locate(engine: Engine, report: Report) -> tuple[tuple[int, str] | None, str 
         delivery = locate_delivery(engine, report.message_id)
         if delivery is not None:
             return find_subscriber(engine, subscriber_id=delivery[0]), delivery[1]
-    if report.email is not None:
-        return find_subscriber(engine, email=report.email), None
+    if report.token is not None:
+        owner = resolve_link(engine, secret, "unsubscribe", report.token, now)
+        return ((owner.subscriber_id, owner.email) if owner else None), None
     return None, None

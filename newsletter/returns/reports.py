@@ -10,7 +10,8 @@
 - A feedback report (RFC 5965: ``report-type=feedback-report``) with Feedback-Type ``abuse``,
   ``fraud``, ``virus`` or ``other`` is a complaint: the reader marked us as spam.
 - A message whose subject is ``unsubscribe <token>``, as the ``mailto:`` of List-Unsubscribe
-  makes it, is a request to unsubscribe; the token is checked.
+  makes it, is a request to unsubscribe; a token of no shape of ours is refused here, and whose
+  it is (checked against that subscriber's key) is found by ``process.locate``.
 
 Who a report is about comes only from what we signed or made unguessable: the VERP envelope
 sender it was returned to (or ARF's Original-Mail-From), the Message-ID of our digest in the
@@ -25,8 +26,7 @@ from dataclasses import dataclass
 from email import message_from_bytes, message_from_string, policy
 from email.message import Message
 
-from newsletter.compose.tokens import read_bounce_address, verify
-from newsletter.errors import InvalidToken
+from newsletter.compose.tokens import legacy_unsubscribe_address, parse, read_bounce_address
 
 # Where the address a return was delivered to shows up: the VERP envelope sender we used
 _ENVELOPE_HEADERS = ("To", "Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To",
@@ -48,7 +48,7 @@ class Report:
     key: str  # the returned message's own Message-ID, or a hash of its bytes: seen once
     verp: tuple[int, str] | None = None  # (subscriber id, edition) from our signed envelope
     message_id: str | None = None  # of the digest it reports on
-    email: str | None = None  # from a signed unsubscribe token
+    token: str | None = None  # an unsubscribe link's token: whose it is, ``locate`` finds out
     status: str | None = None  # "5.1.1"
     detail: str = ""  # one line a person can read: the diagnostic, the feedback type
 
@@ -148,11 +148,10 @@ def _unsubscribe(message: Message, key: str, secret: str) -> Report:
     if match is None:
         raise Unreadable(f"neither a bounce, a complaint nor an unsubscribe request "
                          f"(subject {subject[:80]!r})")
-    try:
-        email = verify(secret, "unsubscribe", match.group(1))
-    except InvalidToken as exc:
-        raise Unreadable(f"an unsubscribe request whose token is not ours: {exc}") from None
-    return Report("unsubscribe", key, email=email, detail="mailto: unsubscribe")
+    token = match.group(1)
+    if parse(token, "unsubscribe") is None and legacy_unsubscribe_address(secret, token) is None:
+        raise Unreadable("an unsubscribe request whose token is not ours")
+    return Report("unsubscribe", key, token=token, detail="mailto: unsubscribe")
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -10,9 +10,10 @@ from typing import Any, Collection, Iterable, Iterator, Sequence
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from newsletter.compose import tokens
 from newsletter.models import Subscriber
 from newsletter.safetext import MAX_NAME_CHARS, MAX_TOPIC_CHARS, repair
-from newsletter.store.schema import new_link_key, subscribers, utcnow
+from newsletter.store.schema import legacy_unsubscribe_until, new_link_key, subscribers, utcnow
 
 
 def _subscriber_row(sub: Subscriber) -> dict[str, Any]:
@@ -232,3 +233,43 @@ def sign_out_links(engine: Engine, subscriber_id: int, *, keep_for: timedelta,
         retired = ([[row.link_key, now.isoformat()]] if row.link_key else []) + kept
         conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(
             link_key=new_link_key(), retired_link_keys=retired[:20], updated_at=now))
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The subscriber a valid link belongs to."""
+
+    subscriber_id: int
+    email: str
+    status: str
+    current: bool  # made with the person's current key (False: a retired one, in its grace)
+    item: str | None = None  # what the link is about, for purposes about one thing (a paper)
+
+
+def resolve_link(engine: Engine, secret: str, purpose: str, token: str,
+                 now: datetime) -> Owner | None:
+    """The owner of ``token`` if it is ours, intact, for ``purpose`` and not signed out (the
+    rules are ``compose/tokens.py``'s; the keys are here); None for anything else. Used by the
+    web pages and by the mailto: unsubscribe requests read from the mailbox of returns."""
+    parsed = tokens.parse(token, purpose)
+    found = None if parsed is None else link_owner(engine, parsed.link_id)
+    if parsed is None or found is None:
+        return _legacy(engine, secret, purpose, token, now)
+    verdict = tokens.check(secret, purpose, parsed, found.link_key, found.retired, now)
+    if verdict is None:
+        return None
+    return Owner(found.subscriber_id, found.email, found.status, verdict == "current",
+                 parsed.item)
+
+
+def _legacy(engine: Engine, secret: str, purpose: str, token: str,
+            now: datetime) -> Owner | None:
+    """An unsubscribe link from before per-subscriber keys, while its grace lasts."""
+    if purpose != "unsubscribe":
+        return None
+    email = tokens.legacy_unsubscribe_address(secret, token)
+    if email is None:
+        return None
+    until = legacy_unsubscribe_until(engine)
+    found = subscriber_id(engine, email) if until is not None and now < until else None
+    return None if found is None else Owner(found[0], email, found[1], current=False)

@@ -18,14 +18,14 @@ from samples import sample
 from smtp_server import SmtpServer
 from sqlalchemy import func, select
 
-from newsletter.compose.tokens import bounce_address, sign
+from newsletter.compose.tokens import bounce_address, make
 from newsletter.models import Subscriber
 from newsletter.returns.mailboxes import MaildirMailbox
 from newsletter.returns.process import process_returns
 from newsletter.settings import Settings
 from newsletter.store import schema
 from newsletter.store.schema import connect
-from newsletter.store.subscribers import sync_subscribers
+from newsletter.store.subscribers import load_subscribers, sync_subscribers
 
 SECRET = "test-secret"
 BOUNCES = "bounces@newsletter.test"
@@ -189,7 +189,11 @@ def test_newsletter_run_reads_the_mailbox_of_returns_on_its_own(
     maildir = tmp_path / "Maildir"
     for sub in ("tmp", "new", "cur"):
         (maildir / sub).mkdir(parents=True)
-    token = sign(SECRET, "unsubscribe", "grace@example.org")
+    assert cli(env, "subscribers", "list").returncode == 0  # the files in the database
+    engine = connect(env["NEWSLETTER_DATABASE_URL"])
+    grace = load_subscribers(engine, email="grace@example.org")[0]
+    engine.dispose()
+    token = make(SECRET, "unsubscribe", grace.link_id, grace.link_key)  # her digests' link
     (maildir / "new" / "1.unsubscribe").write_bytes(
         sample("mailto_unsubscribe", RECIPIENT="grace@example.org", TOKEN=token))
     runner = subprocess.Popen([sys.executable, "-m", "newsletter", "run"],

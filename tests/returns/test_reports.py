@@ -4,16 +4,23 @@ made unguessable names anybody."""
 from __future__ import annotations
 
 import pytest
+from itsdangerous import URLSafeSerializer
 from samples import sample
 
-from newsletter.compose.tokens import bounce_address, sign
+from newsletter.compose.tokens import bounce_address, make
 from newsletter.returns.reports import Unreadable, bounce_kind, read_report
 
 SECRET = "s3cret"
 VERP = bounce_address(SECRET, "bounces@newsletter.test", 42, "2026-11-23")
 DIGEST_ID = "<0123456789abcdef01234567.2026-11-23@newsletter.test>"
+TOKEN = make(SECRET, "unsubscribe", "SofiaLink123", "sofia-key")
 VALUES = {"VERP": VERP, "RECIPIENT": "ada@reader.test", "MESSAGE_ID": DIGEST_ID,
-          "TOKEN": sign(SECRET, "unsubscribe", "sofia@reader.test")}
+          "TOKEN": TOKEN}
+
+
+def legacy(secret: str, purpose: str, email: str) -> str:
+    """A link token as the version before per-subscriber keys signed it."""
+    return URLSafeSerializer(secret, salt=f"newsletter/{purpose}").dumps(email)
 
 
 def read(name: str, **values: str):
@@ -52,18 +59,23 @@ def test_a_not_spam_report_is_no_complaint() -> None:
     assert read_report(raw, secret=SECRET).kind == "not-spam"
 
 
-def test_a_mailto_unsubscribe_carries_the_signed_address() -> None:
+def test_a_mailto_unsubscribe_carries_the_link_token() -> None:
     report = read("mailto_unsubscribe")
-    assert (report.kind, report.email) == ("unsubscribe", "sofia@reader.test")
+    assert (report.kind, report.token) == ("unsubscribe", TOKEN)  # whose: process.locate
     replied = sample("mailto_unsubscribe", **VALUES).replace(b"Subject: unsub",
                                                             b"Subject: Re: unsub")
-    assert read_report(replied, secret=SECRET).email == "sofia@reader.test"
+    assert read_report(replied, secret=SECRET).token == TOKEN
+    old = legacy(SECRET, "unsubscribe", "sofia@reader.test")  # signed before the upgrade
+    assert read("mailto_unsubscribe", TOKEN=old).token == old
 
 
 @pytest.mark.parametrize(("name", "values", "why"), [
     ("not_a_report", {}, "neither a bounce"),
-    ("mailto_unsubscribe", {"TOKEN": sign("other", "unsubscribe", "x@reader.test")}, "not ours"),
-    ("mailto_unsubscribe", {"TOKEN": sign(SECRET, "preferences", "x@reader.test")}, "not ours"),
+    ("mailto_unsubscribe", {"TOKEN": legacy("other", "unsubscribe", "x@reader.test")},
+     "not ours"),
+    ("mailto_unsubscribe", {"TOKEN": legacy(SECRET, "preferences", "x@reader.test")},
+     "not ours"),
+    ("mailto_unsubscribe", {"TOKEN": "garbage"}, "not ours"),
 ])
 def test_what_is_no_report_of_ours_is_unreadable(name: str, values: dict, why: str) -> None:
     with pytest.raises(Unreadable, match=why):

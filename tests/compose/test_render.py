@@ -296,8 +296,12 @@ def rich_digest(papers: int = 50) -> Digest:
     return Digest(subscriber, "2026-11-23", sections, NOW)
 
 
+READER = Subscriber(email="reader@example.org", name="", topics=(), link_id="golden-link1",
+                    link_key="golden-key")
+
+
 def tracked(paper: Paper) -> str:
-    return tokens.click_url(SECRET, BASE_URL, 12345, paper.id)
+    return tokens.click_url(SECRET, BASE_URL, READER, paper.id)
 
 
 def test_fifty_rich_papers_fit_in_the_byte_budget_whole(renderer: Renderer) -> None:

@@ -216,7 +216,7 @@ def test_a_sign_up_confirmation_is_signed_and_bounces_like_a_digest(tmp_path: Pa
                         dkim_selector="mail2026", bounce_address="bounces@example.org",
                         reply_to="editors@example.org", templates_dir=TEMPLATES)
     out = confirmation_message(settings, page_environment(TEMPLATES), email="new@reader.test",
-                               topics=["GNN"], confirm_url="https://x.test/confirm/t", now=NOW)
+                               confirm_url="https://x.test/confirm/t", now=NOW)
     assert verify(out.data, key)
     assert out.sender == "bounces@example.org"
     assert message_from_bytes(out.data)["Reply-To"] == "editors@example.org"

@@ -2,8 +2,9 @@
 
 A new (or returning) address gets a confirmation link; an address that is already subscribed
 gets a note with its preferences link instead. Neither email carries anything the form's sender
-typed (the topics are shown on the page the link opens): the form is no way to mail a stranger. The web page answers the same in both cases, so
-the form never tells anybody whether an address is on the list: only the mailbox's owner learns.
+typed (the topics are shown on the page the link opens): the form is no way to mail a stranger.
+The web page answers the same in both cases, so the form never tells anybody whether an address
+is on the list: only the mailbox's owner learns.
 """
 
 from __future__ import annotations

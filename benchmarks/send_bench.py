@@ -166,6 +166,9 @@ def instrument(stages: Stages) -> None:
                                              journal.Journal._write)
         claims.claim = stages.wrap("claims (batches)", claims.claim)
         schedule.plan = stages.wrap("setup: plan (queue the run)", schedule.plan)
+        if hasattr(schedule, "plan_when_reachable"):  # dispatch plans once the relay answered
+            schedule.plan_when_reachable = stages.wrap_async("setup: plan (queue the run)",
+                                                             schedule.plan_when_reachable)
     for name in ("begin", "mark_sent", "mark_skipped", "mark_retrying", "mark_failed",
                  "mark_uncertain"):  # older snapshots: one transaction per write
         if hasattr(ledger, name):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Literal
+from typing import Iterable, Literal
 
 Frequency = Literal["daily", "weekly"]
 SubscriberStatus = Literal["pending", "active", "unsubscribed", "bounced", "removed"]
@@ -24,6 +24,33 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.location}: {self.message}"
+
+
+class ProblemLog(list[Problem]):
+    """The Problems of one source, at most ``limit`` of them kept: a file of garbage must not
+    fill memory (and the screen) with a line per bad record. ``done()`` adds one line saying
+    how many more there were."""
+
+    def __init__(self, source: str, limit: int = 100) -> None:
+        super().__init__()
+        self.source, self.limit, self.dropped = source, limit, 0
+
+    def append(self, problem: Problem) -> None:
+        if len(self) < self.limit:
+            super().append(problem)
+        else:
+            self.dropped += 1
+
+    def extend(self, problems: Iterable[Problem]) -> None:
+        for problem in problems:
+            self.append(problem)
+
+    def done(self) -> list[Problem]:
+        found = list(self)
+        if self.dropped:
+            found.append(Problem(self.source, f"and {self.dropped} more problems not listed: "
+                                              "is this file in the format its name says?"))
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +86,8 @@ class Paper:
     # latest such day up to the ingest), fit for an age but never to be shown.
     listed_year_inferred: bool = False
     thumbnail: str | None = None
+    # Where the parser found it ("file:line", "url:item 3"), for errors; not part of the paper.
+    origin: str | None = field(default=None, compare=False)
 
     @property
     def code_url(self) -> str | None:

@@ -22,6 +22,8 @@ from newsletter.settings import Settings
 
 Level = Literal["refuse", "warn"]
 # RFC 2606 and 6761: names that can never reach a reader
+SECRET_KEY_MIN = 16  # characters of the key that signs every link
+_NEW_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 _RESERVED_TLDS = {"example", "invalid", "localhost", "local"}
 
 
@@ -108,13 +110,23 @@ def _addresses(settings: Settings) -> list[Finding]:
 
 
 def _secret(settings: Settings) -> list[Finding]:
-    if settings.secret_key is not None:
-        return []
-    return [Finding("refuse", "NEWSLETTER_SECRET_KEY",
-                    "not set: the unsubscribe links would be signed with a key kept only in "
-                    "this database, and a new database would break every link already sent; "
-                    "set a long random one: python3 -c 'import secrets; "
-                    "print(secrets.token_urlsafe(32))'")]
+    if settings.secret_key is None:
+        return [Finding("refuse", "NEWSLETTER_SECRET_KEY",
+                        "not set: the unsubscribe links would be signed with a key kept only in "
+                        f"this database, and a new database would break every link already "
+                        f"sent; set a long random one: {_NEW_KEY}")]
+    weak = weak_secret(settings)
+    return [Finding("refuse", "NEWSLETTER_SECRET_KEY", weak)] if weak else []
+
+
+def weak_secret(settings: Settings) -> str | None:
+    """Why the configured key is too weak to sign links anyone can be sent, or None. (Unset,
+    the database makes a strong one.)"""
+    key = settings.secret_key.get_secret_value() if settings.secret_key else None
+    if key is None or len(key) >= SECRET_KEY_MIN:
+        return None
+    return (f"{len(key)} characters: whoever guesses it can unsubscribe anybody and change "
+            f"their preferences; use at least {SECRET_KEY_MIN}, e.g. {_NEW_KEY}")
 
 
 def _templates(settings: Settings) -> list[Finding]:

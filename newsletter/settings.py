@@ -11,10 +11,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATABASES = ("sqlite", "postgresql")  # the dialects the store is written and tested for
 
 
 def project_path(name: str) -> Path:
@@ -32,11 +33,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///newsletter.db"
 
     smtp_host: str | None = None
-    smtp_port: int | None = None
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
     smtp_security: Literal["none", "starttls", "tls"] = "starttls"
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
-    smtp_timeout: float = 30.0
+    smtp_timeout: float = Field(default=30.0, gt=0)
     smtp_connections: int = Field(default=4, ge=1, le=64)
     smtp_validate_certs: bool = True
 
@@ -56,8 +57,14 @@ class Settings(BaseSettings):
 
     # Workers (`newsletter worker`, and `send`/`run` themselves) claim this many deliveries at
     # a time and hold them for this long unless renewed; a dead worker's rows return then.
+    # The ingest lease (one ingest at a time) is held and renewed the same way.
     claim_batch: int = Field(default=200, ge=1, le=10000)
     worker_lease_seconds: float = Field(default=60.0, gt=0)
+
+    # Catalog URLs: give up on a server silent this long (connect, or between two reads), and
+    # on any answer not complete within the deadline, however it trickles in.
+    fetch_timeout_seconds: float = Field(default=20.0, gt=0)
+    fetch_deadline_seconds: float = Field(default=120.0, gt=0)
 
     # A digest picks from the papers the catalog first saw in this many days: "new or trending",
     # and a daily run ranks hundreds of papers rather than the whole archive.
@@ -74,7 +81,7 @@ class Settings(BaseSettings):
     from_address: str = "papers@example.org"
     from_name: str = "Trending Papers"
     base_url: str = "http://localhost:8000"
-    secret_key: SecretStr | None = None
+    secret_key: SecretStr | None = None  # over SMTP: required, 16+ characters (preflight.py)
     admin_password: SecretStr | None = None  # `newsletter serve`: the preview gallery
     click_tracking: bool = False  # digest links go through /click, counting clicks
     list_id: str | None = None
@@ -112,9 +119,27 @@ class Settings(BaseSettings):
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        dialect = value.partition(":")[0].partition("+")[0].lower()
+        if dialect not in DATABASES:
+            raise ValueError(f"{dialect or value!r} databases are not supported: use "
+                             "sqlite:///path/to/file.db or postgresql+psycopg://user@host/db")
+        return value
+
+    @field_validator("retry_cap_seconds")
+    @classmethod
+    def _cap_above_base(cls, value: float, info: ValidationInfo) -> float:
+        base = info.data.get("retry_base_seconds")
+        if base is not None and value < base:
+            raise ValueError(f"the longest wait between retries ({value:g} s) is shorter than "
+                             f"the first one (NEWSLETTER_RETRY_BASE_SECONDS={base:g}): raise it")
+        return value
+
     @property
     def port(self) -> int:
-        if self.smtp_port:
+        if self.smtp_port is not None:
             return self.smtp_port
         return {"none": 25, "starttls": 587, "tls": 465}[self.smtp_security]
 

@@ -16,11 +16,24 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from newsletter.errors import ConfigError
 from newsletter.models import Problem, Subscriber
 from newsletter.safetext import MAX_NAME_CHARS, MAX_TOPIC_CHARS, TextError, clean_line
 
 HEADER = re.compile(r"^\s*\[\[\s*subscriber\s*\]\]\s*(#.*)?$")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def mail_address(raw: str) -> str:
+    """The address as stored (normalized, lowercase), or ValueError saying why we cannot mail
+    it. The one rule for the subscriber files and the sign-up form, and what composing accepts:
+    a non-ASCII local part is refused, since most relays cannot carry it (SMTPUTF8) and the
+    digest could never be sent."""
+    try:
+        return validate_email(raw, check_deliverability=False,
+                              allow_smtputf8=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class Entry(BaseModel):
@@ -42,8 +55,8 @@ class Entry(BaseModel):
     @classmethod
     def _valid_address(cls, value: str) -> str:
         try:
-            return validate_email(value, check_deliverability=False).normalized.lower()
-        except EmailNotValidError as exc:
+            return mail_address(value)
+        except ValueError as exc:
             raise ValueError(f"invalid address {value!r}: {exc}") from None
 
     @field_validator("name")
@@ -137,8 +150,9 @@ def parse_subscribers(text: str, source: str) -> tuple[list[Subscriber], list[Pr
 def read_subscriber_files(directory: Path) -> tuple[list[Subscriber], list[Problem]]:
     """Every ``*.toml`` file in ``directory``; a duplicate address keeps its first entry."""
     if not directory.is_dir():
-        return [], [Problem(str(directory), "no such folder: set NEWSLETTER_SUBSCRIBERS_DIR "
-                                            "or create it with a .toml file")]
+        # Not a Problem to skip: read as "nobody is listed", it would remove every subscriber.
+        raise ConfigError(f"NEWSLETTER_SUBSCRIBERS_DIR: no such folder {directory}: fix the "
+                          "setting, or create the folder (an empty folder lists nobody)")
     found: dict[str, Subscriber] = {}
     problems: list[Problem] = []
     for path in sorted(directory.glob("*.toml")):

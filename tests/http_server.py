@@ -1,9 +1,9 @@
 """A real HTTP server for the catalog tests, on 127.0.0.1 in a thread.
 
 Register what each path answers: ``serve`` (a body, with an ETag and Last-Modified, answering
-304 to a matching conditional request), ``fail`` (a status) or ``stall`` (no answer until the
-client gives up). Every request is recorded with its headers, so tests can check what the
-client sent.
+304 to a matching conditional request), ``fail`` (a status), ``stall`` (no answer until the
+client gives up) or ``drip`` (a body sent a byte at a time, slowly, or bytes without end).
+Every request is recorded with its headers, so tests can check what the client sent.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class Route:
     content_type: str = "application/octet-stream"
     status: int = 200
     stall: bool = False
+    drip: float | None = None  # seconds between bytes; with an empty body, bytes without end
 
     @property
     def etag(self) -> str:
@@ -74,6 +75,15 @@ class FixtureServer:
         self.routes[path] = Route(stall=True)
         return self.url(path)
 
+    def drip(self, path: str, body: bytes | str = b"", *, seconds: float = 1.0,
+             content_type: str = "application/x-ndjson") -> str:
+        """Answer 200 at once, then ``body`` one byte at a time over ``seconds``; an empty
+        body: one byte every ``seconds``, without end (until the server stops)."""
+        data = body.encode() if isinstance(body, str) else body
+        interval = seconds / len(data) if data else seconds
+        self.routes[path] = Route(data, content_type, drip=interval)
+        return self.url(path)
+
     def requests_to(self, path: str) -> list[Request]:
         return [r for r in self.requests if r.path == path]
 
@@ -99,6 +109,8 @@ def _handler(server: FixtureServer) -> type[BaseHTTPRequestHandler]:
                 return
             if route.status != 200:
                 return self._answer(route.status, b"something broke")
+            if route.drip is not None:
+                return self._drip(route)
             if (self.headers.get("If-None-Match") == route.etag
                     or self.headers.get("If-Modified-Since") == LAST_MODIFIED
                     and "If-None-Match" not in self.headers):
@@ -117,6 +129,20 @@ def _handler(server: FixtureServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if status != 304:
                 self.wfile.write(body)
+
+        def _drip(self, route: Route) -> None:
+            endless = not route.body
+            self.send_response(200)
+            self.send_header("Content-Type", route.content_type)
+            self.send_header("Content-Length", str(10**9 if endless else len(route.body)))
+            self.end_headers()
+            sent = 0
+            while endless or sent < len(route.body):
+                if server.stopping.wait(route.drip):
+                    return
+                self.wfile.write(b"\n" if endless else route.body[sent:sent + 1])
+                self.wfile.flush()
+                sent += 1
 
         def log_message(self, format: str, *args: object) -> None:
             pass  # keep test output clean

@@ -14,6 +14,7 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 import email.policy
 import ssl
@@ -170,7 +171,8 @@ class SmtpServer:
     def __init__(self, *, rules: list[Rule] | tuple[Rule, ...] = (),
                  auth: tuple[str, str] | None = None, tls: TlsMode = "none",
                  certificate: Certificate | None = None, data_delay: float = 0.0,
-                 idle_timeout: float = 300.0, smtputf8: bool = True) -> None:
+                 idle_timeout: float = 300.0, smtputf8: bool = True,
+                 echo_auth: bool = False) -> None:
         if tls != "none" and certificate is None:
             raise ValueError(f"tls={tls!r} needs a certificate")
         self.rules = tuple(rules)
@@ -180,6 +182,7 @@ class SmtpServer:
         self.data_delay = data_delay  # seconds each DATA takes, to make overlap observable
         self.idle_timeout = idle_timeout  # the server hangs up on a client silent this long
         self.smtputf8 = smtputf8  # advertise SMTPUTF8 (non-ASCII addresses)
+        self.echo_auth = echo_auth  # a failed login's reply repeats the AUTH PLAIN blob it got
         self.messages: list[ReceivedMessage] = []
         self.rejected: list[tuple[str, str]] = []  # (recipient, reply) for every rule that fired
         self._counters = _Counters()
@@ -239,6 +242,11 @@ class SmtpServer:
     def max_concurrent_data(self) -> int:
         return self._counters.max_in_data
 
+    @property
+    def in_data(self) -> int:
+        """Messages received whole and not answered yet (``data_delay`` holds them here)."""
+        return self._counters.in_data
+
     def wait_for(self, condition: Callable[[SmtpServer], bool], timeout: float = 5.0) -> bool:
         """Poll ``condition(self)``: the server thread notices a client's close a little later."""
         deadline = time.monotonic() + timeout
@@ -277,8 +285,13 @@ class SmtpServer:
         assert self.auth is not None
         ok = (isinstance(auth_data, LoginPassword)
               and (auth_data.login.decode(), auth_data.password.decode()) == self.auth)
-        # handled=False makes aiosmtpd send its own 535 reply on failure
-        return AuthResult(success=ok, handled=False, auth_data=self.auth[0] if ok else None)
+        # handled=False makes aiosmtpd send its own 535 reply on failure, or ``message``
+        echo = None
+        if self.echo_auth and not ok and isinstance(auth_data, LoginPassword):
+            blob = base64.b64encode(b"\0" + auth_data.login + b"\0" + auth_data.password)
+            echo = f"535 5.7.8 authentication failed: {blob.decode()}"
+        return AuthResult(success=ok, handled=False, message=echo,
+                          auth_data=self.auth[0] if ok else None)
 
     def fire(self, stage: Stage, recipients: list[str]) -> str | None:
         """The reply of the first rule that fires for this event, counting matches per rule."""

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.errors import ConfigError
 from newsletter.subscribers import parse_subscribers, read_subscriber_files
 
 GOOD = """
@@ -73,9 +74,9 @@ def test_a_duplicate_address_across_files_keeps_the_first(tmp_path: Path) -> Non
     assert f"{tmp_path / 'a.toml'}:2" in problem.message
 
 
-def test_a_missing_folder_is_a_problem_not_a_crash(tmp_path: Path) -> None:
-    subs, (problem,) = read_subscriber_files(tmp_path / "nope")
-    assert subs == [] and "no such folder" in problem.message
+def test_a_missing_folder_is_a_configuration_error_not_an_empty_list(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="NEWSLETTER_SUBSCRIBERS_DIR: no such folder"):
+        read_subscriber_files(tmp_path / "nope")
 
 
 def test_the_shipped_example_list_is_valid_and_spans_abbreviations() -> None:

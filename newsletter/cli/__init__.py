@@ -1,5 +1,5 @@
 """The ``newsletter`` command: a thin driver over the pipeline stages, one module per group
-of commands (``sending``, ``catalog``, ``subscribers``, ``review``, ``db``)."""
+of commands (``sending``, ``catalog``, ``subscribers``, ``review``, ``deliveries``, ``db``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import typer
 
 from newsletter.cli import catalog, check, returns, review, sending
 from newsletter.cli.db import db_app
+from newsletter.cli.deliveries import deliveries_app
 from newsletter.cli.subscribers import subscribers_app
 
 app = typer.Typer(
@@ -20,4 +21,5 @@ for command in (sending.send, sending.run, sending.worker, review.preview, catal
                 returns.bounces):
     app.command()(command)
 app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(db_app, name="db")

@@ -8,7 +8,14 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from newsletter.cli.common import ensure_catalog, friendly, ingest_with_progress, open_database, out
+from newsletter.cli.common import (
+    ensure_catalog,
+    friendly,
+    ingest_with_progress,
+    open_database,
+    out,
+    say,
+)
 from newsletter.errors import NewsletterError
 from newsletter.relevance.rank import build_ranker
 from newsletter.store.catalog import count_papers, load_papers
@@ -24,17 +31,24 @@ def ingest(
     """Read catalog sources into the database; safe to repeat (idempotent).
 
     URLs are fetched with conditional requests (ETag / Last-Modified), so an unchanged feed
-    costs one 304. A failing source is reported and the others go on.
+    costs one 304, each within NEWSLETTER_FETCH_DEADLINE_SECONDS. A failing source is reported
+    and the others go on; each source is stored as soon as it is read.
 
     Reports how many papers are new, updated, unchanged, and every rejected entry with its
-    file and line. Rejected entries are skipped; nothing already stored is lost.
+    file and line. Rejected entries are skipped; nothing already stored is lost. Exit code 1
+    when not one source could be read.
     """
     settings, engine = open_database()
-    report = ingest_with_progress(engine, list(paths or settings.sources))
+    report = ingest_with_progress(engine, settings, list(paths or settings.sources))
     not_modified = f", {report.not_modified} not modified since last fetch" if report.not_modified else ""
-    out.print(f"Ingested {report.files} sources: [bold]{report.new}[/] new, {report.updated} "
-              f"updated, {report.unchanged} unchanged, {len(report.rejected)} rejected"
-              f"{not_modified}. The catalog holds {count_papers(engine)} papers.")
+    say(f"Ingested {report.files} sources: ", (str(report.new), "bold"), f" new, "
+        f"{report.updated} updated, {report.unchanged} unchanged, {len(report.rejected)} "
+        f"rejected{not_modified}. The catalog holds {count_papers(engine)} papers.")
+    if report.all_failed or report.stopped:  # a cron job must notice: the sources are wrong
+        if report.all_failed:
+            say(("Not one source could be read", "red"), ": check the paths and URLs above.",
+                stderr=True)
+        raise typer.Exit(1)
 
 
 @friendly

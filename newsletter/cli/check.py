@@ -6,7 +6,7 @@ import asyncio
 
 import typer
 
-from newsletter.cli.common import err, friendly, out, print_findings
+from newsletter.cli.common import friendly, print_findings, say
 from newsletter.delivery.transport import make_transport
 from newsletter.errors import ConfigError
 from newsletter.preflight import preflight
@@ -34,17 +34,16 @@ def check(
     print_findings(findings)
     refused = any(f.level == "refuse" for f in findings)
     if not settings.smtp_host:
-        out.print(f"Mail goes to the {settings.describe_delivery()}: nothing above stops it. "
-                  "Over SMTP, " + ("`send` would refuse." if refused else "`send` would go."),
-                  highlight=False)
+        say(f"Mail goes to the {settings.describe_delivery()}: nothing above stops it. "
+            "Over SMTP, " + ("`send` would refuse." if refused else "`send` would go."))
         return
     if refused:
-        err.print("Not ready: `send` refuses to mail anyone over SMTP until the settings "
-                  "marked refused are changed.", highlight=False)
+        say("Not ready: `send` refuses to mail anyone over SMTP until the settings marked "
+            "refused are changed.", stderr=True)
         raise typer.Exit(1)
     if connect:
         _connect(settings)
-    out.print(f"Ready: mail goes to {settings.describe_delivery()}.", highlight=False)
+    say(f"Ready: mail goes to {settings.describe_delivery()}.")
 
 
 def _connect(settings: Settings) -> None:
@@ -54,12 +53,11 @@ def _connect(settings: Settings) -> None:
 
     try:
         asyncio.run(smtp())
-        out.print(f"Logged in to {settings.describe_delivery()}.", highlight=False)
+        say(f"Logged in to {settings.describe_delivery()}.")
         mailbox = open_mailbox(settings)
         if mailbox is not None:
             with mailbox:
-                out.print(f"Opened the mailbox of returns, {mailbox.describe()}.",
-                          highlight=False)
+                say(f"Opened the mailbox of returns, {mailbox.describe()}.")
     except ConfigError as exc:
-        err.print(f"refused {exc}", markup=False, highlight=False, soft_wrap=True)
+        say(("refused ", "red"), str(exc), stderr=True, wrap=False)
         raise typer.Exit(1) from None

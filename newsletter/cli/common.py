@@ -1,4 +1,10 @@
-"""What every command shares: consoles, one-line errors, progress, opening the database."""
+"""What every command shares: printing, one-line errors, progress, opening the database.
+
+Everything a command prints goes through :func:`say` (or a rich Table) on consoles whose markup
+and emoji codes are off: names, addresses, topics, file contents, feed ids and SMTP replies are
+untrusted, and ``[/x]`` or ``:100:`` in them must print as typed, not crash or turn into an
+emoji. Styles are given apart from the text, as ``(text, style)`` pairs.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -26,9 +33,17 @@ from newsletter.store.schema import connect, utcnow
 from newsletter.store.subscribers import sync_subscribers
 from newsletter.subscribers import read_subscriber_files
 
-out = Console()
-err = Console(stderr=True)
+# No markup, no emoji codes, no guessing of numbers and URLs to colour: text prints as it is.
+out = Console(markup=False, emoji=False, highlight=False)
+err = Console(stderr=True, markup=False, emoji=False, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
+Part = str | tuple[str, str]  # text as it is, or (text, style) such as ("failed", "red")
+
+
+def say(*parts: Part, stderr: bool = False, wrap: bool = True) -> None:
+    """Print one line made of ``parts``: strings exactly as they are, ``(text, style)`` pairs
+    styled. ``wrap=False`` keeps a long line whole (an SMTP reply stays greppable)."""
+    (err if stderr else out).print(Text.assemble(*parts), soft_wrap=not wrap)
 
 
 def reflow(doc: str | None) -> str | None:
@@ -40,6 +55,9 @@ def reflow(doc: str | None) -> str | None:
     return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
 
 
+ERROR: Part = ("error: ", "red")
+
+
 def friendly(command: F) -> F:
     """Known failures end as one clear line and exit code 2, not a traceback."""
     @functools.wraps(command)
@@ -47,15 +65,15 @@ def friendly(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except NewsletterError as exc:
-            err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            say(ERROR, str(exc), stderr=True, wrap=False)
         except ValidationError as exc:
             first = exc.errors()[0]
             name = "NEWSLETTER_" + "_".join(str(p) for p in first["loc"]).upper()
-            err.print(f"[red]error:[/] setting {name}: {first['msg']} (see .env.example)",
-                      soft_wrap=True)
+            message = first["msg"].removeprefix("Value error, ")
+            say(ERROR, f"setting {name}: {message} (see .env.example)", stderr=True, wrap=False)
         except SQLAlchemyError as exc:
-            err.print(f"[red]error:[/] database: {exc.__class__.__name__}: "
-                      f"{str(exc).splitlines()[0]} (check NEWSLETTER_DATABASE_URL)", soft_wrap=True)
+            say(ERROR, f"database: {exc.__class__.__name__}: {str(exc).splitlines()[0]} "
+                       "(check NEWSLETTER_DATABASE_URL)", stderr=True, wrap=False)
         raise typer.Exit(2)
     wrapper.__doc__ = reflow(command.__doc__)
     return wrapper  # type: ignore[return-value]
@@ -66,16 +84,17 @@ def progress_bar() -> Progress:
                     TimeElapsedColumn(), console=err, transient=True)
 
 
-def open_database() -> tuple[Settings, Engine]:
+def open_database(create: bool = True) -> tuple[Settings, Engine]:
+    """The settings and the database; ``create=False``: a missing SQLite file is an error."""
     settings = Settings()
-    return settings, connect(settings.database_url)
+    return settings, connect(settings.database_url, create=create)
 
 
 def print_findings(findings: list[Finding]) -> None:
     """Preflight findings, one line each: what is wrong and the setting to change."""
     for finding in findings:
-        label = "[red]refused[/]" if finding.level == "refuse" else "[yellow]warning[/]"
-        err.print(f"{label} {finding}", highlight=False, soft_wrap=True)
+        label = ("refused ", "red") if finding.level == "refuse" else ("warning ", "yellow")
+        say(label, str(finding), stderr=True, wrap=False)
 
 
 def preflight_for_smtp(settings: Settings, dry_run: bool = False, quiet: bool = False) -> None:
@@ -89,20 +108,23 @@ def preflight_for_smtp(settings: Settings, dry_run: bool = False, quiet: bool = 
     if not quiet:
         print_findings(findings)
         if not dry_run and any(f.level == "refuse" for f in findings):
-            err.print("NEWSLETTER_PREFLIGHT=warn: sending anyway.", highlight=False)
+            say("NEWSLETTER_PREFLIGHT=warn: sending anyway.", stderr=True)
 
 
 def warn(problems: list[Any]) -> None:
     for problem in problems:
-        err.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
+        say(("skipped ", "yellow"), str(problem), stderr=True, wrap=False)
 
 
-def ingest_with_progress(engine: Engine, paths: list[Any]) -> IngestReport:
+def ingest_with_progress(engine: Engine, settings: Settings, paths: list[Any]) -> IngestReport:
     with progress_bar() as bar:
         task = bar.add_task("Ingesting", total=len(expand_paths(paths)))
-        report = schedule.ingest_exclusive(engine, paths, utcnow(), ledger.lock_owner(),
+        report = schedule.ingest_exclusive(engine, settings, paths, utcnow(),
+                                           ledger.lock_owner(),
                                            progress=lambda n=1: bar.advance(task, n))
     warn(report.rejected)
+    if report.stopped:
+        say(("Stopped", "yellow"), f": {report.stopped}", stderr=True, wrap=False)
     return report
 
 
@@ -114,9 +136,13 @@ def sync_files(engine: Engine, settings: Settings) -> None:
 
 def ensure_catalog(engine: Engine, settings: Settings) -> None:
     if count_papers(engine) == 0:
-        err.print("The catalog is empty: ingesting " + ", ".join(settings.sources))
-        report = ingest_with_progress(engine, list(settings.sources))
-        err.print(f"Catalog: {count_papers(engine)} papers from {report.files} files.")
+        say("The catalog is empty: ingesting " + ", ".join(settings.sources), stderr=True)
+        report = ingest_with_progress(engine, settings, list(settings.sources))
+        papers = count_papers(engine)
+        if papers == 0:  # every digest would be "nothing new": send nothing, and say so
+            raise NewsletterError("the catalog is still empty: not one paper could be read from "
+                                  "NEWSLETTER_SOURCES (see the problems above); nothing was sent")
+        say(f"Catalog: {papers} papers from {report.files} files.", stderr=True)
 
 
 def edition_time(day: Optional[str]) -> datetime:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from sqlalchemy import Engine
 
-from newsletter.cli.common import friendly, out
+from newsletter.cli.common import friendly, say
 from newsletter.settings import Settings
 from newsletter.store import migrate
 from newsletter.store.schema import metadata, open_engine
@@ -72,7 +72,7 @@ def db_upgrade() -> None:
 
 
 def _say(line: str) -> None:
-    out.print(line, highlight=False, soft_wrap=True)  # one line each, however long the path
+    say(line, wrap=False)  # one line each, however long the path
 
 
 def _list(pending: list[tuple[str, str]]) -> None:

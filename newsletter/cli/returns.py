@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from newsletter.cli.common import err, friendly, open_database, out
+from newsletter.cli.common import friendly, open_database, say
 from newsletter.returns.process import ReturnsReport, process_returns
 from newsletter.store.schema import secret_key, utcnow
 
@@ -42,13 +42,11 @@ def print_returns(report: ReturnsReport) -> None:
         who = item.email or "nobody we know"
         where = ", ".join(filter(None, (f"edition {item.edition}" if item.edition else "",
                                         r.status or "")))
-        err.print(f"{_SAID.get(r.kind, r.kind)} {who}" + (f" ({where})" if where else "")
-                  + f": {item.effect}" + (f" — {r.detail}" if r.detail else ""),
-                  markup=False, highlight=False, soft_wrap=True)
+        say(f"{_SAID.get(r.kind, r.kind)} {who}" + (f" ({where})" if where else "")
+            + f": {item.effect}" + (f" — {r.detail}" if r.detail else ""), stderr=True,
+            wrap=False)
     for key, why in report.left:
-        err.print(f"left in place: message {key}: {why}", markup=False, highlight=False,
-                  soft_wrap=True)
+        say(f"left in place: message {key}: {why}", stderr=True, wrap=False)
     changed = sum(i.effect in ("suppressed", "unsubscribed") for i in report.handled)
-    out.print(f"{report.mailbox}: {len(report.handled)} handled ({changed} addresses "
-              f"suppressed or unsubscribed), {len(report.left)} left for a person.",
-              markup=False, highlight=False)
+    say(f"{report.mailbox}: {len(report.handled)} handled ({changed} addresses suppressed or "
+        f"unsubscribed), {len(report.left)} left for a person.")

@@ -11,15 +11,19 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from newsletter.cli.common import ensure_catalog, err, friendly, open_database, out, sync_files
+from newsletter.cli.common import ensure_catalog, friendly, open_database, out, say, sync_files
 from newsletter.dispatch import ledger
 from newsletter.dispatch.deliver import Pipeline
-from newsletter.errors import NewsletterError
+from newsletter.errors import ConfigError, NewsletterError
+from newsletter.preflight import weak_secret
 from newsletter.relevance.select import edition_for
+from newsletter.settings import Settings
 from newsletter.store.catalog import count_papers
 from newsletter.store.returns import returns_by_edition
 from newsletter.store.schema import utcnow
 from newsletter.store.subscribers import load_subscribers
+
+SHOWN = 20  # failures and retries listed by `status`; the count of the rest follows
 
 
 @friendly
@@ -41,7 +45,7 @@ def preview(
     composed = Pipeline.build(engine, settings, now).compose(
         subs[0], sent.get(subs[0].id or 0, set()), edition_for(subs[0], now))
     if composed is None:
-        err.print(f"Nothing relevant and new for {email}: `send` would skip them.")
+        say(f"Nothing relevant and new for {email}: `send` would skip them.", stderr=True)
         raise typer.Exit(1)
     body = composed.rendered.text if text else composed.rendered.html
     if open_ and out_file is None:
@@ -50,8 +54,8 @@ def preview(
         typer.echo(body)
         return
     out_file.write_text(body, encoding="utf-8")
-    err.print(f"Wrote {out_file} ({len(body.encode()) // 1024} KB): "
-              f"{composed.rendered.subject}", highlight=False)
+    say(f"Wrote {out_file} ({len(body.encode()) // 1024} KB): {composed.rendered.subject}",
+        stderr=True)
     if open_:
         webbrowser.open(out_file.resolve().as_uri())
 
@@ -59,10 +63,14 @@ def preview(
 @friendly
 def status() -> None:
     """Show each edition's deliveries by state, its returns (bounces, complaints, unsubscribe
-    requests, and the addresses they suppressed), and what failed or needs a look."""
+    requests, and the addresses they suppressed), and what failed or needs a look.
+
+    Every uncertain delivery is listed with its id and Message-ID: look the Message-ID up in
+    the relay's log, then settle it with `newsletter deliveries resolve ID --sent` or
+    `--requeue`.
+    """
     settings, engine = open_database()
-    out.print(f"Catalog: {count_papers(engine)} papers. Mail goes to "
-              f"{settings.describe_delivery()}.")
+    say(f"Catalog: {count_papers(engine)} papers. Mail goes to {settings.describe_delivery()}.")
     table = Table("edition", "state", "count", title="Deliveries")
     for row in ledger.counts(engine):
         table.add_row(row.edition, row.state, str(row.count))
@@ -75,19 +83,28 @@ def status() -> None:
             table.add_row(r.edition or "(none)", *map(str, (r.hard, r.soft, r.complaints,
                                                             r.unsubscribes, r.suppressed)))
         out.print(table)
-    entries = ledger.problems(engine)
-    if not entries:
-        out.print("No failures, retries or uncertain deliveries.")
+    totals = ledger.count_states(engine)
+    if not totals:
+        say("No failures, retries or uncertain deliveries.")
         return
-    out.print("[bold]Needs attention[/] (most recent first):")
-    for e in entries:  # one line each, never wrapped: the SMTP reply stays greppable
+    others = ledger.problems(engine, limit=SHOWN, states=("failed", "retrying", "sending"))
+    if others:
+        say(("Needs attention", "bold"), " (most recent first):")
+    for e in others:  # one line each, never wrapped: the SMTP reply stays greppable
         when = f", next try {e.next_attempt_at:%Y-%m-%d %H:%M} UTC" if e.next_attempt_at else ""
-        out.print(f"  {e.state:<9} {e.email}  edition {e.edition}, {e.attempts} attempt(s)"
-                  f"{when}: {e.error or ''}", highlight=False, soft_wrap=True)
-    uncertain = sum(1 for e in entries if e.state == "uncertain")
+        say(f"  {e.state:<9} {e.email}  edition {e.edition}, {e.attempts} attempt(s){when}: "
+            f"{e.error or ''}", wrap=False)
+    hidden = sum(totals.get(state, 0) for state in ("failed", "retrying", "sending")) - len(others)
+    if hidden > 0:
+        say(f"  ... and {hidden} more failed, retrying or in flight.")
+    uncertain = ledger.problems(engine, limit=None, states=("uncertain",))
     if uncertain:
-        out.print(f"[yellow]{uncertain} uncertain[/]: the server may have accepted these; they are "
-                  "never resent automatically. Check the relay's log for their Message-IDs.")
+        say((f"{len(uncertain)} uncertain", "yellow"), ": the server may have accepted these; "
+            "they are never resent automatically. Look each Message-ID up in the relay's log, "
+            "then run `newsletter deliveries resolve ID --sent` or `--requeue`:")
+    for e in uncertain:
+        say(f"  id {e.id}  {e.email}  edition {e.edition}  Message-ID {e.message_id or '(none)'}"
+            f": {e.error or ''}", wrap=False)
 
 
 @friendly
@@ -106,9 +123,13 @@ def serve(
 
     from newsletter.web import create_app
 
+    settings = Settings()
+    weak = weak_secret(settings)  # the pages take signed links from anybody on the internet
+    if weak:
+        raise ConfigError(f"NEWSLETTER_SECRET_KEY: {weak}")
     settings, engine = open_database()
-    err.print(f"Serving on http://{host}:{port} (links point to {settings.base_url}); "
-              f"mail goes to {settings.describe_delivery()}. Ctrl-C stops.")
+    say(f"Serving on http://{host}:{port} (links point to {settings.base_url}); "
+        f"mail goes to {settings.describe_delivery()}. Ctrl-C stops.", stderr=True)
     # No uvicorn access log: its lines would hold the links, each one a key to someone's
     # subscription, in a file that is kept, copied and shared. The app logs each request by
     # its route's pattern instead (newsletter.web.access).

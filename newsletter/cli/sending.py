@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 from datetime import datetime
 from typing import Any, Callable, Optional
 
@@ -11,22 +13,23 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter.cli.common import (
     edition_time,
     ensure_catalog,
-    err,
     friendly,
     open_database,
     out,
     preflight_for_smtp,
     progress_bar,
+    say,
     stop_on_signals,
     sync_files,
 )
 from newsletter.dispatch import claims, ledger, schedule
 from newsletter.dispatch.deliver import SendReport
-from newsletter.dispatch.worker import Worker
+from newsletter.dispatch.worker import POLL_SECONDS, Worker, tally
 from newsletter.errors import NewsletterError
 from newsletter.settings import Settings
 from newsletter.store.subscribers import load_subscribers
@@ -69,14 +72,24 @@ def send(
         report = asyncio.run(_send(engine, settings, subs, edition_time(day), dry_run, progress,
                                    None if workers == 0 else workers - 1))
     _print_report(report)
-    if report.failed or report.stopped:
+    if _unfinished_business(report):
         raise typer.Exit(1)
+
+
+def _unfinished_business(report: SendReport) -> bool:
+    """Exit code 1: a digest failed or may not have arrived, or some were left for later."""
+    helped = report.by_helpers
+    return bool(report.failed or report.uncertain or report.stopped
+                or helped.get("failed") or helped.get("uncertain"))
 
 
 async def _poll_progress(engine: Engine, bar: Progress, task: Any, total: int) -> None:
     while True:
         await asyncio.sleep(0.5)
-        remaining = sum(claims.unfinished(engine))
+        try:
+            remaining = sum(claims.unfinished(engine))
+        except (SQLAlchemyError, NewsletterError):
+            return  # the bar stops moving; the worker reports what went wrong
         bar.update(task, completed=max(bar.tasks[task].completed, total - remaining))
 
 
@@ -92,21 +105,22 @@ async def _send(engine: Engine, settings: Settings, subs: list[Any] | None, now:
 
 def _print_report(report: SendReport, quiet: bool = False) -> None:
     for email, error in report.failed:
-        err.print(f"[red]failed[/] {email}: {error}", highlight=False, soft_wrap=True)
+        say(("failed ", "red"), f"{email}: {error}", stderr=True, wrap=False)
     for email, error in report.uncertain:
-        err.print(f"[yellow]uncertain[/] {email}: {error} (not resent automatically; "
-                  "see `newsletter status`)", highlight=False, soft_wrap=True)
+        say(("uncertain ", "yellow"), f"{email}: {error} (not resent automatically; see "
+                                       "`newsletter status`)", stderr=True, wrap=False)
     for email, error in report.retrying:
-        err.print(f"[yellow]retrying[/] {email}: {error} (the next run retries it)",
-                  highlight=False, soft_wrap=True)
+        say(("retrying ", "yellow"), f"{email}: {error} (the next run retries it)",
+            stderr=True, wrap=False)
     for email in report.suppressed:
-        err.print(f"[red]suppressed[/] {email}: too many permanent failures; status is now "
-                  "bounced", highlight=False)
+        say(("suppressed ", "red"), f"{email}: too many permanent failures; status is now "
+                                     "bounced", stderr=True, wrap=False)
     if report.pauses:
-        err.print(f"Paused {report.pauses} times: the relay kept answering with temporary "
-                  "errors.")
+        say(f"Paused {report.pauses} times: the relay kept answering with temporary errors.",
+            stderr=True)
     if report.stopped:
-        err.print(f"[yellow]Stopped[/]: {report.stopped} digests left for the next run.")
+        say(("Stopped", "yellow"), f": {report.stopped} digests left for the next run.",
+            stderr=True)
     if quiet:
         return
     if report.dry_run:
@@ -114,24 +128,27 @@ def _print_report(report: SendReport, quiet: bool = False) -> None:
         for email, count, subject in report.planned:
             table.add_row(email, str(count), subject)
         out.print(table)
-        out.print(f"{len(report.planned)} digests would go to {report.destination}; "
-                  f"{report.empty} subscribers have nothing relevant and new; "
-                  f"{report.already} already handled.")
+        say(f"{len(report.planned)} digests would go to {report.destination}; "
+            f"{report.empty} subscribers have nothing relevant and new; "
+            f"{report.already} already handled.")
         return
     helped = report.by_helpers
     sent = report.sent + helped.get("sent", 0)
     handled = sent + report.empty + len(report.failed) + len(report.uncertain)
     if report.already and not handled:
-        out.print(f"Nothing to send: all {report.already} digests of this edition were "
-                  "already handled.")
+        say(f"Nothing to send: all {report.already} digests of this edition were already "
+            "handled.")
         return
     waiting = f", {report.waiting} waiting to be retried later" if report.waiting else ""
+    stale = report.stale + helped.get("stale", 0)
+    stale_text = (f", {stale} stale (due longer ago than NEWSLETTER_STALE_AFTER_HOURS: not "
+                  "sent late)") if stale else ""
     by = f" ({helped.get('sent', 0)} of them by helper processes)" if helped else ""
-    out.print(f"Sent [bold]{sent}[/] digests to {report.destination}{by}. "
-              f"Skipped {report.empty + helped.get('skipped', 0)} with nothing relevant "
-              f"and new, {report.already} already handled, "
-              f"{len(report.failed) + helped.get('failed', 0)} failed, "
-              f"{len(report.uncertain) + helped.get('uncertain', 0)} uncertain{waiting}.")
+    say("Sent ", (str(sent), "bold"), f" digests to {report.destination}{by}. "
+        f"Skipped {report.empty + helped.get('skipped', 0)} with nothing relevant "
+        f"and new, {report.already} already handled, "
+        f"{len(report.failed) + helped.get('failed', 0)} failed, "
+        f"{len(report.uncertain) + helped.get('uncertain', 0)} uncertain{stale_text}{waiting}.")
 
 
 @friendly
@@ -143,6 +160,10 @@ def worker(
                                       help="Compose as of this ISO time (set by `send`)."),
     checked: bool = typer.Option(False, "--checked", hidden=True,
                                  help="The settings passed the preflight (set by `send`)."),
+    helper_of: Optional[int] = typer.Option(
+        None, "--helper-of", hidden=True, metavar="PID",
+        help="Set by `send` for its helpers: stop when that process is gone, and print a "
+             "JSON tally on stdout at the end."),
 ) -> None:
     """Send queued digests: claim pending deliveries in batches, send them, record each.
 
@@ -152,25 +173,40 @@ def worker(
     NEWSLETTER_WORKER_LEASE_SECONDS. SIGTERM or Ctrl-C finishes the messages in flight, then
     exits.
     """
-    settings, engine = open_database()
+    settings, engine = open_database(create=helper_of is None)  # a helper's must exist
     if not checked:  # a helper of `send` starts right away: its parent checked these
         preflight_for_smtp(settings, quiet=quiet)
     if not quiet:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                             datefmt="%Y-%m-%d %H:%M:%S")
-        err.print(f"Worker started; mail goes to {settings.describe_delivery()}.")
+        say(f"Worker started; mail goes to {settings.describe_delivery()}.", stderr=True)
     fixed = datetime.fromisoformat(now) if now else None
-    report = asyncio.run(_work(engine, settings, drain, fixed))
+    report = asyncio.run(_work(engine, settings, drain, fixed, helper_of))
     _print_report(report, quiet)
-    if report.failed or report.stopped:
+    if helper_of is not None:
+        typer.echo(json.dumps(tally(report)))
+    if _unfinished_business(report):
         raise typer.Exit(1)
 
 
-async def _work(engine: Engine, settings: Settings, drain: bool,
-                now: datetime | None) -> SendReport:
+async def _work(engine: Engine, settings: Settings, drain: bool, now: datetime | None,
+                parent: int | None) -> SendReport:
     stop = stop_on_signals()
-    return await Worker(engine, settings, owner=ledger.lock_owner(), now=now, drain=drain,
-                        stop=stop).run()
+    watch = asyncio.create_task(_stop_when_orphaned(parent, stop)) if parent else None
+    try:
+        return await Worker(engine, settings, owner=ledger.lock_owner(), now=now, drain=drain,
+                            stop=stop).run()
+    finally:
+        if watch:
+            watch.cancel()
+
+
+async def _stop_when_orphaned(parent: int, stop: asyncio.Event) -> None:
+    """A helper whose `send` died (even by kill -9) finishes its messages in flight and
+    stops, as it would on SIGTERM: nobody would be left to report what it does."""
+    while os.getppid() == parent:
+        await asyncio.sleep(POLL_SECONDS)
+    stop.set()
 
 
 @friendly
@@ -190,6 +226,7 @@ def run() -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     sync_files(engine, settings)
     ensure_catalog(engine, settings)
-    err.print(f"Scheduler started; mail goes to {settings.describe_delivery()}. Ctrl-C stops.")
+    say(f"Scheduler started; mail goes to {settings.describe_delivery()}. Ctrl-C stops.",
+        stderr=True)
     asyncio.run(schedule.run(settings, engine))
-    err.print("Scheduler stopped.")
+    say("Scheduler stopped.", stderr=True)

@@ -1,13 +1,14 @@
-"""`subscribers check` and `subscribers list`."""
+"""`subscribers check`, `subscribers list` and `subscribers reactivate`."""
 
 from __future__ import annotations
 
 import typer
 from rich.table import Table
 
-from newsletter.cli.common import friendly, open_database, out, sync_files, warn
+from newsletter.cli.common import friendly, open_database, out, say, sync_files, warn
+from newsletter.errors import NewsletterError
 from newsletter.settings import Settings
-from newsletter.store.subscribers import load_subscribers
+from newsletter.store.subscribers import load_subscribers, reactivate
 from newsletter.subscribers import read_subscriber_files
 
 subscribers_app = typer.Typer(help="List and check the subscriber files in subscribers/.",
@@ -20,8 +21,7 @@ def subscribers_check() -> None:
     settings = Settings()
     found, problems = read_subscriber_files(settings.subscribers_dir)
     warn(problems)
-    out.print(f"{len(found)} valid subscribers in {settings.subscribers_dir}, "
-              f"{len(problems)} problems.")
+    say(f"{len(found)} valid subscribers in {settings.subscribers_dir}, {len(problems)} problems.")
     if problems:
         raise typer.Exit(1)
 
@@ -37,3 +37,24 @@ def subscribers_list() -> None:
         table.add_row(sub.email, sub.name, ", ".join(sub.topics), sub.frequency,
                       str(sub.max_papers), sub.status)
     out.print(table)
+
+
+@subscribers_app.command("reactivate")
+@friendly
+def subscribers_reactivate(
+    email: str = typer.Argument(..., help="The suppressed (bounced) address."),
+) -> None:
+    """Take a suppressed address out of "bounced": it gets digests again.
+
+    An address is suppressed after NEWSLETTER_SUPPRESS_AFTER permanent refusals (5xx replies
+    to RCPT or DATA). Reactivate it once the cause is gone (the mailbox exists again, the
+    relay's rule was fixed); its earlier refusals no longer count. An address that
+    unsubscribed itself stays unsubscribed: only its owner can subscribe again.
+    """
+    _, engine = open_database()
+    before = reactivate(engine, email)
+    if before is None:
+        raise NewsletterError(f"{email} is not a subscriber (see `newsletter subscribers list`)")
+    if before != "bounced":
+        raise NewsletterError(f"{email} is {before}, not bounced: nothing to reactivate")
+    say(f"{email} is active again; its earlier permanent failures no longer count.")

@@ -2,7 +2,8 @@
 
 ``classify`` turns a :class:`SendError` into a verdict: retry it later, give up on this address
 for this message, or leave it for a person because the server may already have it. ``backoff``
-says how long to wait before the next retry.
+says how long to wait before the next retry. ``counts_toward_suppression`` is the suppression
+policy: which failures say that the address itself cannot receive mail.
 """
 
 from __future__ import annotations
@@ -16,10 +17,32 @@ from newsletter.errors import SendError
 Kind = Literal["retry", "permanent", "uncertain"]
 
 
+# Where a 5xx speaks about the recipient: its RCPT, or the DATA command and the message
+# after it (many servers refuse a recipient only there). "bounce": a report that arrived later.
+ADDRESS_STAGES = frozenset({"rcpt", "data", "message", "bounce"})
+
+
 @dataclass(frozen=True)
 class Verdict:
     kind: Kind
     reason: str  # one line for a person reading the run's report
+    hard: bool = False  # counts toward suppressing the address (see counts_toward_suppression)
+
+
+def counts_toward_suppression(code: int | None, stage: str) -> bool:
+    """Whether a failure counts toward ``NEWSLETTER_SUPPRESS_AFTER``: only a permanent,
+    address-level one, i.e. a 5xx reply to RCPT or DATA (or a hard bounce, ``stage="bounce"``).
+
+    Never: a 4xx or a dropped connection, even when it ran out of attempts (an outage or a
+    throttling relay says nothing about the address); a 5xx at the greeting, login or MAIL FROM
+    (our set-up or the relay's, the same for every address); a message we could not even
+    write (a full outbox disk, an address SMTP cannot carry: no reply code).
+
+    The replies during sending count toward NEWSLETTER_SUPPRESS_AFTER (``ledger.suppress_if_due``);
+    a hard bounce reported later suppresses at once (``store/returns.py``). Both are recorded on
+    the delivery (``deliveries.hard_failure``), and `subscribers reactivate` forgives both.
+    """
+    return code is not None and 500 <= code < 600 and stage in ADDRESS_STAGES
 
 
 def classify(error: SendError) -> Verdict:
@@ -37,7 +60,8 @@ def classify(error: SendError) -> Verdict:
     code = error.code
     if error.permanent or (code is not None and 500 <= code < 600):
         where = f" at {error.stage}" if error.stage != "connect" else ""
-        return Verdict("permanent", f"refused for good{where}: {_reply(error)}")
+        return Verdict("permanent", f"refused for good{where}: {_reply(error)}",
+                       hard=counts_toward_suppression(code, error.stage))
     if error.answered:
         return Verdict("retry", f"the server asked to try again later: {_reply(error)}")
     if error.stage == "message":

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from newsletter.errors import ConfigError, SendError
+from newsletter.errors import ConfigError
 from newsletter.models import Outgoing
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]")
@@ -71,7 +71,11 @@ class OutboxTransport:
             # fsync can take milliseconds: keep it off the event loop
             await asyncio.to_thread(_write_atomically, path, message.data)
         except OSError as error:
-            raise SendError(message.recipient, f"cannot write {path}: {error}") from error
+            # A full disk or a broken folder fails every message alike and says nothing about
+            # the address: stop the run (the digest stays queued) rather than fail each one.
+            raise ConfigError(f"cannot write {path}: {error.strerror or error}. Free some "
+                              "space or fix NEWSLETTER_OUTBOX_DIR; the digests not written "
+                              "stay queued for the next run.") from error
         return str(path)
 
 

@@ -14,6 +14,8 @@ error) is in ``newsletter.delivery.smtpwire``.
 from __future__ import annotations
 
 import asyncio
+import re
+from base64 import b64decode, b64encode
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Protocol, Self
 
@@ -230,10 +232,33 @@ class SmtpTransport:
         return SendError(recipient, self._scrub(text), stage=stage)
 
     def _scrub(self, text: str) -> str:
-        """Servers and libraries may echo what they were sent; never pass the password on."""
+        """Servers and libraries may echo what they were sent; never pass the password on,
+        neither as typed nor as the base64 that AUTH PLAIN and AUTH LOGIN put on the wire."""
         if self._password is None:
             return text
-        return text.replace(self._password.get_secret_value(), "***")
+        return scrub_secret(text, self._password.get_secret_value(), self.username or "")
+
+
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{8,}={0,2}")
+
+
+def scrub_secret(text: str, password: str, username: str = "") -> str:
+    """``text`` with ``password`` masked: as typed, in the AUTH PLAIN and LOGIN encodings, and
+    in any base64 run that decodes to a credential blob (NUL-separated), to the password or to a
+    piece of it (a relay may echo what it was sent, whole or cut short)."""
+    secret = password.encode()
+    for form in (secret, b64encode(secret), b64encode(f"\0{username}\0{password}".encode())):
+        text = text.replace(form.decode(errors="replace"), "***")
+
+    def mask(match: re.Match[str]) -> str:
+        run = match.group().rstrip("=")
+        try:
+            decoded = b64decode(run[:len(run) - len(run) % 4])
+        except ValueError:
+            return match.group()
+        leaks = b"\0" in decoded or secret in decoded or (len(decoded) >= 4 and decoded in secret)
+        return "***" if leaks else match.group()
+    return _BASE64_RUN.sub(mask, text)
 
 
 # -- choice ----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Iterable
 
 from sqlalchemy import Engine, func, select, update
 
-from newsletter.store.schema import deliveries, insert_ignore, utcnow
+from newsletter.store.schema import as_utc, deliveries, insert_ignore, utcnow
 
 PENDING, SENDING, RETRYING = "pending", "sending", "retrying"
 _d = deliveries.c
@@ -33,6 +33,10 @@ class Claim:
     subscriber_id: int
     edition: str
     attempts: int  # made before this claim
+    due_at: datetime | None = None  # when the digest was due: past the stale limit, skip it
+
+    def stale(self, now: datetime, limit: timedelta) -> bool:
+        return self.due_at is not None and now - self.due_at > limit
 
 
 def lock_owner() -> str:
@@ -54,13 +58,17 @@ def owner_alive(owner: str) -> bool:
     return True
 
 
-def plan(engine: Engine, wanted: Iterable[tuple[int, str]], now: datetime | None = None) -> int:
-    """Queue a ``pending`` row for each (subscriber id, edition) not in the ledger yet;
-    returns how many were new."""
+Wanted = tuple[int, str] | tuple[int, str, datetime]
+
+
+def plan(engine: Engine, wanted: Iterable[Wanted], now: datetime | None = None) -> int:
+    """Queue a ``pending`` row for each (subscriber id, edition[, due at]) not in the ledger
+    yet (due at: ``now`` unless given); returns how many were new."""
     now = now or utcnow()
-    rows = [{"subscriber_id": sub_id, "edition": edition, "state": PENDING, "attempts": 0,
-             "paper_count": 0, "created_at": now, "updated_at": now}
-            for sub_id, edition in wanted]
+    rows = [{"subscriber_id": want[0], "edition": want[1], "state": PENDING, "attempts": 0,
+             "paper_count": 0, "due_at": want[2] if len(want) > 2 else now,  # type: ignore[misc]
+             "created_at": now, "updated_at": now}
+            for want in wanted]
     if not rows:
         return 0
     with engine.begin() as conn:
@@ -80,9 +88,11 @@ def claim(engine: Engine, owner: str, limit: int, lease: timedelta,
         rows = conn.execute(
             update(deliveries).where(_d.id.in_(chosen))
             .values(claimed_by=owner, lease_until=now + lease)
-            .returning(_d.id, _d.subscriber_id, _d.edition, _d.attempts)).all()
-    return sorted((Claim(r.id, r.subscriber_id, r.edition, r.attempts) for r in rows),
-                  key=lambda c: c.id)
+            .returning(_d.id, _d.subscriber_id, _d.edition, _d.attempts, _d.due_at,
+                       _d.created_at)).all()
+    # A row planned before due_at existed is as old as its planning.
+    return sorted((Claim(r.id, r.subscriber_id, r.edition, r.attempts,
+                         as_utc(r.due_at or r.created_at)) for r in rows), key=lambda c: c.id)
 
 
 def renew(engine: Engine, owner: str, lease: timedelta, now: datetime | None = None) -> None:

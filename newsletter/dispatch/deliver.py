@@ -34,7 +34,6 @@ from newsletter.relevance.select import build_digest
 from newsletter.settings import Settings
 from newsletter.store.catalog import load_papers
 from newsletter.store.schema import secret_key, utcnow
-from newsletter.store.subscribers import set_subscriber_status
 
 
 @dataclass(frozen=True)
@@ -145,6 +144,7 @@ class SendReport:
     empty: int = 0
     already: int = 0
     waiting: int = 0  # retries whose time has not come
+    stale: int = 0  # skipped: due longer ago than NEWSLETTER_STALE_AFTER_HOURS
     failed: list[tuple[str, str]] = field(default_factory=list)
     uncertain: list[tuple[str, str]] = field(default_factory=list)
     retrying: list[tuple[str, str]] = field(default_factory=list)  # left for the next run
@@ -181,17 +181,13 @@ class Sender:
         try:
             composed = self.pipeline.compose(sub, job.sent, claim.edition)
         except Exception as exc:  # a bug in one digest must not stop the others
-            error = f"could not build the digest: {exc!r}"
-            self.report.failed.append((sub.email, error))
-            # Not retried in this run (it would fail the same way); the next run tries again.
-            later = utcnow() + timedelta(seconds=self.policy.retry_cap)
-            self.journal.record(Outcome(claim.id, RETRYING, error=error, next_attempt_at=later))
+            self._not_composed(claim, sub, exc)
             return
         if composed is None:
             self.journal.record(Outcome(claim.id, "skipped"))
             self.report.empty += 1
             return
-        if not await self.journal.sending(claim):
+        if not await self.journal.sending(claim, composed.message.message_id):
             self.report.already += 1  # our lease ran out and another worker has it
             return
         await self.breaker.wait()
@@ -213,6 +209,21 @@ class Sender:
             subscriber_id=sub.id, paper_ids=tuple(composed.digest.paper_ids)))
         self.report.sent += 1
 
+    def _not_composed(self, claim: Claim, sub: Subscriber, exc: Exception) -> None:
+        """An attempt that never reached the relay: it counts, so a digest that can never be
+        built ends ``failed`` after NEWSLETTER_MAX_ATTEMPTS instead of coming back forever."""
+        attempts = claim.attempts + 1
+        error = f"could not build the digest: {exc!r}"
+        if attempts >= self.policy.max_attempts:
+            error = f"gave up after {attempts} attempts: {error}"
+            self.journal.record(Outcome(claim.id, "failed", error=error, tried=1))
+        else:
+            # Not retried in this run (it would fail the same way); a later run tries again.
+            later = utcnow() + timedelta(seconds=self.policy.retry_cap)
+            self.journal.record(Outcome(claim.id, RETRYING, error=error, next_attempt_at=later,
+                                        tried=1))
+        self.report.failed.append((sub.email, error))
+
     async def _failed(self, job: Job, composed: Composed, exc: SendError) -> None:
         sub, claim, verdict, error = job.subscriber, job.claim, classify(exc), str(exc)
         count, attempts = len(composed.digest.items), claim.attempts + 1
@@ -228,24 +239,24 @@ class Sender:
             self.journal.record(Outcome(claim.id, RETRYING, count, error, next_attempt_at=due))
             self.retries[claim.id] = (sub.email, error, due)
             return
-        if verdict.kind == "retry":
+        if verdict.kind == "retry":  # failed for this edition, and nothing more
             error = f"gave up after {attempts} attempts: {error}"
-        self.journal.record(Outcome(claim.id, "failed", count, error))
+        self.journal.record(Outcome(claim.id, "failed", count, error, hard_failure=verdict.hard))
         self.report.failed.append((sub.email, error))
-        await self.journal.flush()
-        assert sub.id is not None
-        if ledger.permanent_failures(self.engine, sub.id) >= self.policy.suppress_after:
-            set_subscriber_status(self.engine, sub.email, "bounced")
-            self.report.suppressed.append(sub.email)
+        if verdict.hard and sub.id is not None:
+            await self.journal.flush()
+            if ledger.suppress_if_due(self.engine, sub.id, self.policy.suppress_after):
+                self.report.suppressed.append(sub.email)
 
 
-def rehearse(pipeline: Pipeline, engine: Engine, editions: dict[int, tuple[Subscriber, str]],
+def rehearse(pipeline: Pipeline, engine: Engine,
+             editions: dict[int, tuple[Subscriber, str, datetime]],
              report: SendReport) -> SendReport:
     """A dry run: compose what would go out, send and record nothing."""
-    states = ledger.states_for(engine, {i: e for i, (_, e) in editions.items()})
+    states = ledger.states_for(engine, {i: e for i, (_, e, _) in editions.items()})
     since = pipeline.now - timedelta(days=pipeline.settings.window_days)
     sent = ledger.sent_papers_by_subscriber(engine, list(editions), since=since)
-    for sub_id, (sub, edition) in editions.items():
+    for sub_id, (sub, edition, _) in editions.items():
         if states.get(sub_id, (None, None))[0] in ledger.HANDLED:
             report.already += 1
             continue

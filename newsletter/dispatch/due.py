@@ -27,9 +27,14 @@ def latest_slot(subscriber: Subscriber, now: datetime) -> datetime:
     return slot
 
 
+def due_slot(subscriber: Subscriber, now: datetime,
+             stale_after: timedelta) -> datetime | None:
+    """The latest slot, or None when it is older than ``stale_after``."""
+    slot = latest_slot(subscriber, now)
+    return None if now - slot > stale_after else slot
+
+
 def due_edition(subscriber: Subscriber, now: datetime, stale_after: timedelta) -> str | None:
     """The edition to send now, or None when the latest slot is older than ``stale_after``."""
-    slot = latest_slot(subscriber, now)
-    if now - slot > stale_after:
-        return None
-    return edition_for(subscriber, slot)
+    slot = due_slot(subscriber, now, stale_after)
+    return None if slot is None else edition_for(subscriber, slot)

@@ -1,7 +1,8 @@
 """Per-message ledger writes, group-committed.
 
-Every message needs two writes: ``sending`` before it goes (so a crash leaves it ``uncertain``
-rather than resent) and its outcome after the server's reply. One transaction each costs more
+Every message needs two writes: ``sending`` with its Message-ID before it goes (so a crash
+leaves it ``uncertain``, with the id a person can look up in the relay's log, rather than
+resent) and its outcome after the server's reply. One transaction each costs more
 than composing the message, so the Journal collects the writes of all connections and commits
 them together, in a thread (SQLite and psycopg release the GIL), while composing goes on.
 
@@ -20,7 +21,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Iterable, Self
 
-from sqlalchemy import Engine, bindparam, update
+from sqlalchemy import Engine, bindparam, func, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from newsletter.dispatch.claims import PENDING, RETRYING, SENDING, Claim
@@ -36,9 +37,13 @@ _OUTCOME = (update(deliveries).where(
     (_d.id == bindparam("b_id"))
     & ((_d.claimed_by == bindparam("b_owner")) | (_d.state == "uncertain"))).values(
     state=bindparam("b_state"), last_error=bindparam("b_error"),
-    message_id=bindparam("b_message_id"), next_attempt_at=bindparam("b_next"),
-    paper_count=bindparam("b_count"), updated_at=bindparam("b_now"),
-    claimed_by=None, lease_until=None))
+    message_id=func.coalesce(bindparam("b_message_id"), _d.message_id),
+    next_attempt_at=bindparam("b_next"), paper_count=bindparam("b_count"),
+    hard_failure=bindparam("b_hard"), attempts=_d.attempts + bindparam("b_tried"),
+    updated_at=bindparam("b_now"), claimed_by=None, lease_until=None))
+# The Message-ID of each message marked ``sending``, in the same transaction.
+_MESSAGE_ID = (update(deliveries).where(_d.id == bindparam("b_id"))
+               .values(message_id=bindparam("b_message_id")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,8 @@ class Outcome:
     next_attempt_at: datetime | None = None
     subscriber_id: int | None = None  # with ``paper_ids``: recorded for "sent"
     paper_ids: tuple[str, ...] = ()
+    hard_failure: bool = False  # counts toward suppression (``faults.counts_toward_suppression``)
+    tried: int = 0  # attempts to add: an attempt that never reached ``sending`` (composing failed)
 
 
 class JournalError(NewsletterError):
@@ -69,7 +76,7 @@ class Journal:
                        .values(state=SENDING, attempts=_d.attempts + 1, next_attempt_at=None,
                                updated_at=bindparam("b_now"))
                        .returning(_d.id))
-        self._starts: list[tuple[Claim, asyncio.Future[bool]]] = []
+        self._starts: list[tuple[Claim, str | None, asyncio.Future[bool]]] = []
         self._outcomes: list[Outcome] = []
         self._flushes: list[asyncio.Future[bool]] = []
         self._wake = asyncio.Event()
@@ -87,11 +94,12 @@ class Journal:
         if self._task:
             self._task.cancel()
 
-    async def sending(self, claim: Claim) -> bool:
-        """Mark the row ``sending``, durably; False when the claim was lost (its lease ran
-        out and another worker took the row): then this message must not go."""
+    async def sending(self, claim: Claim, message_id: str | None = None) -> bool:
+        """Mark the row ``sending`` with the message's Message-ID, durably; False when the
+        claim was lost (its lease ran out and another worker took the row): then this message
+        must not go."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._starts.append((claim, future))
+        self._starts.append((claim, message_id, future))
         self._wake.set()
         return await future
 
@@ -119,19 +127,21 @@ class Journal:
                 starts, outcomes, flushes = self._starts, self._outcomes, self._flushes
                 self._starts, self._outcomes, self._flushes = [], [], []
                 try:
-                    granted = await self._write_retrying([c for c, _ in starts], outcomes)
+                    granted = await self._write_retrying([(c, m) for c, m, _ in starts],
+                                                         outcomes)
                 except Exception as exc:  # the database is gone: stop every sender
                     self.error = exc
-                    for future in [f for _, f in starts] + flushes:
+                    for future in [f for _, _, f in starts] + flushes:
                         future.set_exception(JournalError(f"the ledger could not be "
                                                           f"written: {exc}"))
                     continue
-                for claim, future in starts:
+                for claim, _, future in starts:
                     future.set_result(claim.id in granted)
                 for future in flushes:
                     future.set_result(True)
 
-    async def _write_retrying(self, starts: list[Claim], outcomes: list[Outcome]) -> set[int]:
+    async def _write_retrying(self, starts: list[tuple[Claim, str | None]],
+                              outcomes: list[Outcome]) -> set[int]:
         """A lost connection or a deadlock victim is tried again (the transaction was rolled
         back whole); a third failure stops the worker."""
         for pause in RETRY_PAUSES:
@@ -142,7 +152,8 @@ class Journal:
                 await asyncio.sleep(pause)
         return await asyncio.to_thread(self._write, starts, outcomes)
 
-    def _write(self, starts: list[Claim], outcomes: list[Outcome]) -> set[int]:
+    def _write(self, starts: list[tuple[Claim, str | None]],
+               outcomes: list[Outcome]) -> set[int]:
         now = utcnow()
         granted: set[int] = set()
         with self.engine.begin() as conn:
@@ -153,7 +164,11 @@ class Journal:
                     conn.execute(self._record_papers, papers)
             if starts:
                 granted = set(conn.scalars(self._start, {
-                    "b_ids": [c.id for c in starts], "b_owner": self.owner, "b_now": now}))
+                    "b_ids": [c.id for c, _ in starts], "b_owner": self.owner, "b_now": now}))
+                ids = [{"b_id": c.id, "b_message_id": m}
+                       for c, m in starts if m is not None and c.id in granted]
+                if ids:
+                    conn.execute(_MESSAGE_ID, ids)
         return granted
 
 
@@ -161,7 +176,8 @@ def _params(o: Outcome, now: datetime, owner: str) -> dict[str, Any]:
     return {"b_id": o.delivery_id, "b_owner": owner, "b_state": o.state,
             "b_error": None if o.error is None else o.error[:1000],
             "b_message_id": o.message_id, "b_next": o.next_attempt_at,
-            "b_count": o.paper_count, "b_now": now}
+            "b_count": o.paper_count, "b_hard": o.hard_failure, "b_tried": o.tried,
+            "b_now": now}
 
 
 def _sent_rows(outcomes: Iterable[Outcome], now: datetime) -> Iterable[dict[str, Any]]:

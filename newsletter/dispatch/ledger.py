@@ -5,9 +5,10 @@ cannot exist; one row per (subscriber, paper), so no paper reaches the same pers
 States::
 
     (none) -> pending (planned; claimed by a worker, see claims.py) -> sending -> sent
-                      -> skipped (nothing relevant and new)      sending -> retrying -> sending ...
-                                                                  sending -> failed (5xx, out of attempts)
-                                                                  sending -> uncertain
+              pending -> skipped (nothing relevant and new, or stale: due too long ago)
+              sending -> retrying -> sending ...
+              sending -> failed (5xx; or out of attempts)
+              sending -> uncertain -> (a person: `deliveries resolve`) sent | pending
 
 ``sending`` is written before a message goes and its outcome right after the server's reply
 (``journal.py``): a crash loses at most the messages in flight, which become ``uncertain``:
@@ -17,24 +18,26 @@ named leases; the queue's writes are in ``claims.py`` and ``journal.py``.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Collection
+from typing import Any, Collection
 
-from sqlalchemy import Engine, delete, desc, func, insert, select, update
+from sqlalchemy import Connection, Engine, case, delete, desc, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.dispatch.claims import lock_owner, owner_alive
+from newsletter.errors import NewsletterError
 from newsletter.store.schema import as_utc, deliveries, locks, sent_papers, subscribers, utcnow
 
 __all__ = ["lock_owner", "acquire", "release", "states_for", "sent_papers_by_subscriber",
-           "permanent_failures", "outcomes_since", "counts", "problems", "DONE", "HANDLED",
-           "RETRYING"]
+           "hard_failures", "suppress_if_due", "counts", "problems", "count_states",
+           "resolve", "DONE", "HANDLED", "RETRYING", "STALE_PREFIX"]
 
 DONE = ("sent", "skipped", "failed", "uncertain")  # never picked up again automatically
 HANDLED = (*DONE, "sending")  # not to be planned, composed or sent again
 RETRYING = "retrying"
+STALE_PREFIX = "stale:"  # the last_error of a row skipped for being too old to send
 
 
 def states_for(engine: Engine, editions: dict[int, str]) -> dict[int, tuple[str, datetime | None]]:
@@ -70,20 +73,29 @@ def sent_papers_by_subscriber(engine: Engine, ids: Collection[int],
     return result
 
 
-def outcomes_since(engine: Engine, since: datetime) -> Counter[str]:
-    """How many deliveries reached each state since ``since`` (a run's own tally)."""
-    query = (select(deliveries.c.state, func.count()).where(deliveries.c.updated_at >= since)
-             .group_by(deliveries.c.state))
-    with engine.connect() as conn:
-        return Counter({state: count for state, count in conn.execute(query)})
-
-
-def permanent_failures(engine: Engine, subscriber_id: int) -> int:
-    query = (select(func.count()).select_from(deliveries)
-             .where((deliveries.c.subscriber_id == subscriber_id)
-                    & (deliveries.c.state == "failed")))
+def hard_failures(engine: Engine, subscriber_id: int) -> int:
+    """The address's permanent, address-level failures (``faults.counts_toward_suppression``)
+    since an operator last reactivated it."""
+    d, s = deliveries.c, subscribers.c
+    query = (select(func.count()).select_from(deliveries.join(subscribers, s.id == d.subscriber_id))
+             .where((d.subscriber_id == subscriber_id) & d.hard_failure.is_(True)
+                    & (s.reactivated_at.is_(None) | (d.updated_at > s.reactivated_at))))
     with engine.connect() as conn:
         return conn.scalar(query) or 0
+
+
+def suppress_if_due(engine: Engine, subscriber_id: int, limit: int) -> bool:
+    """The suppression policy, applied: once an address has ``limit`` hard failures
+    (NEWSLETTER_SUPPRESS_AFTER), an active address becomes ``bounced`` and gets no more mail
+    until an operator reactivates it. True when this call suppressed it. Record the failure
+    (``deliveries.hard_failure``: a refused RCPT/DATA, or a hard bounce) first."""
+    if hard_failures(engine, subscriber_id) < limit:
+        return False
+    with engine.begin() as conn:
+        return conn.execute(update(subscribers)
+                            .where((subscribers.c.id == subscriber_id)
+                                   & (subscribers.c.status == "active"))
+                            .values(status="bounced", updated_at=utcnow())).rowcount == 1
 
 
 # -- named leases (ingest, plan) ---------------------------------------------------------------------
@@ -136,27 +148,89 @@ class LedgerEntry:
     error: str | None
     updated_at: datetime | None
     next_attempt_at: datetime | None
+    id: int = 0
+    message_id: str | None = None
+
+
+def _label() -> Any:
+    """A row's state as `status` shows it: a skip for staleness apart from "nothing new"."""
+    d = deliveries.c
+    return case(((d.state == "skipped") & d.last_error.like(f"{STALE_PREFIX}%"),
+                 "skipped (stale)"), else_=d.state)
 
 
 def counts(engine: Engine, limit_editions: int = 10) -> list[EditionCount]:
-    query = (select(deliveries.c.edition, deliveries.c.state, func.count())
-             .group_by(deliveries.c.edition, deliveries.c.state)
-             .order_by(desc(deliveries.c.edition), deliveries.c.state))
+    label = _label()
+    query = (select(deliveries.c.edition, label, func.count())
+             .group_by(deliveries.c.edition, label)
+             .order_by(desc(deliveries.c.edition), label))
     with engine.connect() as conn:
         rows = [EditionCount(*row) for row in conn.execute(query)]
     editions = list(dict.fromkeys(row.edition for row in rows))[:limit_editions]
     return [row for row in rows if row.edition in editions]
 
 
-def problems(engine: Engine, limit: int = 20) -> list[LedgerEntry]:
-    """Failures, retries and uncertain messages, most recent first."""
-    query = (select(subscribers.c.email, deliveries.c.edition, deliveries.c.state,
-                    deliveries.c.attempts, deliveries.c.last_error, deliveries.c.updated_at,
-                    deliveries.c.next_attempt_at)
-             .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
-             .where(deliveries.c.state.in_(["failed", RETRYING, "uncertain", "sending"]))
-             .order_by(desc(deliveries.c.updated_at)).limit(limit))
+ATTENTION = ("failed", RETRYING, "uncertain", "sending")
+
+
+def problems(engine: Engine, limit: int | None = 20,
+             states: Collection[str] = ATTENTION) -> list[LedgerEntry]:
+    """Rows in ``states`` (failures, retries, uncertain and in-flight messages), most recent
+    first; ``limit=None``: all of them."""
+    d = deliveries.c
+    query = (select(subscribers.c.email, d.edition, d.state, d.attempts, d.last_error,
+                    d.updated_at, d.next_attempt_at, d.id, d.message_id)
+             .join(subscribers, subscribers.c.id == d.subscriber_id)
+             .where(d.state.in_(list(states))).order_by(desc(d.updated_at), desc(d.id)))
+    if limit is not None:
+        query = query.limit(limit)
     with engine.connect() as conn:
         return [LedgerEntry(r.email, r.edition, r.state, r.attempts, r.last_error,
-                            as_utc(r.updated_at), as_utc(r.next_attempt_at))
+                            as_utc(r.updated_at), as_utc(r.next_attempt_at), r.id, r.message_id)
                 for r in conn.execute(query)]
+
+
+def count_states(engine: Engine, states: Collection[str] = ATTENTION) -> dict[str, int]:
+    d = deliveries.c
+    query = select(d.state, func.count()).where(d.state.in_(list(states))).group_by(d.state)
+    with engine.connect() as conn:
+        return {state: count for state, count in conn.execute(query)}
+
+
+class NotResolvable(NewsletterError):
+    """Only an uncertain delivery waits for a person's verdict."""
+
+
+def resolve(engine: Engine, delivery_id: int, sent: bool,
+            now: datetime | None = None) -> LedgerEntry:
+    """A person's verdict on an uncertain delivery, after looking its Message-ID up in the
+    relay's log: ``sent`` (it arrived: done) or not (queued again, due now: the next `send`,
+    `run` tick or worker sends it). Returns the row as it was."""
+    now = now or utcnow()
+    d = deliveries.c
+    with engine.begin() as conn:
+        row = conn.execute(select(d.state, d.last_error).where(d.id == delivery_id)).first()
+        if row is None:
+            raise NotResolvable(f"there is no delivery {delivery_id}: see `newsletter status`")
+        if row.state != "uncertain":
+            raise NotResolvable(f"delivery {delivery_id} is {row.state}, not uncertain: only "
+                                "uncertain deliveries wait for a verdict")
+        before = _entry(conn, delivery_id)
+        values: dict[str, Any] = (
+            {"state": "sent", "last_error": f"marked sent by an operator; was: {row.last_error}"}
+            if sent else
+            {"state": "pending", "due_at": now, "next_attempt_at": None,
+             "last_error": f"requeued by an operator; was: {row.last_error}"})
+        conn.execute(update(deliveries).where((d.id == delivery_id) & (d.state == "uncertain"))
+                     .values(**values, claimed_by=None, lease_until=None, updated_at=now))
+    return before
+
+
+def _entry(conn: Connection, delivery_id: int) -> LedgerEntry:
+    d = deliveries.c
+    r = conn.execute(select(subscribers.c.email, d.edition, d.state, d.attempts, d.last_error,
+                            d.updated_at, d.next_attempt_at, d.id, d.message_id)
+                     .join(subscribers, subscribers.c.id == d.subscriber_id)
+                     .where(d.id == delivery_id)).one()
+    return LedgerEntry(r.email, r.edition, r.state, r.attempts, r.last_error,
+                       as_utc(r.updated_at), as_utc(r.next_attempt_at), r.id, r.message_id)

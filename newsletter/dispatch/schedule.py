@@ -17,23 +17,23 @@ import logging
 import os
 import signal
 import subprocess
-import time
+import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine, MetaData
 
-from newsletter.catalog import ingest
-from newsletter.delivery.transport import make_transport
+from newsletter.delivery.transport import Transport, make_transport
 from newsletter.dispatch import claims, ledger
 from newsletter.dispatch.deliver import Pipeline, SendReport, rehearse
-from newsletter.dispatch.due import due_edition
-from newsletter.dispatch.worker import Worker, spawn
-from newsletter.errors import NewsletterError
+from newsletter.dispatch.due import due_slot
+from newsletter.dispatch.exclusive import Busy, ingest_exclusive
+from newsletter.dispatch.worker import Worker, helper_tally, spawn
+from newsletter.errors import ConfigError, NewsletterError
 from newsletter.models import Subscriber
 from newsletter.relevance.select import edition_for
 from newsletter.returns.mailboxes import open_mailbox
@@ -50,27 +50,7 @@ from newsletter.store.subscribers import (
 from newsletter.subscribers import read_subscriber_files
 
 log = logging.getLogger("newsletter")
-LEASE = timedelta(seconds=60)
 AUTO_HELPERS_FROM = 2000  # below this, starting another process costs more than it saves
-
-
-class Busy(NewsletterError):
-    """Another process holds the lease (ingesting the same sources)."""
-
-
-def ingest_exclusive(engine: Engine, paths: list[Path | str], now: datetime, owner: str,
-                     progress: Callable[..., object] | None = None,
-                     wait: float = 60.0) -> ingest.IngestReport:
-    """Ingest under the ``ingest`` lease: two processes never insert the same papers at once."""
-    deadline = time.monotonic() + wait
-    while not (taken := ledger.acquire(engine, "ingest", owner, LEASE))[0]:
-        if time.monotonic() > deadline:
-            raise Busy(f"another process ({taken[1]}) has been ingesting for {wait:g}s")
-        time.sleep(0.2)
-    try:
-        return ingest.ingest(engine, paths, now, progress=progress)
-    finally:
-        ledger.release(engine, "ingest", owner)
 
 
 @dataclass
@@ -81,16 +61,46 @@ class Plan:
     open: int = 0  # pending, sending or due deliveries in the queue now (any run's)
 
 
+class RelayUnreachable(ConfigError):
+    """The relay cannot be reached, so nothing was queued: queued digests would pile up and go
+    out all at once, stale, when it comes back."""
+
+
 def due_editions(subs: list[Subscriber], settings: Settings, now: datetime,
-                 manual: bool) -> dict[int, tuple[Subscriber, str]]:
-    """Each subscriber's edition due at ``now``; ``manual``: their current one, due or not."""
+                 manual: bool) -> dict[int, tuple[Subscriber, str, datetime]]:
+    """Each subscriber's edition due at ``now`` and when it was due (their latest slot);
+    ``manual``: their current edition, due now."""
     stale = timedelta(hours=settings.stale_after_hours)
     editions = {}
     for sub in subs:
-        edition = edition_for(sub, now) if manual else due_edition(sub, now, stale)
-        if edition and sub.id is not None:
-            editions[sub.id] = (sub, edition)
+        if sub.id is None:
+            continue
+        if manual:
+            editions[sub.id] = (sub, edition_for(sub, now), now)
+        elif (slot := due_slot(sub, now, stale)) is not None:
+            editions[sub.id] = (sub, edition_for(sub, slot), slot)
     return editions
+
+
+def _fresh_rows(engine: Engine, settings: Settings, now: datetime, result: Plan,
+                subscribers: list[Subscriber] | None,
+                manual: bool) -> Iterator[list[tuple[int, str, datetime]]]:
+    """The rows to queue, a chunk of subscribers at a time; counts the others in ``result``."""
+    utc = utcnow()
+    chunks = iter_subscribers(engine) if subscribers is None else [subscribers]
+    for chunk in chunks:
+        due = due_editions(chunk, settings, now, manual)
+        states = ledger.states_for(engine, {i: e for i, (_, e, _) in due.items()})
+        fresh = []
+        for sub_id, (_, edition, due_at) in due.items():
+            state, next_at = states.get(sub_id, (None, None))
+            if state is None:
+                fresh.append((sub_id, edition, due_at))
+            elif state in ledger.HANDLED:
+                result.already += 1
+            elif state == ledger.RETRYING and next_at and next_at > utc:
+                result.waiting += 1
+        yield fresh
 
 
 def plan(engine: Engine, settings: Settings, now: datetime, *,
@@ -99,24 +109,40 @@ def plan(engine: Engine, settings: Settings, now: datetime, *,
     """Queue a pending delivery for each subscriber whose edition is due at ``now``
     (``manual``: everyone's current edition), a chunk of subscribers at a time.
     ``first_queued`` is called once the first rows are in: workers may start meanwhile."""
-    result, utc = Plan(), utcnow()
-    chunks = iter_subscribers(engine) if subscribers is None else [subscribers]
-    for chunk in chunks:
-        editions = {i: e for i, (_, e) in due_editions(chunk, settings, now, manual).items()}
-        states = ledger.states_for(engine, editions)
-        fresh = []
-        for sub_id, edition in editions.items():
-            state, next_at = states.get(sub_id, (None, None))
-            if state is None:
-                fresh.append((sub_id, edition))
-            elif state in ledger.HANDLED:
-                result.already += 1
-            elif state == ledger.RETRYING and next_at and next_at > utc:
-                result.waiting += 1
-        result.new += claims.plan(engine, fresh, utc)
-        if first_queued and result.new:
-            first_queued()
-            first_queued = None
+    result = Plan()
+    for fresh in _fresh_rows(engine, settings, now, result, subscribers, manual):
+        first_queued = _queue(engine, fresh, result, first_queued)
+    result.open = sum(claims.unfinished(engine))
+    return result
+
+
+def _queue(engine: Engine, fresh: list[tuple[int, str, datetime]], result: Plan,
+           first_queued: Callable[[], object] | None) -> Callable[[], object] | None:
+    """Insert ``fresh``; call ``first_queued`` once the first rows are in (then it is spent)."""
+    result.new += claims.plan(engine, fresh, utcnow())
+    if first_queued and result.new:
+        first_queued()
+        return None
+    return first_queued
+
+
+async def plan_when_reachable(engine: Engine, settings: Settings, now: datetime,
+                              transport: Transport, *, subscribers: list[Subscriber] | None = None,
+                              manual: bool = False,
+                              first_queued: Callable[[], object] | None = None) -> Plan:
+    """``plan``, but nothing is queued until the relay has answered (once, before the first
+    row): during an outage every run queues nothing, so no backlog of missed editions goes
+    out when it is back. Raises RelayUnreachable."""
+    result, checked = Plan(), False
+    for fresh in _fresh_rows(engine, settings, now, result, subscribers, manual):
+        if fresh and not checked:
+            try:
+                await transport.check()
+            except NewsletterError as exc:
+                raise RelayUnreachable(f"{exc} Nothing was queued; the next run tries again.") \
+                    from exc
+            checked = True
+        first_queued = _queue(engine, fresh, result, first_queued)
     result.open = sum(claims.unfinished(engine))
     return result
 
@@ -131,14 +157,15 @@ async def dispatch(engine: Engine, settings: Settings, now: datetime, *, owner: 
     spare core when the run is large). Other workers on the database share the work too."""
     if count_papers(engine) == 0:
         # An empty catalog would mark every digest "nothing new" for the whole edition.
-        return SendReport(make_transport(settings).describe(), dry_run)
+        raise NewsletterError("the catalog is empty, so nothing was sent: check the sources "
+                              "(NEWSLETTER_SOURCES) with `newsletter ingest`")
+    transport = make_transport(settings)
     if dry_run:
         subs = load_subscribers(engine) if subscribers is None else subscribers
         return rehearse(Pipeline.build(engine, settings, now), engine,
                         due_editions(subs, settings, now, manual),
-                        SendReport(make_transport(settings).describe(), dry_run=True))
-    started = utcnow()
-    procs: list[subprocess.Popen[bytes]] = []
+                        SendReport(transport.describe(), dry_run=True))
+    procs: list[subprocess.Popen[str]] = []
 
     def start_helpers() -> None:  # they load their index while the rest is planned
         count = helpers
@@ -147,28 +174,27 @@ async def dispatch(engine: Engine, settings: Settings, now: datetime, *, owner: 
             count = (os.cpu_count() or 1) - 1 if due >= AUTO_HELPERS_FROM else 0
         procs.extend(spawn(settings, count, now))
 
-    planned = plan(engine, settings, now, subscribers=subscribers, manual=manual,
-                   first_queued=start_helpers if helpers != 0 else None)
-    stop = stop or asyncio.Event()
-    worker = Worker(engine, settings, owner=owner, now=now, stop=stop,
-                    progress=progress(planned.open) if progress else None)
-    forward = asyncio.ensure_future(_forward_stop(stop, procs))
-    try:
-        report = await worker.run()
-    finally:
-        await asyncio.gather(*(asyncio.to_thread(p.wait) for p in procs))
-        forward.cancel()
+    async with transport:
+        planned = await plan_when_reachable(
+            engine, settings, now, transport, subscribers=subscribers, manual=manual,
+            first_queued=start_helpers if helpers != 0 else None)
+        stop = stop or asyncio.Event()
+        worker = Worker(engine, settings, owner=owner, now=now, stop=stop, transport=transport,
+                        progress=progress(planned.open) if progress else None)
+        forward = asyncio.ensure_future(_forward_stop(stop, procs))
+        try:
+            report = await worker.run()
+        finally:
+            tallies = await asyncio.gather(*(asyncio.to_thread(helper_tally, p) for p in procs))
+            forward.cancel()
     if procs:
-        done = ledger.outcomes_since(engine, started)
-        report.by_helpers = {state: done[state] - mine for state, mine in (
-            ("sent", report.sent), ("skipped", report.empty),
-            ("failed", len(report.failed)), ("uncertain", len(report.uncertain)))}
+        report.by_helpers = dict(sum((Counter(t) for t in tallies), Counter()))
     report.already += planned.already
     report.waiting += planned.waiting
     return report
 
 
-async def _forward_stop(stop: asyncio.Event, procs: list[subprocess.Popen[bytes]]) -> None:
+async def _forward_stop(stop: asyncio.Event, procs: list[subprocess.Popen[str]]) -> None:
     """Ctrl-C or SIGTERM: the helpers too finish the messages in their hands, then stop."""
     await stop.wait()
     for proc in procs:
@@ -187,8 +213,10 @@ class Runtime:
     engine: Engine
     owner: str
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    halt: threading.Event = field(default_factory=threading.Event)  # the ingest thread's stop
     clock: Callable[[], datetime] = utcnow
-    active: asyncio.Task[None] | None = None
+    active: asyncio.Task[None] | None = None  # the dispatch job, while it runs
+    ingesting: asyncio.Task[None] | None = None  # the ingest job, while it runs
 
 
 _runtime: Runtime | None = None
@@ -235,18 +263,23 @@ def returns_job() -> None:
         log.warning("returns: left message %s in place for a person: %s", key, why)
 
 
-def ingest_job() -> None:
+async def ingest_job() -> None:
     rt = _runtime
     if rt is None or rt.stop.is_set():
         return
-    try:
-        report = ingest_exclusive(rt.engine, list(rt.settings.sources), rt.clock(),
-                                  rt.owner, wait=0)
+    rt.ingesting = asyncio.current_task()  # type: ignore[assignment]
+    try:  # in a thread: a stop request (``halt``) cuts a slow source off at once
+        report = await asyncio.to_thread(
+            ingest_exclusive, rt.engine, rt.settings, list(rt.settings.sources), rt.clock(),
+            rt.owner, wait=0, stop=rt.halt)
     except Busy:
         return  # another scheduler is ingesting the same sources right now
+    finally:
+        rt.ingesting = None
     for problem in report.rejected:
         log.warning("skipped %s", problem)
-    log.info("ingest: %d new, %d updated", report.new, report.updated)
+    log.info("ingest: %d new, %d updated%s", report.new, report.updated,
+             f"; {report.stopped}" if report.stopped else "")
 
 
 async def run(settings: Settings, engine: Engine) -> None:
@@ -254,8 +287,12 @@ async def run(settings: Settings, engine: Engine) -> None:
     global _runtime
     _runtime = rt = Runtime(settings, engine, ledger.lock_owner())
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:  # the ingest job runs in a thread: it has its own event
+        rt.stop.set()
+        rt.halt.set()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, rt.stop.set)
+        loop.add_signal_handler(sig, stop)
     # The job table is created here, race-safe, rather than by the job store's own start().
     jobstore = SQLAlchemyJobStore(engine=engine, metadata=MetaData())
     create_tables(engine, jobstore.jobs_t.metadata)
@@ -279,8 +316,13 @@ async def run(settings: Settings, engine: Engine) -> None:
     log.info("scheduler started: dispatch every %gs, ingest every %g min",
              settings.dispatch_interval_seconds, settings.ingest_interval_minutes)
     await rt.stop.wait()
-    scheduler.shutdown(wait=False)
+    # No new jobs; the running dispatch finishes its messages in flight. (Shutting down the
+    # scheduler first would cancel that task mid-send.) The ingest job's thread sees ``halt``.
+    scheduler.pause()
     if rt.active is not None:
         log.info("stopping: finishing the messages in flight")
-        await asyncio.wait([rt.active])
+    running = [task for task in (rt.active, rt.ingesting) if task is not None]
+    if running:
+        await asyncio.wait(running)
+    scheduler.shutdown(wait=False)
     _runtime = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
@@ -19,14 +20,15 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
-from newsletter.delivery.transport import make_transport
+from newsletter.delivery.transport import Transport, make_transport
 from newsletter.dispatch import claims, ledger
 from newsletter.dispatch.claims import Claim
 from newsletter.dispatch.deliver import Job, Pipeline, Policy, Sender, SendReport
 from newsletter.dispatch.journal import Journal, Outcome
 from newsletter.settings import Settings
-from newsletter.store.schema import utcnow
+from newsletter.store.schema import patiently, utcnow
 from newsletter.store.subscribers import load_subscribers
 
 log = logging.getLogger("newsletter")
@@ -38,23 +40,25 @@ class Worker:
     def __init__(self, engine: Engine, settings: Settings, *, owner: str,
                  now: datetime | None = None, drain: bool = True,
                  stop: asyncio.Event | None = None, progress: Callable[[], None] | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, transport: Transport | None = None) -> None:
         self.engine, self.settings, self.owner = engine, settings, owner
         self.fixed_now, self.drain, self.progress, self.rng = now, drain, progress, rng
         self.stop = stop or asyncio.Event()
+        self.transport = transport  # given: already open (``dispatch`` checked the relay)
         self.policy = Policy.from_settings(settings)
         self.lease = timedelta(seconds=settings.worker_lease_seconds)
+        self.stale_after = timedelta(hours=settings.stale_after_hours)
         self.in_hand = 0  # claimed jobs queued or being handled
         self.failure: Exception | None = None
         self._pipeline: Pipeline | None = None
         self._built_at = datetime.min
 
     async def run(self) -> SendReport:
-        transport = make_transport(self.settings)
+        transport = self.transport or make_transport(self.settings)
         report = SendReport(transport.describe())
-        self._reap()
-        first = self._claim()
-        if not first and self.drain and sum(claims.unfinished(self.engine)) == 0:
+        await self._reap()
+        first = await self._claim()
+        if not first and self.drain and sum(await patiently(claims.unfinished, self.engine)) == 0:
             return report  # nothing to do: not even a connection to the relay
         try:
             async with transport, Journal(self.engine, self.owner) as journal:
@@ -83,13 +87,13 @@ class Worker:
             while not self.stop.is_set():
                 if batch:
                     sender.pipeline = self._current_pipeline()
-                    await self._enqueue(queue, batch, journal)
+                    await self._enqueue(queue, batch, journal, sender)
                 elif self.drain and await self._drained(sender, journal):
                     break
                 else:
                     await self._pause(sender)
                 started = utcnow()
-                batch = [] if self.stop.is_set() else self._claim()
+                batch = [] if self.stop.is_set() else await self._claim()
                 for delivery_id in [i for i, (_, _, due) in sender.retries.items()
                                     if due <= started]:
                     del sender.retries[delivery_id]  # due, so claimable: someone has it now
@@ -117,15 +121,21 @@ class Worker:
                     self.progress()
 
     async def _enqueue(self, queue: asyncio.Queue[Job | None], batch: list[Claim],
-                       journal: Journal) -> None:
+                       journal: Journal, sender: Sender) -> None:
         ids = {c.subscriber_id for c in batch}
-        people = {s.id: s for s in load_subscribers(self.engine, ids=ids)}
-        since = self._now() - timedelta(days=self.settings.window_days)
-        sent = ledger.sent_papers_by_subscriber(self.engine, list(people), since=since)
+        people = {s.id: s for s in await patiently(lambda: load_subscribers(self.engine, ids=ids))}
+        now = self._now()
+        since = now - timedelta(days=self.settings.window_days)
+        sent = await patiently(ledger.sent_papers_by_subscriber, self.engine, list(people), since)
         for claim in batch:
             person = people.get(claim.subscriber_id)
             if person is None:  # unsubscribed or bounced since the run was planned
                 journal.record(Outcome(claim.id, "skipped", error="no longer subscribed"))
+                continue
+            if claim.stale(now, self.stale_after):  # yesterday's news helps nobody
+                journal.record(Outcome(claim.id, "skipped", error=stale_reason(
+                    claim, self.settings.stale_after_hours)))
+                sender.report.stale += 1
                 continue
             self.in_hand += 1
             await queue.put(Job(claim, person, sent.get(claim.subscriber_id, set())))
@@ -135,10 +145,10 @@ class Worker:
         if self.in_hand or sender.retries:
             return False
         await journal.flush()
-        return sum(claims.unfinished(self.engine)) == 0
+        return sum(await patiently(claims.unfinished, self.engine)) == 0
 
     async def _pause(self, sender: Sender) -> None:
-        self._reap()
+        await self._reap()
         delay = POLL_SECONDS
         if sender.retries:
             earliest = min(due for _, _, due in sender.retries.values())
@@ -149,13 +159,17 @@ class Worker:
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(self.lease.total_seconds() / 3)
-            await asyncio.to_thread(claims.renew, self.engine, self.owner, self.lease)
+            try:
+                await asyncio.to_thread(claims.renew, self.engine, self.owner, self.lease)
+            except (OperationalError, InterfaceError) as exc:  # the next renewal may work
+                log.warning("could not renew the claims' lease: %s", exc)
 
-    def _claim(self) -> list[Claim]:
-        return claims.claim(self.engine, self.owner, self.settings.claim_batch, self.lease)
+    async def _claim(self) -> list[Claim]:
+        return await patiently(claims.claim, self.engine, self.owner, self.settings.claim_batch,
+                               self.lease)
 
-    def _reap(self) -> None:
-        reaped = claims.reap(self.engine)
+    async def _reap(self) -> None:
+        reaped = await patiently(claims.reap, self.engine)
         if reaped.uncertain:
             log.warning("%d deliveries were cut off by a stopped worker: marked uncertain "
                         "(see `newsletter status`)", reaped.uncertain)
@@ -172,13 +186,38 @@ class Worker:
         return self._pipeline
 
 
-def spawn(settings: Settings, count: int, now: datetime | None) -> list[subprocess.Popen[bytes]]:
+def stale_reason(claim: Claim, hours: float) -> str:
+    due = f"{claim.due_at:%Y-%m-%d %H:%M} UTC" if claim.due_at else "long ago"
+    return (f"{ledger.STALE_PREFIX} due {due}, more than {hours:g} h before it could be sent "
+            "(NEWSLETTER_STALE_AFTER_HOURS)")
+
+
+def spawn(settings: Settings, count: int, now: datetime | None) -> list[subprocess.Popen[str]]:
     """Helper processes for this run (one per spare core): the same settings and clock,
-    draining the same queue; each prints its own failures."""
+    draining the same queue; each prints its own failures, stops when this process is gone,
+    and tells its tally on stdout (``helper_tally``)."""
     env = {**os.environ, **settings.as_environment()}
     # --checked: `send` ran the preflight on these very settings already
-    command = [sys.executable, "-m", "newsletter", "worker", "--drain", "--quiet", "--checked"]
+    command = [sys.executable, "-m", "newsletter", "worker", "--drain", "--quiet", "--checked",
+               "--helper-of", str(os.getpid())]
     if now is not None:
         command += ["--now", now.isoformat()]
-    return [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    return [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
             for _ in range(count)]
+
+
+def tally(report: SendReport) -> dict[str, int]:
+    """What a helper did, by outcome: its parent adds it to the run's summary."""
+    return {"sent": report.sent, "skipped": report.empty, "failed": len(report.failed),
+            "uncertain": len(report.uncertain), "stale": report.stale}
+
+
+def helper_tally(proc: subprocess.Popen[str]) -> dict[str, int]:
+    """Wait for a helper and read its tally (empty when it died before telling)."""
+    output, _ = proc.communicate()
+    for line in reversed((output or "").splitlines()):
+        with contextlib.suppress(ValueError):
+            found = json.loads(line)
+            if isinstance(found, dict):
+                return {k: v for k, v in found.items() if isinstance(v, int)}
+    return {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Sequence
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.models import Link, Paper
@@ -54,17 +54,27 @@ def count_papers(engine: Engine) -> int:
 
 
 def save_papers(engine: Engine, new: Sequence[tuple[Paper, str]],
-                changed: Sequence[tuple[Paper, str]], now: datetime | None = None) -> None:
+                changed: Sequence[tuple[Paper, str]], now: datetime | None = None,
+                replaced: Sequence[str] = ()) -> None:
     """Insert ``new`` and overwrite ``changed`` papers, each given with its title key, in one
-    transaction (an ingest is stored whole or not at all)."""
+    transaction, deleting first the ``replaced`` rows (papers stored under their title slug
+    earlier in the same ingest that have just learnt their arXiv id)."""
     now = now or utcnow()
     with engine.begin() as conn:
+        if replaced:
+            conn.execute(papers.delete().where(papers.c.id.in_(list(replaced))))
         if new:
             conn.execute(insert(papers), [_paper_row(p, key, now) for p, key in new])
         for paper, key in changed:
             row = _paper_row(paper, key, now)
-            # Clicks are counted by the web app while an ingest may run: never overwrite them.
-            del row["first_seen_at"], row["clicks"]
+            del row["first_seen_at"]
+            # Clicks are counted by the web app while an ingest may run: never lower them; a
+            # source's higher count (an export) wins, as for every engagement count.
+            if paper.clicks is None:
+                del row["clicks"]
+            else:
+                row["clicks"] = case((func.coalesce(papers.c.clicks, -1) < paper.clicks,
+                                      paper.clicks), else_=papers.c.clicks)
             conn.execute(update(papers).where(papers.c.id == paper.id).values(**row))
 
 

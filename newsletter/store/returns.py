@@ -75,13 +75,20 @@ def _apply(conn: Connection, returned: Returned, now: datetime, soft_limit: int)
                                .values(status="unsubscribed", updated_at=now)).rowcount
         return "unsubscribed" if changed else "none"
     if kind == SOFT:
+        # those since an operator last reactivated the address (`subscribers reactivate`)
+        since = select(subscribers.c.reactivated_at).where(this).scalar_subquery()
         editions = conn.scalar(select(func.count(func.distinct(returns.c.edition)))
                                .where(returns.c.subscriber_id == sub_id,
-                                      returns.c.kind == SOFT))
+                                      returns.c.kind == SOFT,
+                                      since.is_(None) | (returns.c.received_at > since)))
         if (editions or 0) < soft_limit:
             return "counted"
     elif kind != HARD:
         return "none"
+    elif returned.edition is not None:  # the ledger's record of address-level failures too
+        conn.execute(update(deliveries).where(deliveries.c.subscriber_id == sub_id,
+                                              deliveries.c.edition == returned.edition)
+                     .values(hard_failure=True))
     changed = conn.execute(update(subscribers)
                            .where(this, subscribers.c.status.in_(("active", "pending")))
                            .values(status="bounced", updated_at=now)).rowcount

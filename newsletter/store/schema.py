@@ -7,10 +7,12 @@ PostgreSQL. Schema changes are Alembic migrations (``newsletter/store/migrations
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 import time as time_module
 from datetime import UTC, datetime, timedelta
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -35,9 +37,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 from sqlalchemy.sql.dml import Insert
 
+from newsletter.store import sqlite_file
 from newsletter.store.migrate import ensure_current
 
 metadata = MetaData()
@@ -96,6 +99,9 @@ subscribers = Table(
     # Set once the person changed their own preferences: the subscribers/ files no longer
     # overwrite them (the database alone holds what users change themselves).
     Column("self_managed", Boolean, nullable=False, default=False),
+    # When an operator last took the address out of "bounced" (`subscribers reactivate`): hard
+    # failures before it no longer count toward suppression.
+    Column("reactivated_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # The links in this person's emails (compose/tokens.py): a public random handle, and the
@@ -119,6 +125,12 @@ deliveries = Table(
     Column("message_id", String(300)),
     Column("next_attempt_at", DateTime(timezone=True)),  # state "retrying": not before this
     Column("paper_count", Integer, nullable=False, default=0),
+    # True for a permanent, address-level failure (a 5xx to RCPT or DATA, a hard bounce): the
+    # only kind that counts toward suppression (``delivery/faults.py``).
+    Column("hard_failure", Boolean),
+    # When the digest was due (the subscriber's slot, or the time of a manual `send`): a row
+    # that cannot go out within NEWSLETTER_STALE_AFTER_HOURS of it is skipped, never sent late.
+    Column("due_at", DateTime(timezone=True)),
     # The worker holding the row (``claims.py``) and until when; past that, others may take it.
     Column("claimed_by", String(200)),
     Column("lease_until", DateTime(timezone=True)),
@@ -214,6 +226,25 @@ paper_embeddings = Table(
 
 
 
+RECONNECT_PAUSES = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)  # two minutes in all
+log = logging.getLogger("newsletter")
+T = TypeVar("T")
+
+
+async def patiently(call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)``, tried again after growing pauses while the database cannot be reached
+    (a restart, a dropped connection): a waiting worker outlives a PostgreSQL restart instead
+    of dying with it. Other errors, and the last failure, are raised."""
+    for pause in RECONNECT_PAUSES:
+        try:
+            return call(*args)
+        except (OperationalError, InterfaceError) as exc:
+            reason = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
+            log.warning("database unreachable (%s); trying again in %gs", reason, pause)
+            await asyncio.sleep(pause)
+    return call(*args)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -225,11 +256,14 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
-def connect(url: str) -> Engine:
+def connect(url: str, *, create: bool = True) -> Engine:
     """Open the database at the newest schema: a new database is created there (one query
-    when it already is); one at an older schema raises ``SchemaMismatch``, which names
-    ``newsletter db upgrade``."""
+    when it already is; ``create=False``: a missing SQLite file is an error instead); one at
+    an older schema raises ``SchemaMismatch``, which names ``newsletter db upgrade``."""
     engine = open_engine(url)
+    if not create:
+        sqlite_file.require(sqlite_file.database_file(engine))
+    sqlite_file.watch(engine)
     try:
         ensure_current(engine, metadata)
     except BaseException:
@@ -240,7 +274,9 @@ def connect(url: str) -> Engine:
 
 def open_engine(url: str) -> Engine:
     """The engine alone, schema unchecked: for the migrations (``migrate.py``)."""
-    engine = create_engine(url)
+    # A server's connection can die while it sits in the pool (a restart, an idle timeout, a
+    # reset): test it when it is taken out, and connect afresh, rather than fail the caller.
+    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

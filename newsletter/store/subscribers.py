@@ -152,6 +152,22 @@ def subscriber_id(engine: Engine, email: str) -> tuple[int, str] | None:
     return None if row is None else (row.id, row.status)
 
 
+def reactivate(engine: Engine, email: str, now: datetime | None = None) -> str | None:
+    """Make a bounced address active again, its earlier hard failures forgiven (they count
+    only after ``reactivated_at``). Returns its status before (None: no such subscriber);
+    only ``bounced`` changes."""
+    now = now or utcnow()
+    with engine.begin() as conn:
+        status = conn.scalar(select(subscribers.c.status)
+                             .where(subscribers.c.email == email.lower()))
+        if status == "bounced":
+            conn.execute(update(subscribers)
+                         .where((subscribers.c.email == email.lower())
+                                & (subscribers.c.status == "bounced"))
+                         .values(status="active", reactivated_at=now, updated_at=now))
+    return status
+
+
 def subscriber_status(engine: Engine, email: str) -> str | None:
     with engine.connect() as conn:
         return conn.scalar(select(subscribers.c.status)

@@ -4,23 +4,26 @@ import socket
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from http_server import LAST_MODIFIED, FixtureServer
 
 from newsletter.catalog.sources import fetch as fetching
-from newsletter.catalog.sources.fetch import Validators, fetch, make_client
+from newsletter.catalog.sources.fetch import Fetcher, FetchLimits, Validators
 from newsletter.errors import SourceError
 
 
 @pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with make_client(timeout=0.5) as client:
-        yield client
+def client() -> Iterator[Fetcher]:
+    with Fetcher(FetchLimits(timeout=0.5)) as fetcher:
+        yield fetcher
+
+
+def fetch(fetcher: Fetcher, url: str, validators: Validators | None = None) -> fetching.Fetched:
+    return fetcher.fetch(url, validators)
 
 
 def test_a_fetch_returns_the_body_and_the_validators_to_send_next_time(
-        http_server: FixtureServer, client: httpx.Client) -> None:
+        http_server: FixtureServer, client: Fetcher) -> None:
     url = http_server.serve("/daily", b"[]", "application/json")
     got = fetch(client, url)
     assert (got.content, got.content_type, got.not_modified) == (b"[]", "application/json", False)
@@ -31,7 +34,7 @@ def test_a_fetch_returns_the_body_and_the_validators_to_send_next_time(
 
 
 def test_a_conditional_request_for_unchanged_content_is_not_modified(
-        http_server: FixtureServer, client: httpx.Client) -> None:
+        http_server: FixtureServer, client: Fetcher) -> None:
     url = http_server.serve("/daily", b"[]")
     first = fetch(client, url)
     second = fetch(client, url, first.validators)
@@ -43,7 +46,7 @@ def test_a_conditional_request_for_unchanged_content_is_not_modified(
 
 
 def test_changed_content_is_fetched_again_despite_old_validators(
-        http_server: FixtureServer, client: httpx.Client) -> None:
+        http_server: FixtureServer, client: Fetcher) -> None:
     url = http_server.serve("/daily", b"[]")
     first = fetch(client, url)
     http_server.serve("/daily", b"[1]")
@@ -58,7 +61,7 @@ def test_changed_content_is_fetched_again_despite_old_validators(
     (429, "429 Too Many Requests: too many requests"),
 ])
 def test_an_http_error_is_a_source_error_naming_the_url_and_the_status(
-        http_server: FixtureServer, client: httpx.Client, status: int, advice: str) -> None:
+        http_server: FixtureServer, client: Fetcher, status: int, advice: str) -> None:
     url = http_server.fail("/broken", status)
     with pytest.raises(SourceError) as caught:
         fetch(client, url)
@@ -67,7 +70,7 @@ def test_an_http_error_is_a_source_error_naming_the_url_and_the_status(
 
 
 def test_a_server_slower_than_the_timeout_is_a_timeout_error_within_the_timeout(
-        http_server: FixtureServer, client: httpx.Client) -> None:
+        http_server: FixtureServer, client: Fetcher) -> None:
     url = http_server.stall("/slow")
     started = time.monotonic()
     with pytest.raises(SourceError, match=r"no answer within 0\.5 s \(ReadTimeout\)") as caught:
@@ -80,11 +83,12 @@ def test_a_refused_connection_is_a_source_error() -> None:
     with socket.socket() as sock:  # a port nobody listens on once this socket is closed
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with make_client(timeout=0.5) as client, pytest.raises(SourceError, match="ConnectError"):
+    with Fetcher(FetchLimits(timeout=0.5)) as client, \
+            pytest.raises(SourceError, match="ConnectError"):
         fetch(client, f"http://127.0.0.1:{port}/daily")
 
 
-def test_an_oversized_answer_is_refused(http_server: FixtureServer, client: httpx.Client,
+def test_an_oversized_answer_is_refused(http_server: FixtureServer, client: Fetcher,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fetching, "MAX_BYTES", 1000)
     url = http_server.serve("/huge", b"x" * 5000)

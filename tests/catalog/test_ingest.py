@@ -11,6 +11,7 @@ from paths import FIXTURES, SEEDS
 from sqlalchemy import Engine
 
 from newsletter.catalog.ingest import READERS, expand_paths, ingest, merge, paper_slug, title_key
+from newsletter.catalog.sources.fetch import FetchLimits
 from newsletter.models import Link, Paper
 from newsletter.store.catalog import count_papers, load_papers, save_papers
 from newsletter.store.schema import connect
@@ -330,7 +331,7 @@ def test_failing_urls_are_one_problem_each_and_the_other_sources_go_on(
     page = write(tmp_path / "page.txt", "Local Paper", ABSTRACT)
     ticks: list[int] = []
     report = ingest(sqlite, [broken, slow, hf, gone, page], T1, progress=ticks.append,
-                    timeout=0.5)
+                    limits=FetchLimits(timeout=0.5))
     assert (report.new, report.files, ticks) == (6, 5, [1] * 5)
     where = {p.location: p.message for p in report.rejected}
     assert list(where) == [broken, slow, gone]

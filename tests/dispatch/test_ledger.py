@@ -45,14 +45,18 @@ def test_failures_and_uncertain_messages_are_listed_with_their_reply(
     async def outcomes() -> None:
         async with Journal(engine, "me:1:a") as journal:
             assert await journal.sending(first) and await journal.sending(second)
-            journal.record(Outcome(first.id, "failed", 1, "550 no such user"))
+            journal.record(Outcome(first.id, "failed", 1, "550 no such user",
+                                   hard_failure=True))
             journal.record(Outcome(second.id, "uncertain", 1, "connection lost after DATA",
                                    "<m@x>"))
     asyncio.run(outcomes())
     listed = {(e.email, e.state, e.error, e.attempts) for e in ledger.problems(engine)}
     assert listed == {("s0@example.org", "failed", "550 no such user", 1),
                       ("s1@example.org", "uncertain", "connection lost after DATA", 1)}
-    assert ledger.permanent_failures(engine, ids[0]) == 1
+    assert ledger.hard_failures(engine, ids[0]) == 1
+    assert ledger.hard_failures(engine, ids[1]) == 0
+    (uncertain,) = ledger.problems(engine, states=("uncertain",))
+    assert uncertain.message_id == "<m@x>" and uncertain.id == second.id
     assert claims.claim(engine, "other:1:b", 10, timedelta(minutes=1),
                         now=T0 + timedelta(days=1)) == []  # final: never claimed again
 

@@ -32,7 +32,7 @@ from newsletter.store.subscribers import load_subscribers, sync_subscribers
 def settings_for(server: SmtpServer | None, tmp_path: Path, **extra: object) -> Settings:
     smtp = {} if server is None else {"smtp_host": server.host, "smtp_port": server.port,
                                       "smtp_security": "none"}
-    return Settings(database_url=f"sqlite:///{tmp_path / 'n.db'}", secret_key="s",
+    return Settings(database_url=f"sqlite:///{tmp_path / 'n.db'}", secret_key="s" * 16,
                     outbox_dir=tmp_path / "outbox", retry_base_seconds=0.01,
                     retry_cap_seconds=0.05, **smtp, **extra)  # type: ignore[arg-type]
 
@@ -152,7 +152,7 @@ def cli_env(tmp_path: Path, server: SmtpServer, **extra: str) -> dict[str, str]:
            if not k.startswith("NEWSLETTER_") or k == "NEWSLETTER_SEMANTIC"}
     env.update(server.env(), NEWSLETTER_DATABASE_URL=f"sqlite:///{tmp_path / 'n.db'}",
                NEWSLETTER_SUBSCRIBERS_DIR=str(tmp_path / "subs"),
-               NEWSLETTER_SECRET_KEY="s", **extra)
+               NEWSLETTER_SECRET_KEY="s" * 16, **extra)
     return env
 
 

@@ -49,7 +49,7 @@ def catalog_with_people(url: str, n: int) -> Engine:
 def worker_env(url: str, server: SmtpServer, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("NEWSLETTER_") or k == "NEWSLETTER_SEMANTIC"}
-    env.update(server.env(), NEWSLETTER_DATABASE_URL=url, NEWSLETTER_SECRET_KEY="s", **extra)
+    env.update(server.env(), NEWSLETTER_DATABASE_URL=url, NEWSLETTER_SECRET_KEY="s" * 16, **extra)
     return env
 
 
@@ -66,7 +66,7 @@ def test_four_workers_on_postgresql_one_killed_midway_give_everyone_exactly_one_
     people = 5000
     engine = catalog_with_people(postgres_url, people)
     server = smtp_server_factory()
-    settings = Settings(database_url=postgres_url, secret_key="s")
+    settings = Settings(database_url=postgres_url, secret_key="s" * 16)
     assert plan(engine, settings, utcnow(), manual=True).new == people
     env = worker_env(postgres_url, server, NEWSLETTER_CLAIM_BATCH="50",
                      NEWSLETTER_SMTP_CONNECTIONS="2", NEWSLETTER_WORKER_LEASE_SECONDS="5")
@@ -135,7 +135,7 @@ def test_a_long_lived_worker_sends_what_is_planned_after_it_started_and_stops_on
         # the preflight's warnings come first
         assert any("Worker started" in proc.stderr.readline() for _ in range(10))
         assert not server.wait_for(lambda s: len(s.messages) > 0, timeout=1.0)  # nothing queued
-        settings = Settings(database_url=url, secret_key="s")
+        settings = Settings(database_url=url, secret_key="s" * 16)
         plan(engine, settings, utcnow(), manual=True)
         assert server.wait_for(lambda s: len(s.messages) == 30, timeout=60)
     finally:
@@ -150,7 +150,7 @@ def test_a_worker_holds_at_most_two_batches_so_memory_does_not_grow_with_the_que
     url = f"sqlite:///{tmp_path / 'n.db'}"
     engine = catalog_with_people(url, 300)
     server = smtp_server_factory(data_delay=0.002)
-    settings = Settings(database_url=url, secret_key="s", claim_batch=10, smtp_connections=2,
+    settings = Settings(database_url=url, secret_key="s" * 16, claim_batch=10, smtp_connections=2,
                         smtp_host=server.host, smtp_port=server.port, smtp_security="none")
     held = select(schema.deliveries.c.id).where(schema.deliveries.c.claimed_by.is_not(None))
 

@@ -27,7 +27,7 @@ from newsletter.store import schema
 from newsletter.store.schema import connect
 from newsletter.store.subscribers import load_subscribers, sync_subscribers
 
-SECRET = "test-secret"
+SECRET = "test-secret-returns"  # 16+ characters, as `send` over SMTP requires
 BOUNCES = "bounces@newsletter.test"
 
 

@@ -36,7 +36,7 @@ def cli_env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             monkeypatch.delenv(name)
     return {"NEWSLETTER_DATABASE_URL": database_url,
             "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"),
-            "NEWSLETTER_SECRET_KEY": "test-secret"}
+            "NEWSLETTER_SECRET_KEY": "test-secret-for-links"}
 
 
 @pytest.mark.parametrize("made_by", list(OLD_SCHEMAS))

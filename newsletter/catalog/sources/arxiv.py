@@ -24,7 +24,7 @@ import feedparser
 
 from newsletter.catalog.sources.ids import arxiv_id, one_line, paper_id
 from newsletter.catalog.sources.seedpage import code_links
-from newsletter.models import Link, Paper, Problem
+from newsletter.models import Link, Paper, Problem, ProblemLog
 
 ABS_URL = "https://arxiv.org/abs/{}"
 _RSS_PREFIX = re.compile(r"^arXiv:\S+\s+Announce Type:\s*\S+\s*(?:Abstract:\s*)?", re.IGNORECASE)
@@ -41,14 +41,14 @@ def parse_arxiv_feed(data: bytes, source: str, today: date) -> tuple[list[Paper]
         return [], [problem]
     rss = feed.version.startswith("rss")
     papers: list[Paper] = []
-    problems: list[Problem] = []
+    problems = ProblemLog(source)
     for n, entry in enumerate(feed.entries, start=1):
-        paper = _entry(entry, rss, source)
+        paper = _entry(entry, rss, source, f"{source}:entry {n}")
         if paper is None:
             problems.append(Problem(f"{source}:entry {n}", "this entry has no title: skipped"))
         else:
             papers.append(paper)
-    return papers, problems
+    return papers, problems.done()
 
 
 def _document_problem(feed: Any, data: bytes, source: str) -> Problem | None:
@@ -73,7 +73,7 @@ def _document_problem(feed: Any, data: bytes, source: str) -> Problem | None:
     return None
 
 
-def _entry(entry: Any, rss: bool, source: str) -> Paper | None:
+def _entry(entry: Any, rss: bool, source: str, where: str) -> Paper | None:
     title = one_line(entry.get("title", ""))
     if not title:
         return None
@@ -88,7 +88,7 @@ def _entry(entry: Any, rss: bool, source: str) -> Paper | None:
         authors=_authors(entry, rss), published=None if replaced else _day(entry),
         url=ABS_URL.format(arxiv) if arxiv else _http(entry.get("link")),
         links=tuple(Link("code", url) for url in urls), sources=(source,),
-        listed_at=_moment(entry) if rss else None,
+        listed_at=_moment(entry) if rss else None, origin=where,
     )
 
 

@@ -107,4 +107,9 @@ def read_source(data: bytes, name: str, source: str, today: date,
         return [], [Problem(source, f"unknown file type {suffix or '(no suffix)'!r} and content"
                                     " that is not JSON or a feed: the catalog reads "
                                     f"{describe_formats()} files; rename or remove it")]
-    return reader(data, source, today)
+    try:
+        return reader(data, source, today)
+    except (ValueError, RecursionError) as exc:  # the parsers' own checks missed something
+        return [], [Problem(source, f"cannot be read ({type(exc).__name__}: {exc}): the file is "
+                                    "damaged or not what its name says; nothing from it was "
+                                    "stored")]

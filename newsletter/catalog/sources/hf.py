@@ -19,8 +19,8 @@ import json
 from datetime import UTC, date, datetime
 from typing import Any
 
-from newsletter.catalog.sources.ids import arxiv_id, one_line, paper_id
-from newsletter.models import Link, Paper, Problem
+from newsletter.catalog.sources.ids import arxiv_id, bounded_count, one_line, paper_id
+from newsletter.models import Link, Paper, Problem, ProblemLog
 
 PAPER_PAGE = "https://huggingface.co/papers/{}"
 
@@ -37,18 +37,21 @@ def parse_hf_daily(text: str, source: str, today: date) -> tuple[list[Paper], li
         return [], [Problem(f"{source}:{exc.lineno}:{exc.colno}",
                             f"not valid JSON ({reason}): the file is damaged or cut short; "
                             "fetch or save it again")]
+    except ValueError as exc:  # valid JSON, but a number of thousands of digits
+        return [], [Problem(source, f"not usable JSON ({exc}): the file is damaged; fetch or "
+                                    "save it again")]
     if isinstance(data, dict) and isinstance(data.get("error"), str):
         return [], [Problem(source, f"the API answered with an error: {data['error']}")]
     if not isinstance(data, list):
         return [], [Problem(source, f"expected a JSON list of daily papers, found a JSON "
                                     f"{_kind(data)}: is this the /api/daily_papers answer?")]
     papers: list[Paper] = []
-    problems: list[Problem] = []
+    problems = ProblemLog(source)
     for n, item in enumerate(data, start=1):
         paper = _item(item, f"{source}:item {n}", source, problems)
         if paper is not None:
             papers.append(paper)
-    return papers, problems
+    return papers, problems.done()
 
 
 def _item(item: Any, where: str, source: str, problems: list[Problem]) -> Paper | None:
@@ -73,6 +76,7 @@ def _item(item: Any, where: str, source: str, problems: list[Problem]) -> Paper 
         ai_summary=one_line(_text(paper, "ai_summary") or "") or None,
         keywords=_words(paper.get("ai_keywords")), github_stars=_count(paper, "githubStars"),
         listed_at=_moment(_text(item, "publishedAt")), thumbnail=_url(_text(item, "thumbnail")),
+        origin=where,
     )
 
 
@@ -102,11 +106,9 @@ def _text(obj: dict[str, Any], key: str) -> str | None:
 
 
 def _count(obj: dict[str, Any], key: str) -> int | None:
-    value = obj.get(key)
-    # bool is an int in Python; a true/false count is a schema change, not a count.
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    return None
+    # bool is an int in Python; a true/false count is a schema change, not a count. A count
+    # past 2**31 is nonsense (and no database column would take it): ignored like a bad type.
+    return bounded_count(obj.get(key))
 
 
 def _url(value: str | None) -> str | None:

@@ -14,6 +14,9 @@ import unicodedata
 _FOLD = str.maketrans({"Ł": "L", "ł": "l", "Ø": "O", "ø": "o", "Đ": "D", "đ": "d", "ß": "ss",
                        "Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe", "Þ": "Th", "þ": "th", "ı": "i"})
 SLUG_MAX = 100
+# Counts (upvotes, comments, stars, authors) are stored as 32-bit integers, as PostgreSQL's
+# INTEGER is: a larger value is refused where it is read, never where it is stored.
+MAX_COUNT = 2**31 - 1
 
 # New-style ids (2007 on: 0704.0001, 2403.01234) and old-style ones (hep-th/9901001,
 # math.CO/0309136) with an optional version. Old-style archives are listed by name so that
@@ -74,6 +77,13 @@ def paper_id(arxiv: str | None, title: str) -> str:
 
 def short_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+
+
+def bounded_count(value: object) -> int | None:
+    """``value`` when it is a whole number from 0 to MAX_COUNT, else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT:
+        return value
+    return None
 
 
 def one_line(text: str) -> str:

@@ -25,8 +25,14 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from newsletter.catalog.sources.ids import arxiv_id, one_line, paper_id
-from newsletter.models import Link, Paper, Problem
+from newsletter.catalog.sources.ids import (
+    MAX_COUNT,
+    arxiv_id,
+    bounded_count,
+    one_line,
+    paper_id,
+)
+from newsletter.models import Link, Paper, Problem, ProblemLog
 
 Check = Callable[[Any], Any]  # returns the field's value, or raises ValueError saying why
 
@@ -34,18 +40,18 @@ Check = Callable[[Any], Any]  # returns the field's value, or raises ValueError 
 def parse_jsonl(text: str, source: str, today: date) -> tuple[list[Paper], list[Problem]]:
     """Papers and Problems in one JSON Lines file; Problems carry ``{source}:{line}``."""
     papers: list[Paper] = []
-    problems: list[Problem] = []
+    problems = ProblemLog(source)
     for no, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            papers.append(_paper(_record(line), source))
+            papers.append(_paper(_record(line), source, f"{source}:{no}"))
         except ValueError as exc:
             problems.append(Problem(f"{source}:{no}", f"{exc}; this line was skipped"))
     if not papers and not problems:
         problems.append(Problem(f"{source}:1", "the file is empty: expected one JSON object "
                                                "per line, each with at least a title"))
-    return papers, problems
+    return papers, problems.done()
 
 
 def paper_record(paper: Paper) -> dict[str, Any]:
@@ -80,7 +86,7 @@ def _record(line: str) -> dict[str, Any]:
     return record
 
 
-def _paper(record: dict[str, Any], source: str) -> Paper:
+def _paper(record: dict[str, Any], source: str, where: str) -> Paper:
     values = {}
     for name, check in FIELDS.items():
         if record.get(name) is not None:
@@ -93,7 +99,7 @@ def _paper(record: dict[str, Any], source: str) -> Paper:
     arxiv = values.pop("arxiv_id", None)
     values.setdefault("abstract", "")
     return Paper(id=paper_id(arxiv, values["title"]), arxiv_id=arxiv, sources=(source,),
-                 **values)
+                 origin=where, **values)
 
 
 # -- field checks ------------------------------------------------------------------------------
@@ -106,9 +112,10 @@ def _text(value: Any) -> str:
 
 
 def _count(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"expected a whole number ≥ 0, found {value!r}")
-    return value
+    count = bounded_count(value)
+    if count is None:
+        raise ValueError(f"expected a whole number from 0 to {MAX_COUNT}, found {value!r}")
+    return count
 
 
 def _texts(value: Any) -> tuple[str, ...]:

@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
-from newsletter.catalog.sources.ids import paper_slug
-from newsletter.models import Link, Paper, Problem
+from newsletter.catalog.sources.ids import bounded_count, paper_slug
+from newsletter.models import Link, Paper, Problem, ProblemLog
 
 BOILERPLATE = (
     "Get trending papers in your email inbox once a day!",
@@ -41,7 +41,7 @@ _MONTHS = {name: number for number, names in enumerate((
     ("oct", "october"), ("nov", "november"), ("dec", "december"),
 ), start=1) for name in names}
 _DATE = re.compile(r"(?P<month>[A-Za-z]{3,9})\.? (?P<day>\d{1,2})(?:,? (?P<year>\d{4}))?")
-_AUTHORS = re.compile(r"(\d+) authors?", re.IGNORECASE)
+_AUTHORS = re.compile(r"(\d{1,10}) authors?", re.IGNORECASE)  # int() of 5,000 digits raises
 _META_MARKS = "•·"
 _CODE_URL = re.compile(
     r"(?<![\w./-])(?:https?://)?(?:www\.)?"
@@ -62,13 +62,13 @@ def parse_seed_page(text: str, source: str, today: date) -> tuple[list[Paper], l
     if not text.strip():
         return [], [Problem(f"{source}:1", "the file is empty: save the listing page again "
                                            "(a title line, then an abstract line, per paper)")]
-    problems: list[Problem] = []
+    problems = ProblemLog(source)
     page_date, body = _header(_lines(text), source, today, problems)
     papers = _entries(body, source, page_date, problems)
     if not papers and not problems:
         problems.append(Problem(f"{source}:1", "no paper entries found, only the page header: "
                                                "expected a title line, then an abstract line"))
-    return papers, problems
+    return papers, problems.done()
 
 
 def _lines(text: str) -> list[_Line]:
@@ -197,7 +197,7 @@ def _entry(title: _Line, abstract: _Line, meta: list[_Line], source: str,
     published: date | None = None
     for line in meta:
         for part in filter(None, (p.strip() for p in re.split(f"[{_META_MARKS}]", line.text))):
-            if match := _AUTHORS.fullmatch(part):
+            if (match := _AUTHORS.fullmatch(part)) and bounded_count(int(match[1])) is not None:
                 author_count = int(match.group(1))
             elif (match := _DATE.fullmatch(part)) and (day := _read_date(part, date.max)):
                 # with its year, the paper's publication date; a yearless one would need a
@@ -213,7 +213,8 @@ def _entry(title: _Line, abstract: _Line, meta: list[_Line], source: str,
         author_count=author_count, published=published,
         links=tuple(Link("code", url) for url in code_links(abstract.text)), sources=(source,),
         listed_at=page_date.at if page_date else None,
-        listed_year_inferred=page_date.year_inferred if page_date else False)
+        listed_year_inferred=page_date.year_inferred if page_date else False,
+        origin=f"{source}:{title.no}")
 
 
 def _read_date(text: str, anchor: date) -> date | None:

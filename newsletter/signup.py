@@ -16,6 +16,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
 import jinja2
+from email_validator import EmailNotValidError, validate_email
 
 from newsletter.compose.message import make_address
 from newsletter.dispatch.deliver import returns_of

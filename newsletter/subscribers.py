@@ -24,18 +24,6 @@ HEADER = re.compile(r"^\s*\[\[\s*subscriber\s*\]\]\s*(#.*)?$")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
-def mail_address(raw: str) -> str:
-    """The address as stored (normalized, lowercase), or ValueError saying why we cannot mail
-    it. The one rule for the subscriber files and the sign-up form, and what composing accepts:
-    a non-ASCII local part is refused, since most relays cannot carry it (SMTPUTF8) and the
-    digest could never be sent."""
-    try:
-        return validate_email(raw, check_deliverability=False,
-                              allow_smtputf8=False).normalized.lower()
-    except EmailNotValidError as exc:
-        raise ValueError(str(exc)) from None
-
-
 class Entry(BaseModel):
     """One ``[[subscriber]]`` table; unknown fields are errors (they are usually typos)."""
 
@@ -55,8 +43,11 @@ class Entry(BaseModel):
     @classmethod
     def _valid_address(cls, value: str) -> str:
         try:
-            return mail_address(value)
-        except ValueError as exc:
+            # No non-ASCII local part: composing (and most relays, without SMTPUTF8) refuse
+            # it, so it could never be sent; the sign-up form refuses it the same way.
+            return validate_email(value, check_deliverability=False,
+                                  allow_smtputf8=False).normalized.lower()
+        except EmailNotValidError as exc:
             raise ValueError(f"invalid address {value!r}: {exc}") from None
 
     @field_validator("name")

@@ -17,7 +17,6 @@ from sqlalchemy import Engine, select
 from newsletter.store import schema
 from newsletter.store.schema import connect
 
-
 SECRET = "test-secret-for-links"  # 16+ characters: `send` refuses a weaker key over SMTP
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from commands import clean_env, cli
+from commands import SECRET, clean_env, cli
 from smtp_server import READY, Rule, SmtpServer
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -75,7 +75,7 @@ def link_owner_of(env: dict[str, str], purpose: str, token: str) -> tuple[str, s
     assert parsed is not None, token
     owner = link_owner(connect(env["NEWSLETTER_DATABASE_URL"]), parsed.link_id)
     assert owner is not None
-    assert tokens.check("test-secret", purpose, parsed, owner.link_key, owner.retired,
+    assert tokens.check(SECRET, purpose, parsed, owner.link_key, owner.retired,
                         schema.utcnow()) == "current"
     return owner.email, parsed.item
 

@@ -34,7 +34,7 @@ from newsletter.subscribers import read_subscriber_files
 from newsletter.web import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
-SECRET = "test-secret"
+SECRET = "test-secret-for-links"  # 16+ characters: `serve` refuses a weaker key
 PASSWORD = "correct horse battery staple"
 ADA = "ada@example.org"
 EMMY = "emmy@example.org"

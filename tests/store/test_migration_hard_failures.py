@@ -17,7 +17,7 @@ NOW = datetime(2026, 11, 23, 7, tzinfo=UTC)
 def test_old_permanent_failures_keep_counting_and_old_give_ups_stop_counting(
         database_url: str) -> None:
     engine = open_engine(database_url)
-    migrate.upgrade(engine, metadata, "0006")
+    migrate.upgrade(engine, metadata, "0004")
     with engine.begin() as conn:
         conn.execute(text(
             "INSERT INTO subscribers (id, email, name, topics, exclude, max_papers, frequency, "

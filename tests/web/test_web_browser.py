@@ -25,7 +25,15 @@ from paths import ROOT
 from playwright.sync_api import Browser, Page, sync_playwright
 from smtp_server import SmtpServer
 from sqlalchemy import Engine
-from web_site import PASSWORD, ROOT, clean_environment, site_settings, tampered, uvicorn_on
+from web_site import (
+    PASSWORD,
+    ROOT,
+    SECRET,
+    clean_environment,
+    site_settings,
+    tampered,
+    uvicorn_on,
+)
 
 from newsletter.catalog import ingest
 from newsletter.settings import Settings
@@ -94,7 +102,7 @@ def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     # The site is http on loopback, which `send` over SMTP refuses for real readers: this relay
     # is a test one on purpose (NEWSLETTER_PREFLIGHT=warn).
     env = {**smtp_server.env(), "NEWSLETTER_DATABASE_URL": settings.database_url,
-           "NEWSLETTER_SECRET_KEY": "test-secret", "NEWSLETTER_BASE_URL": url,
+           "NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_BASE_URL": url,
            "NEWSLETTER_SUBSCRIBERS_DIR": str(subscribers), "NEWSLETTER_PREFLIGHT": "warn",
            "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox")}
     with uvicorn_on(create_app(settings, engine), sock):

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, select
 
 from newsletter.catalog import ingest
 from newsletter.dispatch import ledger
-from newsletter.dispatch.schedule import dispatch
+from newsletter.dispatch.schedule import dispatch, plan
 from newsletter.models import Subscriber
 from newsletter.settings import Settings
 from newsletter.store import schema
@@ -84,6 +84,20 @@ def test_subscribers_in_three_timezones_get_their_digest_at_their_own_local_time
     assert times["tokyo@example.org"] == ["Sat 22:00", "Sun 22:00", "Mon 22:00", "Tue 22:00"]
     assert times["berlin@example.org"] == ["Sat 17:00", "Sun 17:00", "Mon 17:00", "Tue 17:00"]
     assert times["newyork@example.org"] == ["Mon 13:30"]
+
+
+@pytest.mark.parametrize("minutes_late, queued", [(90, 1), (119, 1), (121, 0), (300, 0)])
+def test_the_stale_cutoff_is_read_in_hours_from_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minutes_late: int, queued: int) -> None:
+    from datetime import time as clock
+    monkeypatch.setenv("NEWSLETTER_STALE_AFTER_HOURS", "2")
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", f"sqlite:///{tmp_path / 'n.db'}")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    engine = connect(settings.database_url)
+    sync_subscribers(engine, [Subscriber(email="a@example.org", name="", topics=("GNN",),
+                                         timezone="Europe/Berlin", send_time=clock(7, 0))])
+    seven_in_berlin = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+    assert plan(engine, settings, seven_in_berlin + timedelta(minutes=minutes_late)).new == queued
 
 
 def test_a_relay_answering_451_to_every_third_message_still_delivers_one_each(

@@ -96,10 +96,13 @@ def claim(engine: Engine, owner: str, limit: int, lease: timedelta,
 
 
 def renew(engine: Engine, owner: str, lease: timedelta, now: datetime | None = None) -> None:
+    """Extend the lease on every row this worker holds: queued (pending, or a retry that came
+    due), and in flight (``sending``: a reaper would call it uncertain)."""
     now = now or utcnow()
     with engine.begin() as conn:
         conn.execute(update(deliveries)
-                     .where((_d.claimed_by == owner) & _d.state.in_((PENDING, SENDING)))
+                     .where((_d.claimed_by == owner)
+                            & _d.state.in_((PENDING, RETRYING, SENDING)))
                      .values(lease_until=now + lease))
 
 

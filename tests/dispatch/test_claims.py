@@ -69,6 +69,28 @@ def test_renewing_keeps_the_rows_of_a_live_worker(engine: Engine, ids: list[int]
     assert claims.claim(engine, "b:1:x", 5, LEASE, now=T0 + timedelta(seconds=70)) == []
 
 
+def test_renewing_keeps_every_row_a_live_worker_holds_sending_and_retrying_too(
+        engine: Engine, ids: list[int]) -> None:
+    claims.plan(engine, [(i, EDITION) for i in ids[:3]])
+    waiting, in_flight, retry = claims.claim(engine, "a:1:x", 5, LEASE, now=T0)
+
+    async def start() -> None:
+        async with Journal(engine, "a:1:x") as journal:
+            assert await journal.sending(in_flight)  # a slow server: DATA takes its time
+            assert await journal.sending(retry)
+            journal.record(Outcome(retry.id, "retrying", 1, "451 try later",
+                                   next_attempt_at=T0))
+    asyncio.run(start())
+    (retry,) = claims.claim(engine, "a:1:x", 5, LEASE, now=T0)  # due again: ours, queued
+    claims.renew(engine, "a:1:x", LEASE, now=T0 + timedelta(seconds=50))
+    later = T0 + timedelta(seconds=70)  # past the first lease, inside the renewed one
+    assert claims.reap(engine, now=later) == claims.Reaped(uncertain=0, freed=0)
+    assert claims.claim(engine, "b:1:x", 5, LEASE, now=later) == []
+    assert states(engine) == {"pending": 1, "sending": 1, "retrying": 1}
+    assert {waiting.id, retry.id} <= {c.id for c in claims.claim(
+        engine, "b:1:x", 5, LEASE, now=T0 + timedelta(seconds=111))}  # not renewed again
+
+
 def test_workers_claiming_at_once_never_share_a_row(engine: Engine, ids: list[int]) -> None:
     many = [Subscriber(email=f"m{i}@example.org", name="", topics=("GNN",)) for i in range(300)]
     sync_subscribers(engine, many)
@@ -145,6 +167,32 @@ def test_a_worker_whose_lease_ran_out_may_not_send_the_row(engine: Engine, ids: 
         async with Journal(engine, "a:1:x") as slow, Journal(engine, "b:1:x") as fast:
             return await slow.sending(late), await fast.sending(taken)
     assert asyncio.run(both()) == (False, True)
+
+
+def test_a_worker_whose_lease_ran_out_cannot_overwrite_the_outcome_another_recorded(
+        engine: Engine, ids: list[int]) -> None:
+    claims.plan(engine, [(ids[0], EDITION), (ids[1], EDITION)])
+    late = claims.claim(engine, "a:1:x", 5, LEASE, now=T0 - timedelta(minutes=5))
+    taken = claims.claim(engine, "b:1:x", 5, LEASE)
+    assert [c.id for c in late] == [c.id for c in taken]
+    sent, held = taken
+
+    async def both() -> None:
+        async with Journal(engine, "b:1:x") as fast:
+            assert await fast.sending(sent) and await fast.sending(held)
+            fast.record(Outcome(sent.id, "sent", 1, message_id="<m@x>", subscriber_id=ids[0],
+                                paper_ids=("p1",)))
+        async with Journal(engine, "a:1:x") as slow:  # its digests were empty, or failed
+            slow.record(Outcome(sent.id, "skipped"))
+            slow.record(Outcome(held.id, "failed", 1, "550 no such user"))
+    asyncio.run(both())
+    rows = {r.id: (r.state, r.message_id, r.claimed_by) for r in ledger_rows(engine)}
+    assert rows == {sent.id: ("sent", "<m@x>", None), held.id: ("sending", None, "b:1:x")}
+
+
+def ledger_rows(engine: Engine) -> list:  # type: ignore[type-arg]
+    with engine.connect() as conn:
+        return list(conn.execute(select(schema.deliveries)))
 
 
 def test_a_dead_workers_sending_rows_become_uncertain_and_its_others_return_at_once(

@@ -86,24 +86,31 @@ def build_digest(subscriber: Subscriber, ranker: Ranker, sent: Collection[str],
 
 def _best(ranker: Ranker, topics: Sequence[str], kind: str, now: datetime,
           skip: Callable[[str], bool], limit: int) -> list[DigestItem]:
-    """The best ``limit`` items of the ``kind`` lists of ``topics``, each paper once, in order."""
+    """The best ``limit`` items of the ``kind`` lists of ``topics``, each paper once and no
+    two near-duplicates, in order."""
     best: dict[str, DigestItem] = {}
     for topic in topics:
         # Lists are in blended order, so past the first `limit` eligible papers of every list
         # nothing can make the cut: the cost is `limit` per topic, not the list's length.
-        taken = 0
+        taken: list[DigestItem] = []
         for item in _ranked(ranker, topic, kind, now):
-            if taken >= limit:
+            if len(taken) >= limit:
                 break
             pid = item.paper.id
-            if skip(pid):
+            if skip(pid) or _near_duplicate(ranker, item, taken):
                 continue
-            taken += 1
+            taken.append(item)
             held = best.get(pid)
             # Strictly better only: on a tie the paper stays under the subscriber's earlier topic.
             if held is None or item.score > held.score:
                 best[pid] = item
-    return sorted(best.values(), key=_item_order)[:max(limit, 0)]
+    kept: list[DigestItem] = []
+    for item in sorted(best.values(), key=_item_order):  # two topics may hold two versions
+        if len(kept) >= limit:
+            break
+        if not _near_duplicate(ranker, item, kept):
+            kept.append(item)
+    return kept
 
 
 def _fair(ranker: Ranker, topics: Sequence[str], now: datetime, skip: Callable[[str], bool],

@@ -313,3 +313,29 @@ def test_near_duplicate_papers_do_not_crowd_a_digest() -> None:
     assert digest is not None
     ids = [item.paper.id for item in digest.items]
     assert "other" in ids and sum(i.startswith("part-") for i in ids) == 1, ids
+
+
+def battery_parts(*trending: str) -> list[Paper]:
+    """Part I, II and III of one PINN paper (the ``trending`` ones hot on the papers site),
+    and a different PINN paper."""
+    abstract = ("We train physics-informed neural networks for battery models and infer their "
+                "parameters from voltage curves with a multi-fidelity hierarchy. ") * 3
+    parts = [Paper(id=f"part-{n}", title=f"PINN surrogate of Li-ion battery models, Part {n}",
+                   abstract=abstract, **({"upvotes": 80, "listed_at": NOW - timedelta(hours=3)}
+                                         if n in trending else {}))  # type: ignore[arg-type]
+             for n in ("I", "II", "III")]
+    other = paper("other", "Respecting causality in physics-informed neural networks",
+                  "We change the loss of physics-informed neural networks to respect causality "
+                  "in time, which fixes their training on chaotic systems. " * 3)
+    return [*parts, other]
+
+
+@pytest.mark.parametrize("trending", [("I",), ("I", "II")], ids=["one trending", "two trending"])
+def test_a_trending_paper_and_its_near_duplicate_never_share_a_digest(
+        trending: tuple[str, ...]) -> None:
+    ranker = Ranker(battery_parts(*trending))
+    digest = build_digest(subscriber("PINNs", max_papers=6), ranker, set(), "e", NOW)
+    assert digest is not None
+    assert digest.sections[0].trending and len(digest.sections) == 2
+    ids = [item.paper.id for item in digest.items]
+    assert "other" in ids and sum(i.startswith("part-") for i in ids) == 1, ids

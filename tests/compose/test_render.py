@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import email
+import email.policy
 import os
 import re
 from dataclasses import replace
@@ -272,6 +274,30 @@ def test_untrusted_text_is_escaped(renderer: Renderer) -> None:
     assert '<script>alert("t")</script> & <b>bold</b>' in rendered.text
     assert "&lt;" not in rendered.text and "&amp;" not in rendered.text
     assert "javascript:" not in rendered.text
+
+
+@pytest.mark.parametrize("bad", [
+    "javascript://papers.example/%0Aalert(document.cookie)", "JavaScript://x/%0d%0aalert(1)",
+    "ftp://files.example/paper.pdf", "file:///etc/passwd", "file://host/share/paper.pdf",
+    "data://text/html,<b>x</b>", "vbscript://x/msgbox"])
+def test_only_http_links_from_a_catalog_entry_reach_the_email(renderer: Renderer,
+                                                              bad: str) -> None:
+    # A link with a host but another scheme: the parsers refuse these, and a catalog filled by
+    # another version, a hand-edited row or a new source must still not put them in an email.
+    paper = Paper(id="p", title="A paper", abstract="About graphs.", url=bad,
+                  links=(Link("code", bad), Link("project", bad)))
+    subscriber = Subscriber(email="ada@example.org", name="Ada", topics=("GNN",))
+    digest = Digest(subscriber, "2026-11-23", (Section("GNN", (item(paper, "GNN", "r"),)),), NOW)
+    rendered = renderer.render(digest, links(subscriber.email))
+    message = build_message(digest, rendered, links(subscriber.email),
+                            from_address="papers@example.org", from_name="Trending Papers",
+                            list_id="papers.example.org", now=NOW)
+    hrefs = [a.get("href") for a in lxml.html.document_fromstring(rendered.html).iter("a")]
+    assert hrefs and all(h.startswith(("https://", "mailto:")) for h in hrefs), hrefs
+    parsed = email.message_from_bytes(message.data, policy=email.policy.default)
+    decoded = " ".join(part.get_content() for part in parsed.iter_parts())  # type: ignore[attr-defined]
+    assert bad.split(":")[0].lower() + ":" not in decoded.lower()
+    assert "https://arxiv.org/search/" in rendered.text  # the paper's link falls back
 
 
 def rich_digest(papers: int = 50) -> Digest:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import email
+import email.message
 import email.policy
 import os
 import re
@@ -295,7 +296,8 @@ def test_only_http_links_from_a_catalog_entry_reach_the_email(renderer: Renderer
     hrefs = [a.get("href") for a in lxml.html.document_fromstring(rendered.html).iter("a")]
     assert hrefs and all(h.startswith(("https://", "mailto:")) for h in hrefs), hrefs
     parsed = email.message_from_bytes(message.data, policy=email.policy.default)
-    decoded = " ".join(part.get_content() for part in parsed.iter_parts())  # type: ignore[attr-defined]
+    assert isinstance(parsed, email.message.EmailMessage)
+    decoded = " ".join(part.get_content() for part in parsed.iter_parts())
     assert bad.split(":")[0].lower() + ":" not in decoded.lower()
     assert "https://arxiv.org/search/" in rendered.text  # the paper's link falls back
 

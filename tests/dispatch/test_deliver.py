@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from paths import ROOT
@@ -47,10 +47,10 @@ def db(tmp_path: Path) -> Engine:
 
 
 def settings_for(server: SmtpServer, tmp_path: Path, **extra: object) -> Settings:
-    return Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'n.db'}",  # type: ignore[call-arg]
-                    secret_key="s", smtp_host=server.host, smtp_port=server.port,
-                    smtp_security="none", retry_base_seconds=0.01, retry_cap_seconds=0.05,
-                    **extra)
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=f"sqlite:///{tmp_path / 'n.db'}", secret_key="s",
+        smtp_host=server.host, smtp_port=server.port, smtp_security="none",
+        retry_base_seconds=0.01, retry_cap_seconds=0.05, **extra)
 
 
 def address(n: int) -> str:

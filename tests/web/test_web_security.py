@@ -4,6 +4,7 @@ escaping; the gallery's password; the security headers."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,49 @@ def test_a_post_without_the_one_click_body_or_a_csrf_field_changes_nothing(site:
     response = site.client.post(site.link("unsubscribe", ADA), data={"something": "else"})
     assert response.status_code == 403
     assert site.row(ADA)["status"] == "active"
+
+
+NOT_ONE_CLICK = [b"", b"List-Unsubscribe=", b"List-Unsubscribe", b"List-Unsubscribe=Yes",
+                 b"List-Unsubscribe=One-Click-Later", b"One-Click=List-Unsubscribe",
+                 b"Action=One-Click", b"unsubscribe=1&confirm=yes"]
+
+
+def test_only_the_rfc_8058_body_unsubscribes_without_a_csrf_field(site: Site) -> None:
+    # The one-click POST skips the CSRF check because its body says what it is; any other
+    # POST to the link is a form, and a form needs its field.
+    provider = TestClient(site.client.app)  # no cookie, as a mail provider posts
+    for body in NOT_ONE_CLICK:
+        response = provider.post(site.link("unsubscribe", ADA), content=body,
+                                 headers={"content-type": "application/x-www-form-urlencoded"})
+        assert (body, response.status_code) == (body, 403)
+        assert site.row(ADA)["status"] == "active"
+
+
+@pytest.fixture
+def public(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    """The site as deployed at its public address, https://example.org."""
+    clean_environment(monkeypatch, tmp_path)
+    settings = site_settings(tmp_path, base_url="https://example.org")
+    engine = prepare(settings)
+    with TestClient(create_app(settings, engine), base_url="https://example.org",
+                    follow_redirects=False) as client:
+        yield Site(settings, engine, client)
+    engine.dispose()
+
+
+def test_a_form_from_an_origin_that_only_resembles_ours_changes_nothing(public: Site) -> None:
+    before = public.row(ADA)
+    form = preference_form(public, topics="cooking")
+    for origin in ("https://evil-example.org", "https://notexample.org",
+                   "https://example.org.evil.net", "https://evil.example.org",
+                   "https://example.org:8443"):
+        refused = public.client.post(public.link("preferences", ADA), data=form,
+                                     headers={"origin": origin})
+        assert (origin, refused.status_code) == (origin, 403)
+        assert public.row(ADA) == before
+    ours = public.client.post(public.link("preferences", ADA), data=form,
+                              headers={"origin": "https://example.org"})
+    assert ours.status_code == 303 and public.row(ADA)["topics"] == ["cooking"]
 
 
 def test_a_preferences_form_without_a_valid_csrf_field_changes_nothing(site: Site) -> None:

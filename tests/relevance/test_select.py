@@ -339,3 +339,24 @@ def test_a_trending_paper_and_its_near_duplicate_never_share_a_digest(
     assert digest.sections[0].trending and len(digest.sections) == 2
     ids = [item.paper.id for item in digest.items]
     assert "other" in ids and sum(i.startswith("part-") for i in ids) == 1, ids
+
+
+class VersionsStub(StubRanker):
+    """Fixed scores; papers whose ids share the part before "-v" are versions of one paper."""
+
+    def near_duplicate(self, a: Paper, b: Paper) -> bool:
+        return a.id.split("-v")[0] == b.id.split("-v")[0]
+
+
+def test_trending_shows_one_version_of_a_paper_and_fills_its_slots_with_others() -> None:
+    v1, v2, v3 = hot("x-v1", 90, 2), hot("x-v2", 80, 2), hot("x-v3", 70, 2)
+    other = hot("y", 10, 2)
+    # Across topics: each topic's best trending paper is another version of the same paper.
+    across = VersionsStub({"a": [(v1, 1.0)], "b": [(v2, 1.0)]})
+    digest = build_digest(subscriber("a", "b", max_papers=9), across, (), "e", NOW)
+    assert digest.paper_ids == ["x-v1"]
+    # Within a topic: three versions lead the list; the slots they would take go to others.
+    within = VersionsStub({"t": [(v1, 1.0), (v2, 1.0), (v3, 1.0), (other, 1.0)]})
+    digest = build_digest(subscriber("t", max_papers=9), within, (), "e", NOW)
+    assert [(s.trending, [i.paper.id for i in s.items]) for s in digest.sections] == [
+        (True, ["x-v1", "y"])]

@@ -48,7 +48,7 @@ def db(tmp_path: Path) -> Engine:
 
 def settings_for(server: SmtpServer, tmp_path: Path, **extra: object) -> Settings:
     return Settings(  # type: ignore[call-arg]
-        _env_file=None, database_url=f"sqlite:///{tmp_path / 'n.db'}", secret_key="s",
+        _env_file=None, database_url=f"sqlite:///{tmp_path / 'n.db'}", secret_key="s" * 16,
         smtp_host=server.host, smtp_port=server.port, smtp_security="none",
         retry_base_seconds=0.01, retry_cap_seconds=0.05, **extra)
 

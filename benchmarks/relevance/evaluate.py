@@ -55,9 +55,14 @@ def load_catalog(engine_url: str | None = None) -> tuple[list[Paper], Any]:
     return load_papers(engine), engine
 
 
-def load_topics() -> list[str]:
+def load_splits() -> dict[str, str]:
+    """Topic -> "dev" or "test", in file order (topics.tsv: topic, kind, split, definition)."""
     lines = (HERE / "topics.tsv").read_text("utf-8").splitlines()[1:]
-    return [line.split("\t")[0] for line in lines if line.strip()]
+    return {line.split("\t")[0]: line.split("\t")[2] for line in lines if line.strip()}
+
+
+def load_topics(split: str | None = None) -> list[str]:
+    return [topic for topic, s in load_splits().items() if split in (None, s)]
 
 
 def load_qrels() -> dict[str, dict[str, int]]:

@@ -33,6 +33,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import metrics  # noqa: E402  (the sibling module)
+
 from newsletter.catalog import ingest
 from newsletter.models import Paper
 from newsletter.relevance.rank import Ranker
@@ -72,27 +75,6 @@ def load_qrels() -> dict[str, dict[str, int]]:
             topic, pid, grade, *_ = line.split("\t")
             qrels.setdefault(topic, {})[pid] = int(grade)
     return qrels
-
-
-# -- metrics ------------------------------------------------------------------------------------
-
-
-def ndcg(ranked: Sequence[str], grades: dict[str, int], k: int = 10) -> float:
-    """Linear gains (trec_eval's), log2 discount; the ideal is every judged paper in grade order."""
-    dcg = sum(grades.get(pid, 0) / math.log2(i + 2) for i, pid in enumerate(ranked[:k]))
-    ideal = sorted(grades.values(), reverse=True)[:k]
-    best = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-    return dcg / best if best else 0.0
-
-
-def precision(ranked: Sequence[str], grades: dict[str, int], k: int = 10) -> float:
-    """Relevant (grade >= 1) among the top k; a short list is padded with misses."""
-    return sum(grades.get(pid, 0) > 0 for pid in ranked[:k]) / k
-
-
-def recall(ranked: Sequence[str], grades: dict[str, int], k: int = 20) -> float:
-    relevant = {pid for pid, g in grades.items() if g > 0}
-    return len(relevant.intersection(ranked[:k])) / len(relevant) if relevant else 0.0
 
 
 # -- rankers ------------------------------------------------------------------------------------
@@ -158,69 +140,63 @@ def semantic_only(index: Any, vocabulary: Vocabulary) -> RankFn:
 
 # -- report -------------------------------------------------------------------------------------
 
-DECIDING = ("bm25", "bm25+vocab", "bm25+semantic", "hybrid")  # return only what they call relevant
-Scores = tuple[float, float, float, float, float]  # nDCG@10, P@10, R@20, set precision, set recall
+# Rankers that decide relevance return only what they admit; the others order the whole catalog.
+DECIDING = ("bm25+vocab", "bm25", "bm25+semantic", "hybrid")
 
 
 def evaluate(rankers: dict[str, RankFn], topics: list[str], qrels: dict[str, dict[str, int]],
-             ) -> dict[str, dict[str, Scores]]:
-    results: dict[str, dict[str, Scores]] = {}
-    for name, rank in rankers.items():
-        results[name] = {}
-        for topic in topics:
-            ranked, grades = rank(topic), qrels.get(topic, {})
-            relevant = {pid for pid, g in grades.items() if g > 0}
-            found = relevant.intersection(ranked)
-            results[name][topic] = (ndcg(ranked, grades), precision(ranked, grades),
-                                    recall(ranked, grades),
-                                    len(found) / len(ranked) if ranked else 1.0,
-                                    len(found) / len(relevant) if relevant else 1.0)
-    return results
+             ) -> dict[str, dict[str, metrics.Scores]]:
+    return {name: {topic: metrics.score(rank(topic), qrels.get(topic, {})) for topic in topics}
+            for name, rank in rankers.items()}
 
 
-def mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
-def print_report(results: dict[str, dict[str, Scores]], topics: list[str], per_topic: bool,
-                 markdown: bool) -> None:
-    names = list(results)
-    head = ["nDCG@10", "P@10", "R@20", "set P", "set R"]
-
-    def cells(name: str, scores: Sequence[float]) -> list[str]:
-        shown = [f"{x:.3f}" for x in scores]
-        return shown if name in DECIDING else shown[:3] + ["-", "-"]
-
-    if per_topic:
-        if markdown:
-            print("| topic | " + " | ".join(names) + " |")
-            print("| --- |" + " --- |" * len(names))
-            for topic in topics:
-                print(f"| {topic} | " + " | ".join(
-                    f"{results[name][topic][0]:.2f}" for name in names) + " |")
-            print("\n(nDCG@10 per topic)")
-        else:
-            for topic in topics:
-                print(f"\n{topic}")
-                for name in names:
-                    print(f"  {name:14s}" + "  ".join(
-                        f"{h} {c:>5s}" for h, c in zip(head, cells(name, results[name][topic]))))
-    print()
-    means = {name: [mean([results[name][t][i] for t in topics]) for i in range(5)]
-             for name in names}
+def print_summary(results: dict[str, dict[str, metrics.Scores]], split: str,
+                  markdown: bool) -> None:
+    head = ["nDCG@10", "P@10", "R@20", "P(20 shown)", "set P", "set R", "empty", "off-topic",
+            "10+ short"]
+    rows = []
+    for name, per_topic in results.items():
+        s = metrics.summarize(per_topic)
+        deciding = name in DECIDING
+        rows.append([name, fmt(s.ndcg10), fmt(s.p10), fmt(s.r20),
+                     fmt(s.precision20),
+                     fmt(s.set_precision) if deciding else "-",
+                     fmt(s.set_recall) if deciding else "-",
+                     str(s.empty) if deciding else "-",
+                     str(s.off_topic_returning) if deciding else "-",
+                     str(len(s.short)) if deciding else "-"])
+    topics = len(next(iter(results.values())))
+    print(f"\n{split}: {topics} topics")
     if markdown:
-        print("| ranker | " + " | ".join(f"mean {h}" for h in head) + " |")
+        print("| ranker | " + " | ".join(head) + " |")
         print("| --- |" + " --- |" * len(head))
-        for name in names:
-            print(f"| {name} | " + " | ".join(cells(name, means[name])) + " |")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
     else:
-        print(f"{'ranker':14s}" + "".join(f"{h:>9s}" for h in head))
-        for name in names:
-            print(f"{name:14s}" + "".join(f"{c:>9s}" for c in cells(name, means[name])))
+        print(f"{'ranker':16s}" + "".join(f"{h:>12s}" for h in head))
+        for row in rows:
+            print(f"{row[0]:16s}" + "".join(f"{c:>12s}" for c in row[1:]))
+
+
+def print_topics(results: dict[str, dict[str, metrics.Scores]], topics: list[str]) -> None:
+    names = list(results)
+    print("\nper topic: nDCG@10 / relevant shown in the first 20 / returned")
+    print(f"{'topic':46s}{'rel':>4s}" + "".join(f"{n[:16]:>18s}" for n in names))
+    for topic in topics:
+        first = results[names[0]][topic]
+        cells = "".join(f"{results[n][topic].ndcg10:6.2f}{results[n][topic].shown:4d}"
+                        f"{results[n][topic].returned:6d}  " for n in names)
+        print(f"{topic[:46]:46s}{first.relevant:4d}{cells}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", choices=("dev", "test", "both"), default="both",
+                        help="which topics to score (test: only once the ranker is frozen)")
     parser.add_argument("--per-topic", action="store_true", help="every topic, every ranker")
     parser.add_argument("--markdown", action="store_true", help="tables as Markdown")
     parser.add_argument("--vocabulary", type=Path, help="another vocabulary.toml to compare")
@@ -230,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     papers, engine = load_catalog(args.db)
-    topics, qrels = load_topics(), load_qrels()
+    qrels = load_qrels()
     known = {p.id for p in papers}
     missing = sorted({pid for grades in qrels.values() for pid in grades} - known)
     if missing:  # the parser or the seeds changed: judgments would silently count as misses
@@ -240,11 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     vocabulary = (Vocabulary(tomllib.loads(args.vocabulary.read_text("utf-8")))
                   if args.vocabulary else None) or Vocabulary.load()
     rankers = build_rankers(papers, engine, vocabulary, semantic=not args.no_semantic)
-    results = evaluate(rankers, topics, qrels)
-    print(f"{len(papers)} papers, {len(topics)} topics, "
-          f"{sum(g > 0 for q in qrels.values() for g in q.values())} relevant judgments "
-          f"({time.perf_counter() - started:.1f} s to load and index)")
-    print_report(results, topics, args.per_topic, args.markdown)
+    print(f"{len(papers)} papers ({time.perf_counter() - started:.1f} s to load and index)")
+    for split in (("dev", "test") if args.split == "both" else (args.split,)):
+        topics = load_topics(split)
+        results = evaluate(rankers, topics, qrels)
+        print_summary(results, split, args.markdown)
+        if args.per_topic:
+            print_topics(results, topics)
     print(f"\n({time.perf_counter() - started:.1f} s)")
     return 0
 

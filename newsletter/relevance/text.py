@@ -96,6 +96,40 @@ def terms(text: str) -> list[str]:
     return [term for word in _words(text) for term in _TERMS[word]]
 
 
+_SURFACE: dict[str, str] = {}
+_SURFACE_FROM = [0]  # size of _TERMS when _SURFACE was last built
+
+
+def surface(term: str) -> str:
+    """A word that ``term`` is the stem of, for reasons a person reads ("prototyp" ->
+    "prototypical"): the shortest word seen in the text analyzed so far, else the term."""
+    if term not in _SURFACE and len(_TERMS) != _SURFACE_FROM[0]:
+        _SURFACE.clear()
+        for word, found in _TERMS.items():
+            if len(found) == 1 and word.isalpha():
+                held = _SURFACE.get(found[0])
+                lower = word.lower()
+                if held is None or (len(lower), lower) < (len(held), held):
+                    _SURFACE[found[0]] = lower
+        _SURFACE_FROM[0] = len(_TERMS)
+    return _SURFACE.get(term, term)
+
+
+_HYPHENATED = re.compile(r"(?<![\w-])([^\W\d_]{2,})[-\u2010\u2011]([^\W\d_]{2,})(?![\w-])")
+
+
+def compounds(text: str) -> list[str]:
+    """The joined terms of a paper's hyphenated words: "bi-level" also says "bilevel",
+    "self-supervised" "selfsupervised", so a topic typed either way finds it."""
+    found = []
+    for first, second in _HYPHENATED.findall(text):
+        if first.lower() not in STOPWORDS and second.lower() not in STOPWORDS:
+            joined = _stem(first + second)
+            if joined:
+                found.append(joined)
+    return found
+
+
 def analyze(text: str) -> list[tuple[str, str]]:
     """(surface word, term) pairs of a topic or vocabulary phrase; a compound is one term."""
     return [(word, _QUERY[word]) for word in _words(text) if _QUERY[word]]
@@ -193,6 +227,10 @@ class Vocabulary:
         slot = self._alternatives.setdefault(key, {})
         for variant in found:
             slot.setdefault(variant.phrases, variant)
+
+    def knows(self, stems: Sequence[str]) -> bool:
+        """Whether ``stems`` (a whole analyzed phrase) is a vocabulary entry or expansion."""
+        return tuple(stems) in self._alternatives
 
     def variants(self, pairs: Sequence[tuple[str, str]]) -> list[Variant]:
         """Every way of saying the analyzed topic ``pairs``, the topic itself first."""

@@ -1,0 +1,101 @@
+"""The inverted index of one catalog, built once per run and shared by every subscriber.
+
+Papers are indexed as two fields, title and abstract, of stemmed terms (``text.terms``). The
+index keeps per paper and field the term counts (for BM25F), the term sequence (for proximity
+and phrases, read only for papers a query already matched), a postings list per term and the
+BM25 idf. :meth:`Index.term_vector` gives a paper's idf-weighted, unit-length term vector: the
+lexical side of "papers like this one" (near-duplicates, and a reader's own papers).
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from newsletter.models import Paper
+from newsletter.relevance.text import compounds, terms
+
+TITLE, ABSTRACT = 0, 1
+# BM25F (Robertson & Zaragoza, "The Probabilistic Relevance Framework: BM25 and Beyond", 2009):
+# per-field term frequencies are length-normalized, weighted, summed, then saturated once.
+K1 = 1.2  # saturation: the 3rd mention of a word says little more than the 2nd
+FIELD_WEIGHT = (3.0, 1.0)  # (title, abstract): a title word is the paper's own summary
+FIELD_B = (0.3, 0.75)  # length normalization; titles are uniformly short, so barely normalized
+
+Fields = tuple[tuple[str, ...], tuple[str, ...]]
+
+
+class Index:
+    def __init__(self, papers: Sequence[Paper]) -> None:
+        self.papers = tuple(papers)
+        self.size = len(self.papers)
+        self.tokens: list[Fields] = []
+        self.counts: list[tuple[Counter[str], Counter[str]]] = []
+        postings: dict[str, array] = {}
+        for doc, paper in enumerate(self.papers):
+            fields = (tuple(terms(paper.title)), tuple(terms(paper.abstract)))
+            self.tokens.append(fields)
+            # Joined hyphenated words count as terms but take no position: proximity and
+            # phrases read the words as written.
+            counts = (Counter(fields[TITLE] + tuple(compounds(paper.title))),
+                      Counter(fields[ABSTRACT] + tuple(compounds(paper.abstract))))
+            self.counts.append(counts)
+            for term in counts[TITLE].keys() | counts[ABSTRACT].keys():
+                postings.setdefault(term, array("I")).append(doc)
+        self.postings = postings
+        self.df = {term: len(docs) for term, docs in postings.items()}
+        count = max(self.size, 1)
+        averages = [max(sum(len(f[i]) for f in self.tokens) / count, 1.0) for i in (0, 1)]
+        self.norms = [
+            tuple(1 - FIELD_B[i] + FIELD_B[i] * len(f[i]) / averages[i] for i in (0, 1))
+            for f in self.tokens]
+        self.doc_of = {paper.id: doc for doc, paper in enumerate(self.papers)}
+        self._vectors: dict[int, dict[str, float]] = {}
+
+    def idf(self, term: str) -> float:
+        """BM25's idf with Lucene's +1, so a word in most papers still weighs a little; a word no
+        paper has weighs most."""
+        df = self.df.get(term, 0)
+        return math.log(1 + (self.size - df + 0.5) / (df + 0.5))
+
+    def tf(self, doc: int, term: str) -> float:
+        """The BM25F pseudo-frequency of ``term`` in ``doc``: weighted, length-normalized."""
+        counts, norms = self.counts[doc], self.norms[doc]
+        return (FIELD_WEIGHT[TITLE] * counts[TITLE].get(term, 0) / norms[TITLE]
+                + FIELD_WEIGHT[ABSTRACT] * counts[ABSTRACT].get(term, 0) / norms[ABSTRACT])
+
+    def saturated(self, doc: int, term: str) -> float:
+        """0..1: how strongly ``doc`` is about ``term`` by its frequency alone."""
+        tf = self.tf(doc, term)
+        return tf / (K1 + tf) if tf else 0.0
+
+    def docs_with(self, term: str) -> Sequence[int]:
+        return self.postings.get(term, ())
+
+    def in_title(self, doc: int, term: str) -> bool:
+        return term in self.counts[doc][TITLE]
+
+    def positions(self, doc: int, wanted: Iterable[str]) -> tuple[dict[str, list[int]], ...]:
+        """Per field, where each of the ``wanted`` terms occurs."""
+        wanted = set(wanted)
+        found: tuple[dict[str, list[int]], dict[str, list[int]]] = ({}, {})
+        for field, tokens in zip(found, self.tokens[doc]):
+            for i, token in enumerate(tokens):
+                if token in wanted:
+                    field.setdefault(token, []).append(i)
+        return found
+
+    def term_vector(self, doc: int) -> dict[str, float]:
+        """The paper's terms weighted by count x idf (title words count ``FIELD_WEIGHT`` times),
+        unit length. Memoized: near-duplicate checks and readers' profiles reuse them."""
+        vector = self._vectors.get(doc)
+        if vector is None:
+            counts = self.counts[doc]
+            weights = {t: (FIELD_WEIGHT[TITLE] * counts[TITLE].get(t, 0)
+                           + counts[ABSTRACT].get(t, 0)) * self.idf(t)
+                       for t in counts[TITLE].keys() | counts[ABSTRACT].keys()}
+            norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+            vector = self._vectors[doc] = {t: w / norm for t, w in weights.items()}
+        return vector

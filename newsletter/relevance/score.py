@@ -1,0 +1,127 @@
+"""How strongly a paper matches one facet of a topic: graded BM25F evidence, not a gate.
+
+A facet's words (and each vocabulary way of saying them, ``text.Vocabulary.variants``) are
+scored as an OR query: every word a paper has adds its idf times its saturated frequency, and
+the sum is divided by the most the words could add, so a score is the share of the facet's
+information the paper carries, 0..1, comparable across topics. Rare words decide ("few-shot"
+outweighs "learning"); a missing rare word costs what it carries. Then boosts, never gates:
+the facet's phrase word for word, or its words close together, or all of them in the title;
+and the facet's qualifiers ("for PDEs") multiply by up to ``1 + QUALIFIER_BOOST``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from newsletter.relevance.index import ABSTRACT, TITLE, Index
+from newsletter.relevance.proximity import covers, has_phrase
+
+Terms = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """The knobs of the ranking, tuned on the dev topics of benchmarks/relevance/ only."""
+
+    near: float = 0.8  # a phrase's words close together, in any order (word for word: 1)
+    scattered: float = 0.5  # ...or only scattered over the paper
+    title: float = 0.3  # all of the variant's words in the title
+    qualifier: float = 0.4  # a paper that does not say a facet's qualifier loses this share
+    learned_enough: int = 3  # a paper saying this many of the learned words gets them in full
+    other_facets: float = 0.3  # a paper that also matches a topic's other facets
+    generic_share: float = 0.2  # a word in this share of the papers is common
+    expansion: float = 0.35  # weight of the words learned from the best matches (expand.py)
+    meaning: float = 0.5  # weight of closeness in meaning (0..1, see `meaning_low/high`)
+    meaning_low: float = 2.0  # cosine z-score (vs the catalog) where meaning starts to count
+    meaning_high: float = 5.0  # ...and where it counts fully
+    admit: float = 0.3  # least score for a paper to be relevant at all
+    relative: float = 0.25  # ...and at least this share of the topic's best score
+    fair_share: float = 0.5  # 0: facets compete on score; 1: each facet's best leads equally
+
+
+DEFAULT = Weights()
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    score: float
+    label: str  # the variant that matched ("graph neural network")
+    field: str  # "title", "abstract", "title and abstract"
+
+
+class Bag:
+    """One way of saying a facet: its phrases, scored as one OR query."""
+
+    def __init__(self, index: Index, phrases: Sequence[Terms], label: str,
+                 weights: dict[str, float] | None = None) -> None:
+        self.phrases = tuple(p for p in phrases if p)
+        self.label = label
+        terms = dict.fromkeys(t for p in self.phrases for t in p)
+        self.weights = {t: index.idf(t) * (weights or {}).get(t, 1.0) for t in terms}
+        self.ideal = sum(self.weights.values()) or 1.0
+
+    def candidates(self, index: Index, floor: float) -> set[int]:
+        """Papers that can reach ``floor``: those without any of the words that carry more than
+        ``1 - floor`` of the weight cannot, and a common word alone never makes a match."""
+        docs: set[int] = set()
+        rest = self.ideal
+        for term in sorted(self.weights, key=self.weights.__getitem__, reverse=True):
+            if rest < floor * self.ideal:
+                break
+            docs.update(index.docs_with(term))
+            rest -= self.weights[term]
+        return docs
+
+    def base(self, index: Index, doc: int) -> float:
+        return sum(w * index.saturated(doc, t) for t, w in self.weights.items()) / self.ideal
+
+    def some(self, index: Index, doc: int, enough: int) -> float:
+        """Like ``base``, but ``enough`` of the heaviest words are all a paper needs to say:
+        for learned words, of which a related paper says a few, never all."""
+        heaviest = sorted(self.weights.values(), reverse=True)[:enough]
+        said = sum(w * index.saturated(doc, t) for t, w in self.weights.items())
+        return min(said / (sum(heaviest) or 1.0), 1.0)
+
+    def evidence(self, index: Index, doc: int, w: Weights) -> Evidence:
+        base = self.base(index, doc)
+        if not base:
+            return Evidence(0.0, self.label, "")
+        terms = [t for t in self.weights if index.saturated(doc, t)]
+        in_title = all(index.in_title(doc, t) for t in self.weights)
+        in_abstract = all(t in index.counts[doc][ABSTRACT] for t in terms)
+        field = "title" if in_title else "abstract" if in_abstract and not any(
+            index.in_title(doc, t) for t in terms) else "title and abstract"
+        return Evidence(base * self._closeness(index, doc, w) * (1 + w.title * in_title),
+                        self.label, field)
+
+    def _closeness(self, index: Index, doc: int, w: Weights) -> float:
+        """1 when every phrase of several words is there word for word; less when its words
+        are only close together, less again when they are scattered: "parameter ...
+        prediction" in two sentences is not "parameter prediction"."""
+        long = [p for p in self.phrases if len(p) > 1]
+        if not long:
+            return 1.0
+        positions = index.positions(doc, {t for p in long for t in p})
+        total = 0.0
+        for phrase in long:
+            if any(has_phrase(phrase, f) for f in positions):
+                total += 1.0
+            elif any(covers(phrase, f, dict.fromkeys(phrase, 1.0), len(set(phrase)))
+                     for f in positions):
+                total += w.near
+            else:
+                total += w.scattered
+        return total / len(long)
+
+
+def best(bags: Iterable[Bag], index: Index, doc: int, w: Weights) -> Evidence:
+    """The strongest of the ways of saying a facet (GNN, graph neural network, ...)."""
+    return max((bag.evidence(index, doc, w) for bag in bags), key=lambda e: e.score,
+               default=Evidence(0.0, "", ""))
+
+
+def field_of(index: Index, doc: int, terms: Iterable[str]) -> str:
+    where = {f for t in terms for f, counts in enumerate(index.counts[doc]) if t in counts}
+    return {frozenset({TITLE}): "title", frozenset({ABSTRACT}): "abstract"}.get(
+        frozenset(where), "title and abstract")

@@ -1,0 +1,193 @@
+"""One topic scored over the catalog: facets, qualifiers, learned words, meaning, admission.
+
+``TopicScorer.score`` returns the admitted papers of a topic, best first, each with its score
+and reason. The Ranker memoizes the result per understood query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from newsletter.relevance import expand
+from newsletter.relevance.index import Index
+from newsletter.relevance.query import Facet, Pairs, Query, parse
+from newsletter.relevance.score import Bag, Evidence, Weights, best
+from newsletter.relevance.text import Vocabulary, query_text, surface
+
+if TYPE_CHECKING:
+    from newsletter.relevance.semantic import SemanticIndex
+
+QUALIFIER_SAID = 0.4  # a qualifier's score (one mention in an abstract ~0.45) that counts fully
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    doc: int
+    score: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Facet:
+    """A facet's evidence on one paper."""
+
+    score: float
+    evidence: Evidence
+    qualifier: str  # the qualifier the paper also says, "" if none
+    learned: tuple[str, ...]  # learned words that carried the match, when they did
+
+
+class TopicScorer:
+    def __init__(self, index: Index, vocabulary: Vocabulary, weights: Weights,
+                 semantic: SemanticIndex | None = None) -> None:
+        self.index = index
+        self.vocabulary = vocabulary
+        self.w = weights
+        self.semantic = semantic
+        # The most a paper's base evidence can be multiplied by; candidates below
+        # admit / lift cannot be admitted however they are boosted.
+        lift = 1 + weights.title
+        self.floor = weights.admit / lift
+
+    def understand(self, topic: str) -> Query:
+        query = parse(topic, self.vocabulary, self._generic)
+        return Query(query.topic, tuple(
+            Facet(f.label, self._spelled(f.words), tuple(self._spelled(q) for q in f.qualifiers))
+            for f in query.facets))
+
+    def _generic(self, terms: Sequence[str]) -> bool:
+        size = max(self.index.size, 1)
+        return bool(terms) and all(
+            self.index.df.get(t, 0) / size >= self.w.generic_share for t in terms)
+
+    def _spelled(self, words: Pairs) -> Pairs:
+        return tuple((word, expand.correct(self.index, stem) or stem) for word, stem in words)
+
+    def score(self, query: Query) -> tuple[Hit, ...]:
+        facets = [self._facet(f) for f in query.facets]
+        combined: dict[int, tuple[float, int]] = {}  # doc -> (score, its best facet)
+        for doc in set().union(*facets) if facets else ():
+            scores = sorted(((f[doc].score, i) for i, f in enumerate(facets) if doc in f),
+                            reverse=True)
+            top, which = scores[0]
+            combined[doc] = (top + self.w.other_facets * sum(s for s, _ in scores[1:]), which)
+        if not combined:
+            return ()
+        best_score = max(s for s, _ in combined.values())
+        bar = max(self.w.admit, self.w.relative * best_score)
+        admitted = {d: sw for d, sw in combined.items() if sw[0] >= bar}
+        leaders = [max((s for s, i in admitted.values() if i == k), default=0.0)
+                   for k in range(len(facets))]
+        lead = max(leaders)
+        hits = []
+        for doc, (s, i) in admitted.items():
+            # Fair share: a facet whose best papers score lower is lifted toward the leader.
+            fair = s * (lead / leaders[i]) ** self.w.fair_share
+            hits.append(Hit(doc, fair, self._reason(query.facets[i], facets[i][doc])))
+        return tuple(sorted(hits, key=self._order))
+
+    def _order(self, hit: Hit) -> tuple[float, int, str]:
+        paper = self.index.papers[hit.doc]
+        return (-hit.score, -(paper.published.toordinal() if paper.published else 0), paper.id)
+
+    def _bags(self, words: Pairs) -> list[Bag]:
+        bags = []
+        for variant in self.vocabulary.variants(words):
+            bags.append(Bag(self.index, variant.phrases, variant.label))
+            joined = tuple(self._joined(p) for p in variant.phrases)
+            if joined != variant.phrases:  # "bilevel" for "bi-level", and the reverse
+                bags.append(Bag(self.index, joined, variant.label))
+        return bags
+
+    def _joined(self, phrase: tuple[str, ...]) -> tuple[str, ...]:
+        out: list[str] = []
+        for term in phrase:
+            if out and self.index.df.get(out[-1] + term, 0) >= 2:
+                out[-1] += term
+            else:
+                out.append(term)
+        return tuple(out)
+
+    def _facet(self, facet: Facet) -> dict[int, _Facet]:
+        index, w = self.index, self.w
+        bags = self._bags(facet.words)
+        qualifiers = [(_label(q), self._bags(q)) for q in facet.qualifiers]
+        found: dict[int, _Facet] = {}
+        for doc in set().union(*(bag.candidates(index, self.floor) for bag in bags)):
+            evidence = best(bags, index, doc, w)
+            if evidence.score < self.floor:
+                continue
+            # A qualifier is a boost, not a gate: a paper without it keeps 1 - qualifier of its
+            # score; one that says it (an abstract mention is enough) keeps all.
+            said = max(((min(best(qb, index, doc, w).score / QUALIFIER_SAID, 1.0), label)
+                        for label, qb in qualifiers), default=(1.0, ""))
+            found[doc] = _Facet(evidence.score * (1 - w.qualifier * (1 - said[0])), evidence,
+                                said[1] if said[0] and qualifiers else "", ())
+        found = self._learn(found, bags, qualifiers)
+        return self._mean(found, facet, bags) if self.semantic is not None else found
+
+    def _mean(self, found: dict[int, _Facet], facet: Facet, bags: list[Bag]) -> dict[int, _Facet]:
+        """Add closeness in meaning: the facet's cosine with each paper, as a z-score against
+        the whole catalog (cosines of different topics do not compare; their spread does)."""
+        import numpy as np
+
+        assert self.semantic is not None
+        w = self.w
+        cosine = np.asarray(self.semantic.similarities(
+            [query_text(facet.label, [b.label for b in bags if b.label])]))
+        spread = float(cosine.std()) or 1.0
+        z = (cosine - float(cosine.mean())) / spread
+        meaning = np.clip((z - w.meaning_low) / (w.meaning_high - w.meaning_low), 0.0, 1.0)
+        grown = dict(found)
+        close: list[int] = []
+        for doc in np.flatnonzero(meaning > 0).tolist():
+            extra = w.meaning * float(meaning[doc])
+            held = found.get(doc)
+            if held is not None:
+                grown[doc] = _Facet(held.score + extra, held.evidence, held.qualifier,
+                                    held.learned)
+            elif extra >= self.floor:
+                grown[doc] = _Facet(extra, Evidence(extra, "", "meaning"), "", ())
+                close.append(doc)
+        return grown
+
+    def _learn(self, found: dict[int, _Facet], bags: list[Bag],
+               qualifiers: list[tuple[str, list[Bag]]]) -> dict[int, _Facet]:
+        """Add the words the facet's best matches share (``expand.feedback_words``)."""
+        index, w = self.index, self.w
+        known = {t for bag in bags + [b for _, qb in qualifiers for b in qb] for t in bag.weights}
+        words = expand.feedback_words(
+            index, {d: f.score for d, f in found.items() if f.score >= w.admit}, known)
+        if not words or not w.expansion:
+            return found
+        learned = Bag(index, [(t,) for t in words], "", weights=words)
+        grown = dict(found)
+        for doc in learned.candidates(index, self.floor / w.expansion) | found.keys():
+            extra = w.expansion * learned.some(index, doc, w.learned_enough)
+            held = found.get(doc)
+            if held is not None:
+                grown[doc] = _Facet(held.score + extra, held.evidence, held.qualifier, ())
+            elif extra >= self.floor:
+                carried = tuple(t for t in words if index.saturated(doc, t))
+                grown[doc] = _Facet(extra, Evidence(extra, "", ""), "", carried)
+        return grown
+
+    def _reason(self, facet: Facet, f: _Facet) -> str:
+        if f.evidence.field == "meaning":
+            return f"close in meaning to {facet.label}"
+        if f.learned:
+            shown = ", ".join(surface(t) for t in f.learned[:3])
+            return f"related to {facet.label}: {shown}"
+        said = facet.label
+        label = f.evidence.label
+        if label and label.lower() != " ".join(w for w, _ in facet.words).lower():
+            said = f"{facet.label} → {label}"
+        if f.qualifier:
+            said += f", {f.qualifier}"
+        return f"matches: {said} ({f.evidence.field})"
+
+
+def _label(words: Pairs) -> str:
+    return " ".join(word for word, _ in words)

@@ -1,23 +1,25 @@
-"""Relevance of each ranker on the labelled set: nDCG@10, P@10 and Recall@20 per topic.
+"""Relevance of each ranker on the labelled set, per split: nDCG@10, P@10, Recall@20, and what
+`recommend --limit 20` shows.
 
-    .venv/bin/python benchmarks/relevance/evaluate.py [--per-topic] [--vocabulary FILE]
-        [--no-semantic] [--markdown]
+    .venv/bin/python benchmarks/relevance/evaluate.py [--split dev|test|both] [--per-topic]
+        [--vocabulary FILE] [--no-semantic] [--markdown] [--db URL]
 
 The catalog is the seed pages (``seeds/``), ingested into a temporary SQLite database exactly
-as ``newsletter ingest`` does; the judgments are ``qrels.tsv`` beside this file (read README.md
-for how they were made). A paper a topic's qrels do not list counts as not relevant (grade 0).
+as ``newsletter ingest`` does; the judgments are ``qrels.tsv`` beside this file and the split
+``topics.tsv`` (README.md says how both were made). A paper a topic's qrels do not list counts
+as not relevant (grade 0). Score ``--split test`` only with a frozen ranker.
 
 Rankers, all run over the whole catalog for every topic:
-  bm25-or       textbook BM25 over title + abstract, any query word (a reference point)
-  bm25          the project's BM25F ranker with an empty vocabulary: no expansion
-  bm25+vocab    the default lexical ranker: BM25F with the vocabulary's expansions
-  semantic      MiniLM cosine with the expanded topic alone, every paper (a reference point)
-  bm25+semantic bm25 fused with the embeddings: a topic the vocabulary does not know
-  hybrid        bm25+vocab fused with the embeddings: the default with the `semantic` extra
+  bm25            textbook BM25 over title + abstract, any query word (a reference point)
+  words only      the ranker with no sentence encoder (NEWSLETTER_SEMANTIC=off)
+  no vocabulary   the same with an empty abbreviation vocabulary: what the ranker does alone
+  words + static  the ranker with WordLlama static embeddings
+  words + MiniLM  the ranker with MiniLM (the `semantic` extra)
+  static alone, MiniLM alone   cosine with the topic, every paper (reference points)
 
-The three rankers marked as deciding relevance (bm25, bm25+vocab, bm25+semantic, hybrid) also
-get the precision and recall of the *set* they return: a digest takes from that set, so its
-precision is how often a weak match would pad one.
+The rankers that decide relevance (DECIDING) also get the precision and recall of the *set*
+they return: a digest takes from that set, so its precision is how often a weak match would
+pad one.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import metrics  # noqa: E402  (the sibling module)
 from newsletter.catalog import ingest
 from newsletter.models import Paper
 from newsletter.relevance.rank import Ranker
-from newsletter.relevance.semantic import build_index
+from newsletter.relevance.semantic import SemanticIndex, build_index
 from newsletter.relevance.text import Vocabulary, query_text, terms
 from newsletter.store.catalog import count_papers, load_papers
 from newsletter.store.schema import connect
@@ -112,19 +114,27 @@ def from_ranker(ranker: Ranker) -> RankFn:
 
 def build_rankers(papers: list[Paper], engine: Any, vocabulary: Vocabulary,
                   semantic: bool) -> dict[str, RankFn]:
+    """Every ranker of the report, by name (DECIDING says which ones decide relevance)."""
     rankers: dict[str, RankFn] = {
-        "bm25-or": bm25_or(papers),
-        "bm25": from_ranker(Ranker(papers, Vocabulary({}))),
-        "bm25+vocab": from_ranker(Ranker(papers, vocabulary)),
+        "bm25": bm25_or(papers),
+        "words only": from_ranker(Ranker(papers, vocabulary)),
+        "no vocabulary": from_ranker(Ranker(papers, Vocabulary({}))),
     }
-    index = build_index(papers, engine) if semantic else None
-    if index is None:
-        if semantic:
-            print("the semantic extra is not installed: no hybrid rankers", file=sys.stderr)
+    if not semantic:
         return rankers
-    rankers["semantic"] = semantic_only(index, vocabulary)
-    rankers["bm25+semantic"] = from_ranker(Ranker(papers, Vocabulary({}), semantic=index))
-    rankers["hybrid"] = from_ranker(Ranker(papers, vocabulary, semantic=index))
+    indexes = {"MiniLM": build_index(papers, engine)}
+    try:
+        from static_encoder import StaticEncoder
+
+        indexes["static"] = SemanticIndex(papers, StaticEncoder(), engine)
+    except ImportError:
+        indexes["static"] = None
+    for name, index in indexes.items():
+        if index is None:
+            print(f"no {name} encoder installed: its rankers are left out", file=sys.stderr)
+            continue
+        rankers[f"words + {name}"] = from_ranker(Ranker(papers, vocabulary, semantic=index))
+        rankers[f"{name} alone"] = semantic_only(index, vocabulary)
     return rankers
 
 
@@ -141,7 +151,7 @@ def semantic_only(index: Any, vocabulary: Vocabulary) -> RankFn:
 # -- report -------------------------------------------------------------------------------------
 
 # Rankers that decide relevance return only what they admit; the others order the whole catalog.
-DECIDING = ("bm25+vocab", "bm25", "bm25+semantic", "hybrid")
+DECIDING = ("words only", "no vocabulary", "words + static", "words + MiniLM")
 
 
 def evaluate(rankers: dict[str, RankFn], topics: list[str], qrels: dict[str, dict[str, int]],

@@ -62,7 +62,7 @@ def recommend(
         raise NewsletterError(f"--format {fmt!r}: use table or json")
     settings, engine = open_database()
     ensure_catalog(engine, settings)
-    ranker = build_ranker(load_papers(engine), engine, semantic=settings.semantic != "off")
+    ranker = build_ranker(load_papers(engine), engine, semantic=settings.semantic)
     matches = ranker.recommend(topic, limit)
     if fmt == "json":
         typer.echo(json.dumps([

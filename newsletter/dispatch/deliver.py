@@ -68,7 +68,7 @@ class Pipeline:
         renderer = Renderer(settings.templates_dir, base_url=settings.base_url,
                             site_name=settings.from_name)
         candidates = load_papers(engine, since=now - timedelta(days=settings.window_days))
-        ranker = build_ranker(candidates, engine, semantic=settings.semantic != "off")
+        ranker = build_ranker(candidates, engine, semantic=settings.semantic)
         return cls(settings, ranker, renderer, secret, now)
 
     def links(self, subscriber: Subscriber) -> SubscriberLinks:

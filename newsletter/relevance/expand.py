@@ -20,18 +20,21 @@ FEEDBACK_PAPERS = 8  # the best matches that teach a facet's words
 FEEDBACK_WORDS = 8  # words learned per facet
 MIN_SHARED = 2  # a learned word appears in at least this many of the feedback papers
 MIN_SUPPORT = 0.25  # ...and in at least this share of them
+MAX_BACKGROUND = 0.2  # words in more of the catalog than this say nothing specific
 MIN_TYPO_LENGTH = 6  # shorter unknown words ("crop") are not corrected: too many neighbours
 
 
 def feedback_words(index: Index, scored: Mapping[int, float], exclude: Collection[str],
                    ) -> dict[str, float]:
-    """Words (term -> weight 0..1) that the best-scored papers share, beyond ``exclude``.
+    """Words (term -> weight 0..1) that the best matches share, beyond ``exclude``.
 
-    A word's weight is its share of the feedback papers (each counted by its score) times how
-    much more often it appears there than in the catalog (the KL term of Carpineto et al.,
-    "An information-theoretic approach to automatic query expansion", 2001): "contrastive" in
-    five of eight self-supervised papers and one in ten of the catalog weighs much, "learning"
-    in all of them and two thirds of the catalog weighs little."""
+    The feedback papers are the FEEDBACK_PAPERS best matches, each counting by its score. A
+    word's weight is the (score-weighted) share p of them that say it times how much more often
+    they do than the catalog: p log(p / background), the KL term of Carpineto et al., "An
+    information-theoretic approach to automatic query expansion" (2001). "contrastive" in five
+    of eight self-supervised papers and one in ten of the catalog weighs much; "learning" in all
+    of them and two thirds of the catalog weighs little, and words in more than MAX_BACKGROUND
+    of the catalog ("however", "propose") are never learned."""
     top = sorted(scored, key=lambda d: (-scored[d], d))[:FEEDBACK_PAPERS]
     if len(top) < MIN_SHARED:
         return {}
@@ -49,7 +52,8 @@ def feedback_words(index: Index, scored: Mapping[int, float], exclude: Collectio
     ranked = {}
     for term, p in share.items():
         background = index.df.get(term, 0) / size
-        if term not in exclude and seen[term] >= needed and p > background:
+        if (term not in exclude and seen[term] >= needed and p > background
+                and background <= MAX_BACKGROUND):
             ranked[term] = p * math.log(p / background)
     chosen = sorted(ranked, key=lambda t: (-ranked[t], t))[:FEEDBACK_WORDS]
     if not chosen:

@@ -87,6 +87,16 @@ class Index:
                     field.setdefault(token, []).append(i)
         return found
 
+    def text_vector(self, title: str, abstract: str) -> dict[str, float]:
+        """Like :meth:`term_vector`, for a text outside the catalog (a reader's own paper),
+        weighted by this catalog's idf."""
+        counts = Counter(terms(abstract))
+        for term in terms(title):
+            counts[term] += FIELD_WEIGHT[TITLE]
+        weights = {t: c * self.idf(t) for t, c in counts.items()}
+        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+        return {t: w / norm for t, w in weights.items()}
+
     def term_vector(self, doc: int) -> dict[str, float]:
         """The paper's terms weighted by count x idf (title words count ``FIELD_WEIGHT`` times),
         unit length. Memoized: near-duplicate checks and readers' profiles reuse them."""

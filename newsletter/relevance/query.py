@@ -36,6 +36,7 @@ class Facet:
     label: str
     words: Pairs
     qualifiers: tuple[Pairs, ...] = ()
+    context: tuple[Pairs, ...] = ()  # common words of the topic ("deep learning"): no weight
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,16 +61,20 @@ def parse(topic: str, vocabulary: Vocabulary,
     heads, qualifiers = _split_qualifier(text, vocabulary)
     facets = [(label, words) for label, words in heads if words]
     quals = [words for _, words in qualifiers if words]
+    context: list[Pairs] = []
     specific = [f for f in facets if not generic([t for _, t in f[1]])]
     if specific and len(specific) < len(facets):
-        # "deep learning for PDEs", "deep learning and robotics": the common part qualifies.
-        quals += [words for label, words in facets if (label, words) not in specific]
+        # "deep learning and robotics": the common part says nothing on its own.
+        context = [words for label, words in facets if (label, words) not in specific]
         facets = specific
     elif not specific and quals and not all(generic([t for _, t in q]) for q in quals):
         # "deep learning for weather": the head is common, the qualifier is the subject.
-        facets, quals = [(_label(q), q) for q in quals], [w for _, w in facets]
+        facets, quals, context = [(_label(q), q) for q in quals], [], [w for _, w in facets]
+    context += [q for q in quals if generic([t for _, t in q])]
+    quals = [q for q in quals if q not in context]
     unique = tuple(dict.fromkeys(
-        Facet(label, words, tuple(dict.fromkeys(quals))) for label, words in facets))
+        Facet(label, words, tuple(dict.fromkeys(quals)), tuple(dict.fromkeys(context)))
+        for label, words in facets))
     return Query(topic, unique)
 
 

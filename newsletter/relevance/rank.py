@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from newsletter.models import Paper
 from newsletter.relevance.duplicates import Likeness
@@ -65,11 +65,13 @@ class Ranker:
         self.weights = weights if min_score is None else replace(weights, admit=min_score)
         self.min_score = self.weights.admit
         self._scorer = TopicScorer(self.index, self.vocabulary, self.weights, semantic)
-        self._likeness = Likeness(self.index.tokens, self.index.idf, semantic)
+        self._likeness = Likeness(self.index.tokens, self.index.idf, semantic,
+                                  self.index.docs_with)
         self.duplicate_threshold = self._likeness.threshold
         self._hits: dict[str, tuple[Hit, ...]] = {}
         self._matches: dict[str, list[Match]] = {}
         self._ids: dict[str, frozenset[str]] = {}
+        self._duplicate_ids: dict[str, frozenset[str]] = {}
 
     def understand(self, topic: str) -> Query:
         return self._scorer.understand(topic)
@@ -113,21 +115,52 @@ class Ranker:
                     best[match.paper.id] = match
         return sorted(best.values(), key=match_order)[:max(limit, 0)]
 
+    # -- paper vectors, for models of a reader's taste (papers liked, saved or written) --------
+
+    def term_vector(self, paper: Paper) -> dict[str, float]:
+        """The paper's words, idf-weighted and unit length (title words count 3 times): a
+        catalog paper's from the index, any other paper's computed with the catalog's idf."""
+        doc = self.index.doc_of.get(paper.id)
+        if doc is not None:
+            return self.index.term_vector(doc)
+        return self.index.text_vector(paper.title, paper.abstract)
+
+    def dense_vector(self, paper: Paper) -> Any:
+        """The paper's unit-length embedding (a numpy row) when an encoder is installed, else
+        None. Catalog papers' come from the index (cached in the store); others are encoded."""
+        if self.semantic is None:
+            return None
+        doc = self.index.doc_of.get(paper.id)
+        if doc is not None:
+            return self.semantic.vectors[doc]
+        from newsletter.relevance.semantic import paper_text
+
+        return self.semantic.encoder.encode([paper_text(paper)])[0]
+
     def similarity(self, a: Paper, b: Paper) -> float:
         """How alike two catalog papers are, 0..1 (see :mod:`newsletter.relevance.duplicates`)."""
         return self._likeness(self.index.doc_of[a.id], self.index.doc_of[b.id])
 
     def near_duplicate(self, a: Paper, b: Paper) -> bool:
-        return self.similarity(a, b) >= self.duplicate_threshold
+        return self.index.doc_of[b.id] in self._likeness.neighbours(self.index.doc_of[a.id])
+
+    def near_duplicates(self, paper: Paper) -> frozenset[str]:
+        """Ids of the catalog papers that are near-duplicates of ``paper``. Memoized."""
+        ids = self._duplicate_ids.get(paper.id)
+        if ids is None:
+            ids = self._duplicate_ids[paper.id] = frozenset(
+                self.papers[d].id for d in self._likeness.neighbours(self.index.doc_of[paper.id]))
+        return ids
 
 
 def build_ranker(papers: Sequence[Paper], engine: Engine | None = None,
-                 vocabulary: Vocabulary | None = None, semantic: bool = True,
+                 vocabulary: Vocabulary | None = None, semantic: str | bool = "auto",
                  min_score: float | None = None) -> Ranker:
-    """The ranker ``send``, ``run``, ``recommend`` and the web preview all use: with embeddings
-    when an encoder is installed (cached in ``engine``), by words alone otherwise."""
+    """The ranker ``send``, ``run``, ``recommend`` and the web preview all use: with meaning
+    when the ``semantic`` extra is installed (embeddings cached in ``engine``) and ``semantic``
+    is not "off" (NEWSLETTER_SEMANTIC), by words alone otherwise (logged once)."""
     index = None
-    if semantic:
+    if semantic not in (False, "off"):
         from newsletter.relevance.semantic import build_index
 
         index = build_index(papers, engine)

@@ -11,33 +11,38 @@ and the facet's qualifiers ("for PDEs") multiply by up to ``1 + QUALIFIER_BOOST`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from newsletter.relevance.index import ABSTRACT, TITLE, Index
+from newsletter.relevance.index import ABSTRACT, Index
 from newsletter.relevance.proximity import covers, has_phrase
 
 Terms = tuple[str, ...]
+LONG_PHRASE = 4  # phrases this long may miss words...
+LONG_COVERAGE = 0.75  # ...if the words found carry this share of the phrase's idf
 
 
 @dataclass(frozen=True, slots=True)
 class Weights:
     """The knobs of the ranking, tuned on the dev topics of benchmarks/relevance/ only."""
 
-    near: float = 0.8  # a phrase's words close together, in any order (word for word: 1)
+    near: float = 1.0  # a phrase's words close together, in any order (word for word: 1)
     scattered: float = 0.5  # ...or only scattered over the paper
+    scattered_expansion: float = 0.2  # the same for a vocabulary expansion ("Wasserstein
+    # distance" spread over an abstract is not about optimal transport)
     title: float = 0.3  # all of the variant's words in the title
     qualifier: float = 0.4  # a paper that does not say a facet's qualifier loses this share
     learned_enough: int = 3  # a paper saying this many of the learned words gets them in full
-    other_facets: float = 0.3  # a paper that also matches a topic's other facets
-    generic_share: float = 0.2  # a word in this share of the papers is common
+    other_facets: float = 0.5  # a paper that also matches a topic's other facets
+    generic_share: float = 0.1  # a word in this share of the papers is common
     expansion: float = 0.35  # weight of the words learned from the best matches (expand.py)
-    meaning: float = 0.5  # weight of closeness in meaning (0..1, see `meaning_low/high`)
+    meaning_alone: float = 0.3  # a paper close in meaning m (0..1) saying none of the words
     meaning_low: float = 2.0  # cosine z-score (vs the catalog) where meaning starts to count
     meaning_high: float = 5.0  # ...and where it counts fully
-    admit: float = 0.3  # least score for a paper to be relevant at all
-    relative: float = 0.25  # ...and at least this share of the topic's best score
-    fair_share: float = 0.5  # 0: facets compete on score; 1: each facet's best leads equally
+    admit: float = 0.2  # least score for a paper to be relevant at all
+    relative: float = 0.2  # ...and at least this share of the topic's best score
+    fair_share: float = 1.0  # how far a facet's best papers are lifted toward the leader's
+    fair_top: int = 1  # ...how many of them (0: facets compete on score alone)
 
 
 DEFAULT = Weights()
@@ -54,9 +59,12 @@ class Bag:
     """One way of saying a facet: its phrases, scored as one OR query."""
 
     def __init__(self, index: Index, phrases: Sequence[Terms], label: str,
-                 weights: dict[str, float] | None = None) -> None:
+                 weights: dict[str, float] | None = None, own: bool = True,
+                 strict: bool = False) -> None:
         self.phrases = tuple(p for p in phrases if p)
         self.label = label
+        self.own = own  # the person's own words, not a vocabulary expansion
+        self.strict = strict  # all phrases or nothing ("BNN" only beside "Bayesian")
         terms = dict.fromkeys(t for p in self.phrases for t in p)
         self.weights = {t: index.idf(t) * (weights or {}).get(t, 1.0) for t in terms}
         self.ideal = sum(self.weights.values()) or 1.0
@@ -85,13 +93,13 @@ class Bag:
 
     def evidence(self, index: Index, doc: int, w: Weights) -> Evidence:
         base = self.base(index, doc)
-        if not base:
+        if not base or (self.strict and not all(
+                any(index.saturated(doc, t) for t in p) for p in self.phrases)):
             return Evidence(0.0, self.label, "")
         terms = [t for t in self.weights if index.saturated(doc, t)]
         in_title = all(index.in_title(doc, t) for t in self.weights)
         in_abstract = all(t in index.counts[doc][ABSTRACT] for t in terms)
-        field = "title" if in_title else "abstract" if in_abstract and not any(
-            index.in_title(doc, t) for t in terms) else "title and abstract"
+        field = "title" if in_title else "abstract" if in_abstract else "title and abstract"
         return Evidence(base * self._closeness(index, doc, w) * (1 + w.title * in_title),
                         self.label, field)
 
@@ -107,21 +115,36 @@ class Bag:
         for phrase in long:
             if any(has_phrase(phrase, f) for f in positions):
                 total += 1.0
-            elif any(covers(phrase, f, dict.fromkeys(phrase, 1.0), len(set(phrase)))
-                     for f in positions):
+            elif any(covers(phrase, f, *self._coverage(index, phrase)) for f in positions):
                 total += w.near
             else:
-                total += w.scattered
+                total += w.scattered if self.own else w.scattered_expansion
         return total / len(long)
 
 
-def best(bags: Iterable[Bag], index: Index, doc: int, w: Weights) -> Evidence:
-    """The strongest of the ways of saying a facet (GNN, graph neural network, ...)."""
-    return max((bag.evidence(index, doc, w) for bag in bags), key=lambda e: e.score,
-               default=Evidence(0.0, "", ""))
+    @staticmethod
+    def _coverage(index: Index, phrase: Terms) -> tuple[dict[str, float], float]:
+        """Per-word weight and the total a window must hold to count as the phrase: every word
+        of a short phrase; for LONG_PHRASE words or more, the words carrying LONG_COVERAGE of
+        its idf ("physics-informed networks" is "physics-informed neural networks")."""
+        distinct = dict.fromkeys(phrase)
+        if len(phrase) < LONG_PHRASE:
+            return {t: 1.0 for t in distinct}, float(len(distinct))
+        weights = {t: index.idf(t) for t in distinct}
+        return weights, LONG_COVERAGE * sum(weights.values())
 
 
-def field_of(index: Index, doc: int, terms: Iterable[str]) -> str:
-    where = {f for t in terms for f, counts in enumerate(index.counts[doc]) if t in counts}
-    return {frozenset({TITLE}): "title", frozenset({ABSTRACT}): "abstract"}.get(
-        frozenset(where), "title and abstract")
+def best(bags: Sequence[Bag], index: Index, doc: int, w: Weights) -> Evidence:
+    """The strongest of the ways of saying a facet (GNN, graph neural network, ...). A way
+    whose words could not beat the strongest so far even all in the title is not looked at
+    closer: a facet with a dozen ways costs little more than one."""
+    bases = sorted((-bag.base(index, doc), i) for i, bag in enumerate(bags))
+    found = Evidence(0.0, "", "")
+    for minus, i in bases:
+        if not minus or -minus * (1 + w.title) <= found.score:
+            break
+        evidence = bags[i].evidence(index, doc, w)
+        if evidence.score > found.score:
+            found = evidence
+    return found
+

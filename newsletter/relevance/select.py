@@ -138,8 +138,10 @@ def _fair(ranker: Ranker, topics: Sequence[str], now: datetime, skip: Callable[[
 
 def _near_duplicate(ranker: Ranker, item: DigestItem, kept: Sequence[DigestItem]) -> bool:
     """Five versions of one paper (a v1 and its follow-up, Part I and Part II) would crowd a
-    section; the ranker judges closeness by embeddings when it has them, else by words."""
-    return any(ranker.near_duplicate(item.paper, other.paper) for other in kept)
+    section; the ranker judges closeness by embeddings when it has them, else by words, and
+    knows each paper's near-duplicates once per run."""
+    twins = ranker.near_duplicates(item.paper)
+    return bool(twins) and any(other.paper.id in twins for other in kept)
 
 
 def _best_filing(ranker: Ranker, topics: Sequence[str], now: datetime,

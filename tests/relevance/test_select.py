@@ -116,8 +116,8 @@ class StubRanker:
     def matching_ids(self, topic: str) -> frozenset[str]:
         return frozenset(m.paper.id for m in self.rank(topic))
 
-    def near_duplicate(self, a: Paper, b: Paper) -> bool:
-        return False
+    def near_duplicates(self, paper: Paper) -> frozenset[str]:
+        return frozenset()
 
 
 def test_freshness_breaks_ties_and_nudges_close_calls() -> None:

@@ -63,15 +63,18 @@ FUSION = [
 
 @pytest.fixture
 def hybrid() -> Ranker:
-    cosines = {"lit-close": 0.62, "lit-far": 0.20, "title": 0.45, "meaning": 0.60, "near": 0.40}
+    cosines = {"lit-close": 0.62, "lit-far": 0.20, "title": 0.45, "meaning": 0.90, "near": 0.40}
     cosines.update({p.id: 0.05 + 0.001 * i for i, p in enumerate(FILLER)})
     return Ranker(FUSION + FILLER, semantic=HandIndex(FUSION + FILLER, cosines))
 
 
-def test_meaning_reorders_literal_matches_of_equal_strength(hybrid: Ranker) -> None:
-    ranked = [m.paper.id for m in hybrid.rank("GNN")]
-    assert ranked.index("lit-close") < ranked.index("lit-far")
-    assert Ranker(FUSION + FILLER).rank("GNN")  # and the lexical ranker alone finds both too
+def test_meaning_leaves_the_papers_that_say_the_topic_in_their_order(hybrid: Ranker) -> None:
+    # Measured on the dev topics: adding or multiplying cosines into matches by words ranked
+    # worse than words alone (benchmarks/relevance/README.md).
+    words = Ranker(FUSION + FILLER)
+    said = [m.paper.id for m in words.rank("GNN")]
+    assert [pid for pid in (m.paper.id for m in hybrid.rank("GNN")) if pid in said] == said
+    assert {"lit-close", "lit-far", "title"} <= set(said)
 
 
 def test_title_match_still_beats_an_abstract_mention_of_higher_cosine(hybrid: Ranker) -> None:
@@ -83,12 +86,12 @@ def test_paper_close_in_meaning_only_is_admitted_with_a_quoted_reason(hybrid: Ra
     found = {m.paper.id: m for m in hybrid.rank("GNN")}
     assert found["meaning"].reason == (
         "close in meaning to GNN: \u201cNodes exchange messages along bonds.\u201d")
-    # It ranks below every literal match of a similar cosine: words are the stronger evidence.
+    # It ranks below the literal matches: words are the stronger evidence.
     assert found["meaning"].score < found["lit-close"].score
 
 
 def test_weakly_similar_paper_without_the_words_is_not_admitted(hybrid: Ranker) -> None:
-    # 0.40 stands out from the catalog, but is well under the best literal match (0.62 x 0.9).
+    # 0.40 stands out from the catalog a little, not enough for a paper without the words.
     assert "near" not in {m.paper.id for m in hybrid.rank("GNN")}
     assert not any(m.paper.id.startswith("filler") for m in hybrid.rank("GNN"))
 

@@ -1,0 +1,131 @@
+"""Topics as people type them, ranked (topic.py): facets, qualifiers, common heads, spellings,
+hyphenated words, words learned from the catalog, and admission."""
+
+from __future__ import annotations
+
+import pytest
+from catalogs import seed_papers
+
+from newsletter.models import Paper
+from newsletter.relevance.rank import Match, Ranker
+
+
+def paper(id: str, title: str, abstract: str = "") -> Paper:
+    return Paper(id=id, title=title, abstract=abstract)
+
+
+def ids(matches: list[Match]) -> list[str]:
+    return [m.paper.id for m in matches]
+
+
+# Unrelated papers, so that words have realistic rarity.
+FILLER = [paper(f"filler-{i}", f"Crystal growth study {i}",
+                f"We grow crystals of salt number {i} in a furnace and measure their density.")
+          for i in range(40)]
+
+
+@pytest.fixture(scope="module")
+def seeds() -> Ranker:
+    return Ranker(seed_papers())
+
+
+def test_each_facet_of_a_compound_topic_finds_its_papers_and_gets_its_share() -> None:
+    ranker = Ranker([
+        paper("few-1", "Few-shot learning with prototypes",
+              "We classify new classes from five examples with prototypical networks."),
+        paper("few-2", "Episodic training for few-shot classification",
+              "Prototypes of each class are averaged over the support set."),
+        paper("meta-1", "Meta-learning an initialization",
+              "Meta-learning finds an initialization that adapts in a few gradient steps."),
+        paper("meta-2", "Meta-learning learned optimizers",
+              "An optimizer is itself meta-learned across many training tasks."),
+        *FILLER])
+    matches = ranker.rank("meta-learning / few-shot learning")
+    assert set(ids(matches)) == {"few-1", "few-2", "meta-1", "meta-2"}
+    assert {"few", "meta"} == {pid.split("-")[0] for pid in ids(matches)[:2]}
+    reasons = {m.paper.id: m.reason for m in matches}
+    assert reasons["few-1"] == "matches: few-shot learning (title)"
+    assert reasons["meta-1"] == "matches: meta-learning (title)"
+
+
+def test_a_qualifier_boosts_but_does_not_gate() -> None:
+    ranker = Ranker([
+        paper("both", "Graph neural networks for PDE solvers",
+              "Message passing on meshes solves partial differential equations."),
+        paper("head", "Graph neural networks for molecules",
+              "Message passing predicts the energy of a molecule."),
+        paper("other", "Spectral methods", "Chebyshev bases for PDE solvers."),
+        *FILLER])
+    matches = ranker.rank("graph neural networks for PDEs")
+    assert ids(matches)[:2] == ["both", "head"]  # "head" lacks PDEs and is still there
+    assert matches[0].score > matches[1].score
+    assert "PDEs" in matches[0].reason and "PDEs" not in matches[1].reason
+
+
+def test_a_common_head_leaves_its_qualifier_as_the_subject() -> None:
+    # In a catalog of deep learning papers "deep learning" says nothing: "deep learning for
+    # weather" is about weather.
+    common = [paper(f"dl-{i}", f"Deep learning trick {i}",
+                    f"A deep learning method for image task {i}.") for i in range(12)]
+    ranker = Ranker([
+        paper("weather", "Nowcasting precipitation", "Deep learning forecasts weather radar."),
+        paper("weather-plain", "Weather forecasting with ensembles", "Ensembles of models."),
+        *common, *FILLER])
+    assert set(ids(ranker.rank("deep learning for weather"))) == {"weather", "weather-plain"}
+
+
+def test_a_misspelt_word_is_read_as_the_catalog_word() -> None:
+    ranker = Ranker([
+        paper("gnn", "Graph neural networks for chemistry", "Message passing on molecules."),
+        paper("gnn-2", "Scaling graph neural networks", "Sampling neighbours."),
+        *FILLER])
+    assert ranker.understand("graph nueral networks").key == ranker.understand(
+        "graph neural networks").key
+    assert set(ids(ranker.rank("graph nueral networks"))) == {"gnn", "gnn-2"}
+    # Short unknown words are left alone: "crop" is not "drop".
+    assert ranker.rank("crop yield") == []
+
+
+@pytest.mark.parametrize("topic", ["bilevel optimization", "bi-level optimization",
+                                   "bi level optimization"])
+def test_hyphenated_and_joined_spellings_meet(topic: str) -> None:
+    ranker = Ranker([
+        paper("hyphen", "Bi-level optimization under noise", "Upper and lower problems."),
+        paper("joined", "Fast bilevel optimization", "Implicit gradients."),
+        *FILLER])
+    assert set(ids(ranker.rank(topic))) == {"hyphen", "joined"}
+
+
+def test_words_the_best_matches_share_find_a_paper_that_never_says_the_topic() -> None:
+    contrastive = [paper(f"cl-{i}", title, abstract) for i, (title, abstract) in enumerate([
+        ("Contrastive learning of visual features",
+         "Positive pairs from augmented views and negative pairs from other images train it."),
+        ("Hard negatives for contrastive learning",
+         "We mine hard negative pairs; positive pairs share an image under augmented views."),
+        ("Contrastive learning with a memory bank",
+         "Augmented views of an image form positive pairs, other images negative pairs."),
+        ("Momentum contrastive learning",
+         "A momentum encoder keeps negative pairs consistent; augmented views give positives."),
+    ])]
+    unnamed = paper("unnamed", "Instance discrimination at scale",
+                    "Two augmented views of an image are a positive pair; every other image "
+                    "gives negative pairs.")
+    ranker = Ranker([*contrastive, unnamed, *FILLER])
+    matches = {m.paper.id: m for m in ranker.rank("contrastive learning")}
+    assert "unnamed" in matches
+    assert matches["unnamed"].score < min(matches[f"cl-{i}"].score for i in range(4))
+    assert "related to contrastive learning: " in matches["unnamed"].reason
+
+
+@pytest.mark.parametrize("topic", ["medieval poetry", "crop yield prediction",
+                                   "sign language translation", "/"])
+def test_an_interest_nothing_in_the_catalog_is_about_gets_nothing(seeds: Ranker,
+                                                                 topic: str) -> None:
+    assert seeds.rank(topic) == []
+
+
+def test_a_topic_said_once_in_a_long_abstract_still_yields_its_paper(seeds: Ranker) -> None:
+    words = " ".join(p.abstract for p in seeds.papers[:3])
+    lone = paper("lone", "A study of solvers", f"{words} We also try symplectic integrators.")
+    ranker = Ranker([*seeds.papers, lone])
+    assert ids(ranker.rank("symplectic integrators")) == ["lone"]

@@ -1,3 +1,7 @@
 """Relevance: takes a subscriber's topics and the candidate papers; gives a ``Digest`` of
-sections, each paper with the reason it was chosen. ``text`` and ``proximity`` read words,
-``rank`` scores (``semantic`` joins when installed), ``select`` builds the digest."""
+sections, each paper with the reason it was chosen. ``text`` reads words, ``query`` understands
+a topic as typed (facets, qualifiers), ``index`` holds the catalog's words once per run,
+``score`` grades a paper against one facet, ``expand`` learns words and spellings from the
+catalog, ``topic`` scores and admits a topic's papers, ``rank`` memoizes topics and serves
+``send``, ``recommend`` and the web preview (``semantic`` joins when installed), ``select``
+builds the digest."""

@@ -121,7 +121,6 @@ class Bag:
                 total += w.scattered if self.own else w.scattered_expansion
         return total / len(long)
 
-
     @staticmethod
     def _coverage(index: Index, phrase: Terms) -> tuple[dict[str, float], float]:
         """Per-word weight and the total a window must hold to count as the phrase: every word

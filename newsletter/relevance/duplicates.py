@@ -31,16 +31,15 @@ class Likeness:
     subscribers share topics, so the same pairs come up for many of them."""
 
     def __init__(self, fields: Sequence[Sequence[Sequence[str]]], idf: Callable[[str], float],
-                 semantic: SemanticIndex | None = None,
-                 postings: Callable[[str], Iterable[int]] = lambda term: ()) -> None:
+                 semantic: SemanticIndex | None = None) -> None:
         self._fields = fields  # per paper: its fields' terms (title, abstract)
         self._idf = idf
-        self._postings = postings  # the papers that have a term
-        self._neighbours: dict[int, frozenset[int]] = {}
         self._semantic = semantic  # row i of its vectors is paper i, unit length
         self.threshold = DUPLICATE_SEMANTIC if semantic is not None else DUPLICATE_LEXICAL
         self._unit: dict[int, dict[str, float]] = {}
         self._pairs: dict[tuple[int, int], float] = {}
+        self._verdicts: dict[int, bool] = {}
+        self._size = len(fields) + 1
 
     def __call__(self, a: int, b: int) -> float:
         i, j = sorted((a, b))
@@ -57,34 +56,17 @@ class Likeness:
             self._pairs[i, j] = alike
         return alike
 
-    def neighbours(self, doc: int) -> frozenset[int]:
-        """The papers at least ``threshold`` alike to ``doc``. Memoized per paper: a digest
-        checks each candidate against the papers it already holds, and the same candidates
-        come up for thousands of subscribers."""
-        found = self._neighbours.get(doc)
-        if found is None:
-            found = self._neighbours[doc] = frozenset(
-                other for other in self._candidates(doc)
-                if other != doc and self(doc, other) >= self.threshold)
-        return found
-
-    def _candidates(self, doc: int) -> Iterable[int]:
-        if self._semantic is not None:  # one product with the whole catalog: cheap in numpy
-            sims = self._semantic.vectors @ self._semantic.vectors[doc]
-            return (sims >= self.threshold).nonzero()[0].tolist()
-        # By words: a paper sharing none of doc's heaviest terms has a cosine of at most the
-        # norm of doc's remaining weights; take heavy terms until that bound is below the
-        # threshold, and only papers with one of them can be alike.
-        vector = self._unit_vector(doc)
-        heavy = sorted(vector, key=vector.__getitem__, reverse=True)
-        rest = sum(w * w for w in vector.values())
-        found: set[int] = set()
-        for term in heavy:
-            if math.sqrt(max(rest, 0.0)) < self.threshold:
-                break
-            found.update(self._postings(term))
-            rest -= vector[term] ** 2
-        return found
+    def alike(self, a: int, b: int) -> bool:
+        """Whether two papers are near-duplicates. The verdict is memoized per pair under one
+        integer key: a run of thousands of digests asks about the same pairs again and again,
+        and this is the hot path of ``select`` (one check per candidate and paper kept)."""
+        key = a * self._size + b if a < b else b * self._size + a
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            if len(self._verdicts) > _MAX_PAIRS:
+                self._verdicts.clear()
+            verdict = self._verdicts[key] = self(a, b) >= self.threshold
+        return verdict
 
     def _unit_vector(self, doc: int) -> dict[str, float]:
         vector = self._unit.get(doc)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from newsletter.models import Paper
 from newsletter.relevance.text import compounds, terms
@@ -25,6 +25,8 @@ FIELD_WEIGHT = (3.0, 1.0)  # (title, abstract): a title word is the paper's own 
 FIELD_B = (0.3, 0.75)  # length normalization; titles are uniformly short, so barely normalized
 
 Fields = tuple[tuple[str, ...], tuple[str, ...]]
+POSITIONS_KEPT = 5000  # papers whose term positions stay in memory (~20 KB each)
+SHARED_KEPT = 20_000  # memos of shared work (one per way of saying words) before a fresh start
 
 
 class Index:
@@ -53,6 +55,18 @@ class Index:
             for f in self.tokens]
         self.doc_of = {paper.id: doc for doc, paper in enumerate(self.papers)}
         self._vectors: dict[int, dict[str, float]] = {}
+        self._positions: dict[int, tuple[dict[str, list[int]], dict[str, list[int]]]] = {}
+        self._shared: dict[tuple[str, object], dict[int, float]] = {}
+
+    def shared(self, kind: str, key: object) -> dict[int, float]:
+        """A per-paper memo that every topic of the run shares, for one ``kind`` of value of
+        one set of words (``score.Bag``). Bounded: past SHARED_KEPT memos it starts again."""
+        memo = self._shared.get((kind, key))
+        if memo is None:
+            if len(self._shared) >= SHARED_KEPT:
+                self._shared.clear()
+            memo = self._shared[kind, key] = {}
+        return memo
 
     def idf(self, term: str) -> float:
         """BM25's idf with Lucene's +1, so a word in most papers still weighs a little; a word no
@@ -77,14 +91,18 @@ class Index:
     def in_title(self, doc: int, term: str) -> bool:
         return term in self.counts[doc][TITLE]
 
-    def positions(self, doc: int, wanted: Iterable[str]) -> tuple[dict[str, list[int]], ...]:
-        """Per field, where each of the ``wanted`` terms occurs."""
-        wanted = set(wanted)
-        found: tuple[dict[str, list[int]], dict[str, list[int]]] = ({}, {})
-        for field, tokens in zip(found, self.tokens[doc]):
-            for i, token in enumerate(tokens):
-                if token in wanted:
+    def positions(self, doc: int) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+        """Per field, where each term occurs. Kept for the POSITIONS_KEPT papers read last:
+        the papers one topic reads are read again by the next topics of the run."""
+        found = self._positions.get(doc)
+        if found is None:
+            if len(self._positions) >= POSITIONS_KEPT:
+                self._positions.clear()
+            found = ({}, {})
+            for field, tokens in zip(found, self.tokens[doc]):
+                for i, token in enumerate(tokens):
                     field.setdefault(token, []).append(i)
+            self._positions[doc] = found
         return found
 
     def text_vector(self, title: str, abstract: str) -> dict[str, float]:

@@ -16,7 +16,7 @@ Everything about one topic is computed once per run (memoized on the understood 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -65,13 +65,11 @@ class Ranker:
         self.weights = weights if min_score is None else replace(weights, admit=min_score)
         self.min_score = self.weights.admit
         self._scorer = TopicScorer(self.index, self.vocabulary, self.weights, semantic)
-        self._likeness = Likeness(self.index.tokens, self.index.idf, semantic,
-                                  self.index.docs_with)
+        self._likeness = Likeness(self.index.tokens, self.index.idf, semantic)
         self.duplicate_threshold = self._likeness.threshold
         self._hits: dict[str, tuple[Hit, ...]] = {}
         self._matches: dict[str, list[Match]] = {}
         self._ids: dict[str, frozenset[str]] = {}
-        self._duplicate_ids: dict[str, frozenset[str]] = {}
 
     def understand(self, topic: str) -> Query:
         return self._scorer.understand(topic)
@@ -142,16 +140,13 @@ class Ranker:
         return self._likeness(self.index.doc_of[a.id], self.index.doc_of[b.id])
 
     def near_duplicate(self, a: Paper, b: Paper) -> bool:
-        return self.index.doc_of[b.id] in self._likeness.neighbours(self.index.doc_of[a.id])
+        return self._likeness.alike(self.index.doc_of[a.id], self.index.doc_of[b.id])
 
-    def near_duplicates(self, paper: Paper) -> frozenset[str]:
-        """Ids of the catalog papers that are near-duplicates of ``paper``. Memoized."""
-        ids = self._duplicate_ids.get(paper.id)
-        if ids is None:
-            ids = self._duplicate_ids[paper.id] = frozenset(
-                self.papers[d].id for d in self._likeness.neighbours(self.index.doc_of[paper.id]))
-        return ids
-
+    def near_duplicate_of_any(self, paper: Paper, others: Iterable[Paper]) -> bool:
+        """Whether ``paper`` is a near-duplicate of one of ``others`` (a digest's papers)."""
+        doc_of, alike = self.index.doc_of, self._likeness.alike
+        doc = doc_of[paper.id]
+        return any(alike(doc, doc_of[other.id]) for other in others)
 
 def build_ranker(papers: Sequence[Paper], engine: Engine | None = None,
                  vocabulary: Vocabulary | None = None, semantic: str | bool = "auto",

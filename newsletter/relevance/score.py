@@ -18,6 +18,7 @@ from newsletter.relevance.index import ABSTRACT, Index
 from newsletter.relevance.proximity import covers, has_phrase
 
 Terms = tuple[str, ...]
+Positions = tuple[dict[str, list[int]], ...]  # per field: term -> where it occurs
 LONG_PHRASE = 4  # phrases this long may miss words...
 LONG_COVERAGE = 0.75  # ...if the words found carry this share of the phrase's idf
 
@@ -68,6 +69,10 @@ class Bag:
         terms = dict.fromkeys(t for p in self.phrases for t in p)
         self.weights = {t: index.idf(t) * (weights or {}).get(t, 1.0) for t in terms}
         self.ideal = sum(self.weights.values()) or 1.0
+        # Work shared by every topic of the run that says these words the same way ("GNN" and
+        # "graph neural networks" both read "graph neural network" on the same papers).
+        self._bases = index.shared("base", tuple(terms)) if not weights else {}
+        self._closenesses = index.shared("closeness", (self.phrases, own))
 
     def candidates(self, index: Index, floor: float) -> set[int]:
         """Papers that can reach ``floor``: those without any of the words that carry more than
@@ -82,7 +87,13 @@ class Bag:
         return docs
 
     def base(self, index: Index, doc: int) -> float:
-        return sum(w * index.saturated(doc, t) for t, w in self.weights.items()) / self.ideal
+        """The share of the bag's information the paper carries, 0..1. Memoized per paper:
+        candidates are bounded by it, then judged."""
+        found = self._bases.get(doc)
+        if found is None:
+            found = self._bases[doc] = sum(
+                w * index.saturated(doc, t) for t, w in self.weights.items()) / self.ideal
+        return found
 
     def some(self, index: Index, doc: int, enough: int) -> float:
         """Like ``base``, but ``enough`` of the heaviest words are all a paper needs to say:
@@ -91,26 +102,34 @@ class Bag:
         said = sum(w * index.saturated(doc, t) for t, w in self.weights.items())
         return min(said / (sum(heaviest) or 1.0), 1.0)
 
-    def evidence(self, index: Index, doc: int, w: Weights) -> Evidence:
-        base = self.base(index, doc)
+    def evidence(self, index: Index, doc: int, w: Weights, base: float | None = None,
+                 positions: Positions | None = None) -> Evidence:
+        """``base`` and ``positions`` may be given when the caller has them already."""
+        base = self.base(index, doc) if base is None else base
         if not base or (self.strict and not all(
-                any(index.saturated(doc, t) for t in p) for p in self.phrases)):
+                any(t in index.counts[doc][0] or t in index.counts[doc][1] for t in p)
+                for p in self.phrases)):
             return Evidence(0.0, self.label, "")
-        terms = [t for t in self.weights if index.saturated(doc, t)]
-        in_title = all(index.in_title(doc, t) for t in self.weights)
-        in_abstract = all(t in index.counts[doc][ABSTRACT] for t in terms)
+        title, abstract = index.counts[doc]
+        in_title = all(t in title for t in self.weights)
+        in_abstract = all(t in abstract for t in self.weights if t in title or t in abstract)
         field = "title" if in_title else "abstract" if in_abstract else "title and abstract"
-        return Evidence(base * self._closeness(index, doc, w) * (1 + w.title * in_title),
-                        self.label, field)
+        return Evidence(base * self._closeness(index, doc, w, positions)
+                        * (1 + w.title * in_title), self.label, field)
 
-    def _closeness(self, index: Index, doc: int, w: Weights) -> float:
+    def _closeness(self, index: Index, doc: int, w: Weights,
+                   positions: Positions | None = None) -> float:
         """1 when every phrase of several words is there word for word; less when its words
         are only close together, less again when they are scattered: "parameter ...
         prediction" in two sentences is not "parameter prediction"."""
         long = [p for p in self.phrases if len(p) > 1]
         if not long:
             return 1.0
-        positions = index.positions(doc, {t for p in long for t in p})
+        held = self._closenesses.get(doc)
+        if held is not None:
+            return held
+        if positions is None:
+            positions = index.positions(doc)
         total = 0.0
         for phrase in long:
             if any(has_phrase(phrase, f) for f in positions):
@@ -119,6 +138,7 @@ class Bag:
                 total += w.near
             else:
                 total += w.scattered if self.own else w.scattered_expansion
+        self._closenesses[doc] = total / len(long)
         return total / len(long)
 
     @staticmethod
@@ -133,17 +153,18 @@ class Bag:
         return weights, LONG_COVERAGE * sum(weights.values())
 
 
-def best(bags: Sequence[Bag], index: Index, doc: int, w: Weights) -> Evidence:
+def best(bags: Sequence[Bag], index: Index, doc: int, w: Weights,
+         floor: float = 0.0) -> Evidence:
     """The strongest of the ways of saying a facet (GNN, graph neural network, ...). A way
-    whose words could not beat the strongest so far even all in the title is not looked at
-    closer: a facet with a dozen ways costs little more than one."""
+    whose words could not beat the strongest so far (or ``floor``) even all in the title is not
+    looked at closer: a facet with a dozen ways costs little more than one."""
     bases = sorted((-bag.base(index, doc), i) for i, bag in enumerate(bags))
     found = Evidence(0.0, "", "")
     for minus, i in bases:
-        if not minus or -minus * (1 + w.title) <= found.score:
+        bound = -minus * (1 + w.title)
+        if not minus or bound <= found.score or bound < floor:
             break
-        evidence = bags[i].evidence(index, doc, w)
+        evidence = bags[i].evidence(index, doc, w, -minus)
         if evidence.score > found.score:
             found = evidence
     return found
-

@@ -140,8 +140,7 @@ def _near_duplicate(ranker: Ranker, item: DigestItem, kept: Sequence[DigestItem]
     """Five versions of one paper (a v1 and its follow-up, Part I and Part II) would crowd a
     section; the ranker judges closeness by embeddings when it has them, else by words, and
     knows each paper's near-duplicates once per run."""
-    twins = ranker.near_duplicates(item.paper)
-    return bool(twins) and any(other.paper.id in twins for other in kept)
+    return ranker.near_duplicate_of_any(item.paper, (other.paper for other in kept))
 
 
 def _best_filing(ranker: Ranker, topics: Sequence[str], now: datetime,

@@ -6,7 +6,8 @@ and reason. The Ranker memoizes the result per understood query.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import heapq
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -70,7 +71,7 @@ class TopicScorer:
         return tuple((word, expand.correct(self.index, stem) or stem) for word, stem in words)
 
     def score(self, query: Query) -> tuple[Hit, ...]:
-        facets = [self._facet(f) for f in query.facets]
+        facets = [self._facet(f, alone=len(query.facets) == 1) for f in query.facets]
         combined: dict[int, tuple[float, int]] = {}  # doc -> (score, its best facet)
         for doc in set().union(*facets) if facets else ():
             scores = sorted(((f[doc].score, i) for i, f in enumerate(facets) if doc in f),
@@ -152,25 +153,56 @@ class TopicScorer:
                 out.append(term)
         return tuple(out)
 
-    def _facet(self, facet: Facet) -> dict[int, _Facet]:
+    def _facet(self, facet: Facet, alone: bool = False) -> dict[int, _Facet]:
+        """A facet's papers. ``alone``: the topic has no other facet, so a paper whose words
+        cannot reach ``relative`` of the best one is never admitted: such papers are looked
+        at only if learned words or meaning could still lift them (exactly the same result,
+        at a fraction of the cost on a large catalog)."""
         index, w = self.index, self.w
         bags = self._bags(facet.words)
         qualifiers = [(_label(q), self._bags(q)) for q in facet.qualifiers]
         found: dict[int, _Facet] = {}
-        for doc in set().union(*(bag.candidates(index, self.floor) for bag in bags)):
-            evidence = best(bags, index, doc, w)
-            if evidence.score < self.floor:
+        candidates = set().union(*(bag.candidates(index, self.floor) for bag in bags))
+        bounds = {d: max(bag.base(index, d) for bag in bags) * (1 + w.title) for d in candidates}
+        pending: set[int] = set()
+        top: list[float] = []  # the best FEEDBACK_PAPERS scores that reach `admit`, a min-heap
+        best_score = 0.0
+        for doc in sorted(candidates, key=lambda d: (-bounds[d], d)):
+            bound = bounds[doc]
+            if bound < self.floor:
+                break
+            if alone and bound < w.relative * best_score and (
+                    bound < w.admit or (len(top) >= expand.FEEDBACK_PAPERS and bound <= top[0])):
+                pending.add(doc)  # cannot be admitted, nor teach words, by its words alone
                 continue
-            # A qualifier is a boost, not a gate: a paper without it keeps 1 - qualifier of its
-            # score; one that says it (an abstract mention is enough) keeps all.
-            said = max(((min(best(qb, index, doc, w).score / QUALIFIER_SAID, 1.0), label)
-                        for label, qb in qualifiers), default=(1.0, ""))
-            found[doc] = _Facet(evidence.score * (1 - w.qualifier * (1 - said[0])), evidence,
-                                said[1] if said[0] and qualifiers else "", ())
-        found = self._learn(found, bags, qualifiers)
-        return self._mean(found, facet) if self.semantic is not None else found
+            held = self._judge(doc, bags, qualifiers)
+            if held is None:
+                continue
+            found[doc] = held
+            best_score = max(best_score, held.score)
+            if held.score >= w.admit:
+                heapq.heappush(top, held.score)
+                if len(top) > expand.FEEDBACK_PAPERS:
+                    heapq.heappop(top)
+        resolve = _Lazy(found, pending, lambda d: self._judge(d, bags, qualifiers))
+        found = self._learn(found, bags, qualifiers, resolve)
+        return self._mean(found, facet, resolve) if self.semantic is not None else found
 
-    def _mean(self, found: dict[int, _Facet], facet: Facet) -> dict[int, _Facet]:
+    def _judge(self, doc: int, bags: list[Bag], qualifiers: list[tuple[str, list[Bag]]],
+               ) -> _Facet | None:
+        index, w = self.index, self.w
+        evidence = best(bags, index, doc, w, self.floor)
+        if evidence.score < self.floor:
+            return None
+        # A qualifier is a boost, not a gate: a paper without it keeps 1 - qualifier of its
+        # score; one that says it (an abstract mention is enough) keeps all.
+        said = max(((min(best(qb, index, doc, w).score / QUALIFIER_SAID, 1.0), label)
+                    for label, qb in qualifiers), default=(1.0, ""))
+        return _Facet(evidence.score * (1 - w.qualifier * (1 - said[0])), evidence,
+                      said[1] if said[0] and qualifiers else "", ())
+
+    def _mean(self, found: dict[int, _Facet], facet: Facet, resolve: _Lazy,
+              ) -> dict[int, _Facet]:
         """Admit papers close in meaning to the facet that say none of its words. Closeness is
         the cosine as a z-score against the whole catalog (cosines of different topics do not
         compare; their spread does), mapped to 0..1 between ``meaning_low`` and ``_high``."""
@@ -187,12 +219,12 @@ class TopicScorer:
         grown = dict(found)
         for doc in np.flatnonzero(meaning > 0).tolist():
             alone = w.meaning_alone * float(meaning[doc])
-            if doc not in found and alone >= self.floor:
+            if doc not in found and alone >= self.floor and resolve(doc) is None:
                 grown[doc] = _Facet(alone, Evidence(alone, "", "meaning"), "", ())
         return grown
 
     def _learn(self, found: dict[int, _Facet], bags: list[Bag],
-               qualifiers: list[tuple[str, list[Bag]]]) -> dict[int, _Facet]:
+               qualifiers: list[tuple[str, list[Bag]]], resolve: _Lazy) -> dict[int, _Facet]:
         """Add the words the facet's best matches share (``expand.feedback_words``)."""
         index, w = self.index, self.w
         known = {t for bag in bags + [b for _, qb in qualifiers for b in qb] for t in bag.weights}
@@ -204,7 +236,7 @@ class TopicScorer:
         grown = dict(found)
         for doc in learned.candidates(index, self.floor / w.expansion) | found.keys():
             extra = w.expansion * learned.some(index, doc, w.learned_enough)
-            held = found.get(doc)
+            held = found.get(doc) or (resolve(doc) if extra else None)
             if held is not None:
                 grown[doc] = _Facet(held.score + extra, held.evidence, held.qualifier, ())
             elif extra >= self.floor:
@@ -226,6 +258,25 @@ class TopicScorer:
         if f.qualifier:
             said += f", {f.qualifier}"
         return f"matches: {said} ({f.evidence.field})"
+
+
+class _Lazy:
+    """A facet's papers whose evidence was not computed (``TopicScorer._facet``): computed on
+    first use, so skipping them changes no result."""
+
+    def __init__(self, found: dict[int, _Facet], pending: set[int],
+                 judge: Callable[[int], _Facet | None]) -> None:
+        self._found, self._pending, self._judge = found, pending, judge
+        self._done: dict[int, _Facet | None] = {}
+
+    def __call__(self, doc: int) -> _Facet | None:
+        if doc in self._found:
+            return self._found[doc]
+        if doc not in self._pending:
+            return None
+        if doc not in self._done:
+            self._done[doc] = self._judge(doc)
+        return self._done[doc]
 
 
 def _label(words: Pairs) -> str:

@@ -116,8 +116,8 @@ class StubRanker:
     def matching_ids(self, topic: str) -> frozenset[str]:
         return frozenset(m.paper.id for m in self.rank(topic))
 
-    def near_duplicates(self, paper: Paper) -> frozenset[str]:
-        return frozenset()
+    def near_duplicate_of_any(self, paper: Paper, others: object) -> bool:
+        return False
 
 
 def test_freshness_breaks_ties_and_nudges_close_calls() -> None:

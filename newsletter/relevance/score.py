@@ -18,7 +18,6 @@ from newsletter.relevance.index import ABSTRACT, Index
 from newsletter.relevance.proximity import covers, has_phrase
 
 Terms = tuple[str, ...]
-Positions = tuple[dict[str, list[int]], ...]  # per field: term -> where it occurs
 LONG_PHRASE = 4  # phrases this long may miss words...
 LONG_COVERAGE = 0.75  # ...if the words found carry this share of the phrase's idf
 
@@ -103,8 +102,8 @@ class Bag:
         return min(said / (sum(heaviest) or 1.0), 1.0)
 
     def evidence(self, index: Index, doc: int, w: Weights, base: float | None = None,
-                 positions: Positions | None = None) -> Evidence:
-        """``base`` and ``positions`` may be given when the caller has them already."""
+                 ) -> Evidence:
+        """How strongly ``doc`` says this bag (``base`` when the caller has it already)."""
         base = self.base(index, doc) if base is None else base
         if not base or (self.strict and not all(
                 any(t in index.counts[doc][0] or t in index.counts[doc][1] for t in p)
@@ -114,11 +113,10 @@ class Bag:
         in_title = all(t in title for t in self.weights)
         in_abstract = all(t in abstract for t in self.weights if t in title or t in abstract)
         field = "title" if in_title else "abstract" if in_abstract else "title and abstract"
-        return Evidence(base * self._closeness(index, doc, w, positions)
-                        * (1 + w.title * in_title), self.label, field)
+        return Evidence(base * self._closeness(index, doc, w) * (1 + w.title * in_title),
+                        self.label, field)
 
-    def _closeness(self, index: Index, doc: int, w: Weights,
-                   positions: Positions | None = None) -> float:
+    def _closeness(self, index: Index, doc: int, w: Weights) -> float:
         """1 when every phrase of several words is there word for word; less when its words
         are only close together, less again when they are scattered: "parameter ...
         prediction" in two sentences is not "parameter prediction"."""
@@ -128,8 +126,7 @@ class Bag:
         held = self._closenesses.get(doc)
         if held is not None:
             return held
-        if positions is None:
-            positions = index.positions(doc)
+        positions = index.positions(doc)
         total = 0.0
         for phrase in long:
             if any(has_phrase(phrase, f) for f in positions):

@@ -261,8 +261,8 @@ def test_queries_visit_only_papers_from_the_postings(seeds: Ranker, monkeypatch)
     # A topic must cost what its postings cost, not a pass over the catalog (50,000 papers).
     visited: set[int] = set()
     original = Bag.evidence
-    monkeypatch.setattr(Bag, "evidence", lambda self, index, doc, w: (
-        visited.add(doc) or original(self, index, doc, w)))
+    monkeypatch.setattr(Bag, "evidence", lambda self, index, doc, *rest: (
+        visited.add(doc) or original(self, index, doc, *rest)))
     fresh = Ranker(seeds.papers)
     found = fresh.rank("neural tangent kernel")
     assert found and len(visited) <= 3 * len(found) < len(seeds.papers) / 10

@@ -4,9 +4,11 @@ A facet's words (and each vocabulary way of saying them, ``text.Vocabulary.varia
 scored as an OR query: every word a paper has adds its idf times its saturated frequency, and
 the sum is divided by the most the words could add, so a score is the share of the facet's
 information the paper carries, 0..1, comparable across topics. Rare words decide ("few-shot"
-outweighs "learning"); a missing rare word costs what it carries. Then boosts, never gates:
-the facet's phrase word for word, or its words close together, or all of them in the title;
-and the facet's qualifiers ("for PDEs") multiply by up to ``1 + QUALIFIER_BOOST``.
+outweighs "learning"); a missing rare word costs what it carries. Then the phrase: word for
+word or close together it counts fully (``near``), scattered over the abstract it counts
+``scattered`` (less for a vocabulary expansion, ``scattered_expansion``); all of its words in
+the title multiply by ``1 + title``. The facet's qualifiers ("for PDEs") are applied by
+``topic.TopicScorer``: a paper that does not say them keeps ``1 - qualifier`` of its score.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from newsletter.relevance.index import ABSTRACT, Index
+from newsletter.relevance.index import Index
 from newsletter.relevance.proximity import covers, has_phrase
 
 Terms = tuple[str, ...]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -116,8 +117,11 @@ class StubRanker:
     def matching_ids(self, topic: str) -> frozenset[str]:
         return frozenset(m.paper.id for m in self.rank(topic))
 
-    def near_duplicate_of_any(self, paper: Paper, others: object) -> bool:
+    def near_duplicate(self, a: Paper, b: Paper) -> bool:
         return False
+
+    def near_duplicate_of_any(self, paper: Paper, others: Iterable[Paper]) -> bool:
+        return any(self.near_duplicate(paper, other) for other in others)
 
 
 def test_freshness_breaks_ties_and_nudges_close_calls() -> None:

@@ -119,6 +119,33 @@ class Subscriber:
 
 
 @dataclass(frozen=True, slots=True)
+class OwnPaper:
+    """A paper the reader gave as their own work or reading (an arXiv id, a BibTeX or Zotero
+    entry). ``paper_id`` is the catalog paper it was matched to, if any; a paper outside the
+    catalog still counts through its title and abstract."""
+
+    key: str  # "arxiv:2401.01234", "doi:10.1/x" or the BibTeX citation key
+    title: str
+    abstract: str = ""
+    paper_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderSignals:
+    """What one reader has told us beyond their topics: "More like this" (``liked``), "Less
+    like this" (``hidden``: never shown again, and similar papers go down), and their own
+    papers. Empty signals leave the digest exactly as the topics alone make it."""
+
+    liked: tuple[str, ...] = ()  # catalog paper ids
+    hidden: tuple[str, ...] = ()  # catalog paper ids
+    own: tuple[OwnPaper, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.liked or self.hidden or self.own)
+
+
+@dataclass(frozen=True, slots=True)
 class DigestItem:
     paper: Paper
     score: float

@@ -1,4 +1,4 @@
-"""`subscribers check`, `subscribers list` and `subscribers reactivate`."""
+"""`subscribers check`, `subscribers list`, `subscribers reactivate` and `subscribers forget`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from rich.table import Table
 from newsletter.cli.common import friendly, open_database, out, say, sync_files, warn
 from newsletter.errors import NewsletterError
 from newsletter.settings import Settings
-from newsletter.store.subscribers import load_subscribers, reactivate
+from newsletter.store.subscribers import forget, load_subscribers, reactivate
 from newsletter.subscribers import read_subscriber_files
 
 subscribers_app = typer.Typer(help="List and check the subscriber files in subscribers/.",
@@ -58,3 +58,29 @@ def subscribers_reactivate(
     if before != "bounced":
         raise NewsletterError(f"{email} is {before}, not bounced: nothing to reactivate")
     say(f"{email} is active again; its earlier permanent failures no longer count.")
+
+
+@subscribers_app.command("forget")
+@friendly
+def subscribers_forget(
+    email: str = typer.Argument(..., help="The address whose data to delete."),
+    yes: bool = typer.Option(False, "--yes", help="Delete without asking."),
+) -> None:
+    """Delete a subscriber and everything stored about them.
+
+    Removes their row, their deliveries and the papers sent to them, clicks, returned mail,
+    "More/Less like this" feedback and library, and pending sign-ups for the address. An
+    address still listed in a subscribers/ file comes back at the next sync: remove it from
+    the file first. To stop mail but keep the history, unsubscribe instead.
+    """
+    settings, engine = open_database()
+    if not yes and not typer.confirm(f"Delete {email} and everything stored about them?"):
+        raise typer.Exit(1)
+    if not forget(engine, email):
+        raise NewsletterError(f"{email} is not a subscriber (see `newsletter subscribers list`)")
+    listed, _ = read_subscriber_files(settings.subscribers_dir)
+    say(f"Deleted {email} and everything stored about them.")
+    if any(sub.email == email.lower() for sub in listed):
+        warn_text = (f"{email} is still listed in {settings.subscribers_dir}: remove it there, "
+                     "or the next sync adds it again.")
+        say(warn_text)

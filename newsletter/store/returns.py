@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, case, func, select, update
 
+from newsletter.store.readers import forget_reader
 from newsletter.store.schema import deliveries, insert_ignore, returns, subscribers
 
 HARD, SOFT = "hard-bounce", "soft-bounce"
@@ -73,6 +74,7 @@ def _apply(conn: Connection, returned: Returned, now: datetime, soft_limit: int)
         changed = conn.execute(update(subscribers).where(this, subscribers.c.status
                                                          != "unsubscribed")
                                .values(status="unsubscribed", updated_at=now)).rowcount
+        forget_reader(conn, sub_id)  # what they told us about papers leaves with them
         return "unsubscribed" if changed else "none"
     if kind == SOFT:
         # those since an operator last reactivated the address (`subscribers reactivate`)

@@ -214,6 +214,30 @@ returns = Table(
 )
 
 
+# What a reader told us beyond their topics (issue 14): "More like this" / "Less like this" on a
+# paper, one row per reader and paper (the last choice wins), and the papers they gave as their
+# own. Both belong to the subscriber: shown only to them, deleted when they unsubscribe or are
+# forgotten, never logged.
+feedback = Table(
+    "feedback", metadata,
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id"), primary_key=True),
+    Column("paper_id", String(200), primary_key=True),
+    Column("verdict", String(8), nullable=False),  # "more" or "less"
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+library_papers = Table(
+    "library_papers", metadata,
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id"), primary_key=True),
+    Column("key", String(300), primary_key=True),  # "arxiv:2401.01234", or a BibTeX key
+    Column("title", Text, nullable=False),
+    Column("abstract", Text, nullable=False, default=""),
+    Column("paper_id", String(200)),  # the catalog paper it was matched to, if any
+    Column("origin", String(8), nullable=False),  # "file" (subscribers/ files) or "web"
+    Column("added_at", DateTime(timezone=True), nullable=False),
+)
+
+
 # Paper embeddings (the `semantic` extra), kept so a daily run embeds only new or edited papers.
 # No foreign key: embeddings are a cache, and a rekeyed paper is embedded again.
 paper_embeddings = Table(

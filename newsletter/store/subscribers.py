@@ -7,13 +7,24 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any, Collection, Iterable, Iterator, Sequence
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.compose import tokens
 from newsletter.models import Subscriber
 from newsletter.safetext import MAX_NAME_CHARS, MAX_TOPIC_CHARS, repair
-from newsletter.store.schema import legacy_unsubscribe_until, new_link_key, subscribers, utcnow
+from newsletter.store.readers import forget_reader
+from newsletter.store.schema import (
+    clicks,
+    deliveries,
+    legacy_unsubscribe_until,
+    new_link_key,
+    returns,
+    sent_papers,
+    signup_requests,
+    subscribers,
+    utcnow,
+)
 
 
 def _subscriber_row(sub: Subscriber) -> dict[str, Any]:
@@ -182,8 +193,26 @@ def unsubscribe(engine: Engine, email: str) -> bool:
                      .where(subscribers.c.email == email.lower(),
                             subscribers.c.status != "unsubscribed")
                      .values(status="unsubscribed", updated_at=utcnow()))
-        return conn.scalar(select(func.count()).select_from(subscribers)
-                           .where(subscribers.c.email == email.lower())) == 1
+        found = conn.scalar(select(subscribers.c.id).where(subscribers.c.email == email.lower()))
+        if found is not None:  # what they told us about papers leaves with them
+            forget_reader(conn, found)
+        return found is not None
+
+
+def forget(engine: Engine, email: str) -> bool:
+    """Delete the subscriber and every row about them (deliveries, papers sent, clicks,
+    returns, feedback, library, sign-up requests); False when the address is unknown."""
+    address = email.lower()
+    with engine.begin() as conn:
+        found = conn.scalar(select(subscribers.c.id).where(subscribers.c.email == address))
+        conn.execute(delete(signup_requests).where(signup_requests.c.email == address))
+        if found is None:
+            return False
+        forget_reader(conn, found)
+        for table in (sent_papers, clicks, returns, deliveries):
+            conn.execute(delete(table).where(table.c.subscriber_id == found))
+        conn.execute(delete(subscribers).where(subscribers.c.id == found))
+        return True
 
 
 def update_preferences(engine: Engine, subscriber: Subscriber) -> bool:

@@ -9,7 +9,8 @@ from newsletter.cli import app
 
 
 @pytest.mark.parametrize("command", [
-    ["deliveries"], ["deliveries", "resolve"], ["subscribers", "reactivate"]])
+    ["deliveries"], ["deliveries", "resolve"], ["subscribers", "reactivate"],
+    ["subscribers", "forget"]])
 def test_every_new_command_explains_itself_with_help(command: list[str]) -> None:
     result = CliRunner().invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output

@@ -15,7 +15,8 @@ engagement data there is no such section, and the digest is relevance and freshn
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timezone
 from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo
@@ -27,7 +28,14 @@ from newsletter.catalog.trending import (
     trend_start,
     trending_score,
 )
-from newsletter.models import Digest, DigestItem, Paper, Section, Subscriber
+from newsletter.models import Digest, DigestItem, Paper, ReaderSignals, Section, Subscriber
+from newsletter.relevance.feedback import (
+    DEFAULT_KNOBS,
+    SAVED_TOPIC,
+    Knobs,
+    ReaderModel,
+    vectors_for,
+)
 from newsletter.relevance.rank import Match, Ranker
 
 FRESHNESS_BOOST = 0.1  # a paper from today scores up to 10% higher than an old one
@@ -52,7 +60,8 @@ def edition_for(subscriber: Subscriber, now: datetime) -> str:
 
 
 def build_digest(subscriber: Subscriber, ranker: Ranker, sent: Collection[str],
-                 edition: str, now: datetime) -> Digest | None:
+                 edition: str, now: datetime, reader: ReaderSignals | None = None,
+                 knobs: Knobs = DEFAULT_KNOBS) -> Digest | None:
     """The subscriber's digest for ``edition``, or None when nothing relevant is new to them.
 
     Candidates: papers relevant to a topic, minus those already ``sent`` to this subscriber
@@ -60,6 +69,11 @@ def build_digest(subscriber: Subscriber, ranker: Ranker, sent: Collection[str],
     Trending section when it is one of the top trending candidates, else under the topic that
     picked it, the topics taking turns (``_fair``); ``max_papers`` in all, topic sections in
     the subscriber's order.
+
+    ``reader``: what the subscriber told us (``feedback.py``). Hidden papers and their
+    near-duplicates are left out, each topic's candidates are re-ordered by the reader's taste,
+    and a "Like papers you saved" section closes the digest when papers close to a liked or own
+    one are left. None or empty signals: exactly the digest the topics alone make.
     """
     limit = subscriber.max_papers
     topics = tuple(dict.fromkeys(subscriber.topics))  # a repeated topic would repeat its section
@@ -68,17 +82,28 @@ def build_digest(subscriber: Subscriber, ranker: Ranker, sent: Collection[str],
     excluded = [ranker.matching_ids(topic) for topic in subscriber.exclude]
     sent = sent if isinstance(sent, (set, frozenset)) else set(sent)
 
+    model = None if reader is None or reader.empty else ReaderModel(
+        vectors_for(ranker), reader, knobs)
+
     def skip(pid: str) -> bool:
-        return pid in sent or any(pid in ids for ids in excluded)
+        return (pid in sent or any(pid in ids for ids in excluded)
+                or (model is not None and model.is_hidden(pid)))
 
     slots = min(TRENDING_SLOTS, max(1, limit // 3))
     trending = _best(ranker, topics, "trending", now, skip, slots)
     chosen = {item.paper.id for item in trending}
     rest = _fair(ranker, topics, now, lambda pid: pid in chosen or skip(pid),
-                 limit - len(trending), taken=trending)
+                 limit - len(trending), taken=trending, model=model)
+    saved = _saved(ranker, model, limit, skip, [*trending, *rest]) if model else []
+    if saved:  # their places come from the topics' last picks
+        chosen.update(item.paper.id for item in saved)
+        rest = _fair(ranker, topics, now, lambda pid: pid in chosen or skip(pid),
+                     limit - len(trending) - len(saved), taken=[*trending, *saved], model=model)
     sections = _sections(topics, rest)
     if trending:
         sections = (Section(TRENDING_TOPIC, trending, trending=True), *sections)
+    if saved:
+        sections = (*sections, Section(SAVED_TOPIC, tuple(saved)))
     if not sections:
         return None
     return Digest(subscriber=subscriber, edition=edition, sections=sections, created_at=now)
@@ -114,11 +139,16 @@ def _best(ranker: Ranker, topics: Sequence[str], kind: str, now: datetime,
 
 
 def _fair(ranker: Ranker, topics: Sequence[str], now: datetime, skip: Callable[[str], bool],
-          limit: int, taken: Sequence[DigestItem] = ()) -> list[DigestItem]:
+          limit: int, taken: Sequence[DigestItem] = (),
+          model: ReaderModel | None = None) -> list[DigestItem]:
     """Up to ``limit`` items, the topics taking turns in the subscriber's order, each its own
     next best eligible paper: a topic whose papers score lower (GNN papers abound, PINN papers
     are fewer and rarer-worded) still gets its share instead of being crowded out."""
-    queues = {topic: iter(_ranked(ranker, topic, "relevant", now)) for topic in topics}
+    if model is None:
+        queues = {topic: iter(_ranked(ranker, topic, "relevant", now)) for topic in topics}
+    else:
+        queues = {topic: _to_taste(_ranked(ranker, topic, "relevant", now), model, skip)
+                  for topic in topics}
     chosen: dict[str, DigestItem] = {}
     while queues and len(chosen) < limit:
         for topic in list(queues):
@@ -132,8 +162,46 @@ def _fair(ranker: Ranker, topics: Sequence[str], now: datetime, skip: Callable[[
             else:
                 chosen[item.paper.id] = item
     # The set is fair; each paper is still shown under the topic it matches best.
-    return sorted((_best_filing(ranker, topics, now, item) for item in chosen.values()),
+    return sorted((_best_filing(ranker, topics, now, item, model) for item in chosen.values()),
                   key=_item_order)
+
+
+def _to_taste(items: Sequence[DigestItem], model: ReaderModel,
+              skip: Callable[[str], bool]) -> Iterator[DigestItem]:
+    """A topic's items in the reader's order: the first ``depth`` eligible ones re-scored by
+    the reader's taste and re-sorted, then the others (re-scored as they are reached). Only the
+    head is re-ordered, so a digest costs ``depth`` per topic however long the list."""
+    rest = iter(items)
+    head: list[DigestItem] = []
+    for item in rest:
+        if not skip(item.paper.id):
+            head.append(_tasted(item, model))
+            if len(head) >= model.knobs.depth:
+                break
+    yield from sorted(head, key=_item_order)
+    for item in rest:
+        yield _tasted(item, model)
+
+
+def _tasted(item: DigestItem, model: ReaderModel) -> DigestItem:
+    return replace(item, score=item.score * model.factor(item.paper))
+
+
+def _saved(ranker: Ranker, model: ReaderModel, limit: int, skip: Callable[[str], bool],
+           taken: Sequence[DigestItem]) -> list[DigestItem]:
+    """The "Like papers you saved" items: papers close to a liked or own one that the topics
+    did not already bring, no two near-duplicates, each saying which paper it is like."""
+    slots = min(model.knobs.saved_slots, int(limit * model.knobs.saved_share))
+    held = {item.paper.id for item in taken}
+    kept: list[DigestItem] = []
+    for found in model.saved(slots, lambda pid: pid in held or skip(pid)):
+        if len(kept) >= slots:
+            break
+        item = DigestItem(paper=found.paper, score=found.closeness, topic=SAVED_TOPIC,
+                          reason=f"like: {found.like}")
+        if not _near_duplicate(ranker, item, [*taken, *kept]):
+            kept.append(item)
+    return kept
 
 
 def _near_duplicate(ranker: Ranker, item: DigestItem, kept: Sequence[DigestItem]) -> bool:
@@ -144,9 +212,11 @@ def _near_duplicate(ranker: Ranker, item: DigestItem, kept: Sequence[DigestItem]
 
 
 def _best_filing(ranker: Ranker, topics: Sequence[str], now: datetime,
-                 item: DigestItem) -> DigestItem:
+                 item: DigestItem, model: ReaderModel | None = None) -> DigestItem:
     for topic in topics:  # strictly better only: a tie stays under the earlier topic
         other = _indexed(ranker, topic, now).get(item.paper.id)
+        if other is not None and model is not None:
+            other = _tasted(other, model)  # the same factor as the item's: the paper's own
         if other is not None and other.score > item.score:
             item = other
     return item

@@ -1,0 +1,271 @@
+"""A reader's taste, learned from what they told us: "More like this", "Less like this" and
+their own papers (:class:`~newsletter.models.ReaderSignals`), blended with the topic ranking.
+
+The model is Rocchio's (Rocchio, "Relevance feedback in information retrieval", 1971) over the
+ranker's own paper vectors: the reader's liked and own papers make a positive centroid, the
+hidden ones a negative centroid, each the normalized mean of unit tf-idf vectors
+(``Ranker.term_vector``), and of the sentence embeddings too when the ranker has them. A
+candidate's topic score is multiplied by ``1 + like * pull - hide * push`` (``pull``, ``push``:
+its cosines with the two centroids), so a topic still decides what is relevant and the reader
+decides the order among its papers. A hidden paper never comes back, nor its near-duplicates.
+
+"Like papers you saved": the nearest catalog papers of each liked or own paper (found once per
+run per paper, shared by every reader who liked it), close enough to it (``Knobs.saved_min``),
+each with the title it is like as its reason.
+
+Cost: everything per paper (vectors, neighbours, a hidden paper's near-duplicates) is memoized
+on the ranker, once per run; per reader, two truncated centroids and two sparse dot products per
+candidate, over the first ``Knobs.depth`` candidates of each topic only.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from newsletter.catalog.sources.ids import short_hash
+from newsletter.models import OwnPaper, Paper, ReaderSignals
+from newsletter.relevance.rank import Ranker
+
+Sparse = dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Knobs:
+    """Tuned on the dev topics only (benchmarks/relevance/feedback_sim.py)."""
+
+    like: float = 1.0  # how far closeness to liked and own papers lifts a topic score
+    hide: float = 1.0  # how far closeness to hidden papers lowers it
+    dense_share: float = 0.5  # with embeddings: their share of a closeness, words the rest
+    depth: int = 30  # per topic, the candidates the reader's model re-orders
+    centroid_terms: int = 64  # a centroid keeps its heaviest words only (speed)
+    saved_min: float = 0.35  # closeness to a liked or own paper to be "like" it
+    saved_slots: int = 2  # at most, and at most saved_share of max_papers
+    saved_share: float = 0.25
+    neighbours: int = 20  # per liked or own paper, the nearest papers kept
+
+
+DEFAULT_KNOBS = Knobs()
+SAVED_TOPIC = "Like papers you saved"
+_SEEDS = 12  # a paper's heaviest words whose postings propose its neighbours
+_PROPOSED = 60  # proposals scored exactly, per neighbour search
+
+
+class PaperVectors:
+    """Per ranker (so per run): each paper's unit term vector and embedding, its nearest
+    catalog papers and its near-duplicates; for catalog papers and for papers outside the
+    ranker's window the caller made known (``know``), such as liked papers of past weeks."""
+
+    def __init__(self, ranker: Ranker) -> None:
+        self.ranker = ranker
+        self.extra: dict[str, Paper] = {}
+        self._sparse: dict[str, Sparse] = {}
+        self._dense: dict[str, Any] = {}
+        self._own: dict[tuple[str, str, str], Paper] = {}
+        self._neighbours: dict[str, list[tuple[float, str]]] = {}
+        self._twins: dict[str, frozenset[str]] = {}
+
+    def know(self, papers: Iterable[Paper]) -> None:
+        for paper in papers:
+            if paper.id not in self.ranker.index.doc_of:
+                self.extra.setdefault(paper.id, paper)
+
+    def paper(self, paper_id: str) -> Paper | None:
+        doc = self.ranker.index.doc_of.get(paper_id)
+        return self.ranker.papers[doc] if doc is not None else self.extra.get(paper_id)
+
+    def own_paper(self, own: OwnPaper) -> Paper | None:
+        """The catalog paper an own paper was matched to, else a paper made of its text."""
+        if own.paper_id is not None:
+            found = self.paper(own.paper_id)
+            if found is not None:
+                return found
+        if not (own.title or own.abstract):
+            return None
+        key = (own.key, own.title, own.abstract)
+        made = self._own.get(key)
+        if made is None:
+            # Two readers' "smith2020" may be two papers: the id says which text it is.
+            made = self._own[key] = Paper(id=f"own:{short_hash('|'.join(key))}", title=own.title,
+                                          abstract=own.abstract)
+        return made
+
+    def sparse(self, paper: Paper) -> Sparse:
+        vector = self._sparse.get(paper.id)
+        if vector is None:
+            vector = self._sparse[paper.id] = self.ranker.term_vector(paper)
+        return vector
+
+    def dense(self, paper: Paper) -> Any:
+        if self.ranker.semantic is None:
+            return None
+        if paper.id not in self._dense:
+            self._dense[paper.id] = self.ranker.dense_vector(paper)
+        return self._dense[paper.id]
+
+    def closeness(self, a: Paper, b: Paper, dense_share: float) -> float:
+        return _blend(_dot(self.sparse(a), self.sparse(b)),
+                      _dense_dot(self.dense(a), self.dense(b)), dense_share)
+
+    def neighbours(self, paper: Paper, knobs: Knobs) -> list[tuple[float, str]]:
+        """The catalog papers nearest ``paper`` (closeness, id), best first, itself left out."""
+        found = self._neighbours.get(paper.id)
+        if found is None:
+            found = self._neighbours[paper.id] = self._search(paper, knobs)
+        return found
+
+    def twins(self, paper: Paper, knobs: Knobs) -> frozenset[str]:
+        """Ids of ``paper``'s near-duplicates in the catalog, by the ranker's own measure."""
+        found = self._twins.get(paper.id)
+        if found is None:
+            ranker, doc_of = self.ranker, self.ranker.index.doc_of
+            near = [self.paper(pid) for _, pid in self.neighbours(paper, knobs)]
+            if paper.id in doc_of:
+                found = frozenset(p.id for p in near if p and ranker.near_duplicate(paper, p))
+            else:  # outside the window: the same threshold on our own closeness
+                found = frozenset(p.id for p in near if p and self.closeness(
+                    paper, p, 1.0 if ranker.semantic is not None else 0.0)
+                    >= ranker.duplicate_threshold)
+            self._twins[paper.id] = found
+        return found
+
+    def _search(self, paper: Paper, knobs: Knobs) -> list[tuple[float, str]]:
+        index = self.ranker.index
+        vector = self.sparse(paper)
+        proposals: dict[int, float] = {}
+        for term, weight in heapq.nlargest(_SEEDS, vector.items(), key=lambda tw: tw[1]):
+            for doc in index.docs_with(term):
+                proposals[doc] = proposals.get(doc, 0.0) + weight * index.idf(term)
+        dense = self.dense(paper)
+        if dense is not None:  # every paper by meaning: one matrix product per paper a run
+            sims = self.ranker.semantic.vectors @ dense
+            for doc in sims.argsort()[::-1][:_PROPOSED]:
+                proposals.setdefault(int(doc), 0.0)
+        own = index.doc_of.get(paper.id)
+        proposals.pop(own, None) if own is not None else None
+        best = heapq.nlargest(_PROPOSED, proposals.items(), key=lambda dw: dw[1])
+        scored = [(self.closeness(paper, index.papers[doc], knobs.dense_share),
+                   index.papers[doc].id) for doc, _ in best]
+        scored.sort(key=lambda sp: (-sp[0], sp[1]))
+        return scored[:knobs.neighbours]
+
+
+_VECTORS: WeakKeyDictionary[Ranker, PaperVectors] = WeakKeyDictionary()
+
+
+def vectors_for(ranker: Ranker) -> PaperVectors:
+    """The ranker's shared paper vectors: computed once per run, for every reader."""
+    found = _VECTORS.get(ranker)
+    if found is None:
+        found = _VECTORS[ranker] = PaperVectors(ranker)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    paper: Paper
+    closeness: float
+    like: str  # the title of the liked or own paper it is like
+
+
+class ReaderModel:
+    """One reader's Rocchio profile, built per digest from their signals."""
+
+    def __init__(self, vectors: PaperVectors, signals: ReaderSignals,
+                 knobs: Knobs = DEFAULT_KNOBS) -> None:
+        self.vectors, self.knobs = vectors, knobs
+        found = (vectors.paper(pid) for pid in signals.liked)
+        own = (vectors.own_paper(p) for p in signals.own)
+        self.positive = _unique([p for p in (*found, *own) if p is not None])
+        self.negative = _unique([p for p in map(vectors.paper, signals.hidden) if p is not None])
+        self.hidden = frozenset(signals.hidden).union(
+            *(vectors.twins(p, knobs) for p in self.negative))
+        self._pull = _Centroid(vectors, self.positive, knobs)
+        self._push = _Centroid(vectors, self.negative, knobs)
+
+    def is_hidden(self, paper_id: str) -> bool:
+        """Hidden by the reader, or a near-duplicate of a paper they hid."""
+        return paper_id in self.hidden
+
+    def factor(self, paper: Paper) -> float:
+        """What the reader's taste multiplies a topic score by: above 1 for papers like the
+        ones they liked or wrote, below for papers like the ones they hid."""
+        k = self.knobs
+        return max(0.05, 1.0 + k.like * self._pull(paper) - k.hide * self._push(paper))
+
+    def saved(self, limit: int, skip: Callable[[str], bool]) -> list[Saved]:
+        """Up to ``limit`` catalog papers like a liked or own paper, closest first."""
+        if limit <= 0 or not self.positive:
+            return []
+        best: dict[str, Saved] = {}
+        vectors, knobs = self.vectors, self.knobs
+        for liked in self.positive:
+            for closeness, pid in vectors.neighbours(liked, knobs):
+                if closeness < knobs.saved_min:
+                    break
+                held = best.get(pid)
+                if held is None or closeness > held.closeness:
+                    paper = vectors.paper(pid)
+                    if paper is not None:
+                        best[pid] = Saved(paper, closeness, liked.title)
+        taste = sorted(best.values(), key=lambda s: (-s.closeness, s.paper.id))
+        return [s for s in taste if not skip(s.paper.id) and not self.is_hidden(s.paper.id)
+                and self._push(s.paper) < self._pull(s.paper)][:limit * 3]
+
+
+class _Centroid:
+    """The normalized mean of some papers' unit vectors, words truncated to the heaviest."""
+
+    def __init__(self, vectors: PaperVectors, papers: Sequence[Paper], knobs: Knobs) -> None:
+        self.vectors, self.share = vectors, knobs.dense_share
+        self.sparse: Sparse = {}
+        self.dense: Any = None
+        self._memo: dict[str, float] = {}
+        if not papers:
+            return
+        total: dict[str, float] = {}
+        for paper in papers:
+            for term, weight in vectors.sparse(paper).items():
+                total[term] = total.get(term, 0.0) + weight
+        kept = heapq.nlargest(knobs.centroid_terms, total.items(), key=lambda tw: tw[1])
+        norm = math.sqrt(sum(w * w for _, w in kept)) or 1.0
+        self.sparse = {t: w / norm for t, w in kept}
+        dense = [d for d in (vectors.dense(p) for p in papers) if d is not None]
+        if dense:
+            mean = sum(dense[1:], dense[0].copy())
+            size = float((mean @ mean) ** 0.5) or 1.0
+            self.dense = mean / size
+
+    def __call__(self, paper: Paper) -> float:
+        if not self.sparse:
+            return 0.0
+        found = self._memo.get(paper.id)
+        if found is None:
+            vectors = self.vectors
+            found = self._memo[paper.id] = _blend(
+                _dot(self.sparse, vectors.sparse(paper)),
+                _dense_dot(self.dense, vectors.dense(paper)), self.share)
+        return found
+
+
+def _blend(words: float, meaning: float | None, dense_share: float) -> float:
+    return words if meaning is None else (1 - dense_share) * words + dense_share * meaning
+
+
+def _dot(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    if len(a) > len(b):
+        a, b = b, a
+    get = b.get
+    return sum(w * get(t, 0.0) for t, w in a.items())
+
+
+def _dense_dot(a: Any, b: Any) -> float | None:
+    return None if a is None or b is None else float(a @ b)
+
+
+def _unique(papers: Sequence[Paper]) -> list[Paper]:
+    return list({p.id: p for p in papers}.values())

@@ -94,8 +94,9 @@ def build_digest(subscriber: Subscriber, ranker: Ranker, sent: Collection[str],
     chosen = {item.paper.id for item in trending}
     rest = _fair(ranker, topics, now, lambda pid: pid in chosen or skip(pid),
                  limit - len(trending), taken=trending, model=model)
-    saved = _saved(ranker, model, limit, skip, [*trending, *rest]) if model else []
-    if saved:  # their places come from the topics' last picks
+    free = limit - len(trending) - len(rest)
+    saved = _saved(ranker, model, free, skip, [*trending, *rest]) if model else []
+    if len(saved) > free:  # the other places come from the topics' last picks
         chosen.update(item.paper.id for item in saved)
         rest = _fair(ranker, topics, now, lambda pid: pid in chosen or skip(pid),
                      limit - len(trending) - len(saved), taken=[*trending, *saved], model=model)
@@ -187,11 +188,13 @@ def _tasted(item: DigestItem, model: ReaderModel) -> DigestItem:
     return replace(item, score=item.score * model.factor(item.paper))
 
 
-def _saved(ranker: Ranker, model: ReaderModel, limit: int, skip: Callable[[str], bool],
+def _saved(ranker: Ranker, model: ReaderModel, free: int, skip: Callable[[str], bool],
            taken: Sequence[DigestItem]) -> list[DigestItem]:
     """The "Like papers you saved" items: papers close to a liked or own one that the topics
-    did not already bring, no two near-duplicates, each saying which paper it is like."""
-    slots = min(model.knobs.saved_slots, int(limit * model.knobs.saved_share))
+    did not already bring, no two near-duplicates, each saying which paper it is like. They
+    take the ``free`` places first: the topics give up at most ``saved_displace`` of theirs."""
+    knobs = model.knobs
+    slots = min(knobs.saved_slots, free + min(knobs.saved_displace, len(taken)))
     held = {item.paper.id for item in taken}
     kept: list[DigestItem] = []
     for found in model.saved(slots, lambda pid: pid in held or skip(pid)):

@@ -68,7 +68,8 @@ def run_reader(ranker: Ranker, topic: str, cut: list[set[str]], grades: dict[str
         digest = build_digest(subscriber, ranker, everyone - new, f"e{k}", NOW,
                               reader=signals, knobs=knobs)
         got = digest.paper_ids if digest else []
-        judged = {pid: g for pid, g in grades.items() if pid in new}
+        mine = {p.paper_id for p in signals.own}  # never suggested to their own author
+        judged = {pid: g for pid, g in grades.items() if pid in new and pid not in mine}
         found.append(metrics.ndcg(got, judged) if any(judged.values()) else None)
         if kind == "feedback":
             liked += [pid for pid in got if grades.get(pid, 0) > 0]
@@ -150,8 +151,6 @@ def report(scores: Scores, split: str, seeds: int, per_topic: bool) -> None:
     worse = worse_topics(scores)
     print(f"topics worse with feedback (eds 2-5):    {len(worse)}"
           + "".join(f"\n  {topic}: {delta:+.3f}" for topic, delta in worse))
-    lib_worse = worse_topics(scores, "library")
-    print(f"topics worse with a library (eds 1-5 but 1st): {len(lib_worse)}")
     if per_topic:
         print("\nper topic: control / feedback, editions 2-5 (mean over cuts)")
         for topic in scores["control"]:

@@ -185,13 +185,15 @@ class ReaderModel:
         own = (vectors.own_paper(p) for p in signals.own)
         self.positive = _unique([p for p in (*found, *own) if p is not None])
         self.negative = _unique([p for p in map(vectors.paper, signals.hidden) if p is not None])
+        # Their own papers and the ones they liked already are theirs: never suggested.
         self.hidden = frozenset(signals.hidden).union(
+            signals.liked, (p.paper_id for p in signals.own if p.paper_id),
             *(vectors.twins(p, knobs) for p in self.negative))
         self._pull = _Centroid(vectors, self.positive, knobs)
         self._push = _Centroid(vectors, self.negative, knobs)
 
     def is_hidden(self, paper_id: str) -> bool:
-        """Hidden by the reader, or a near-duplicate of a paper they hid."""
+        """Hidden by the reader, a near-duplicate of a paper they hid, or their own."""
         return paper_id in self.hidden
 
     def factor(self, paper: Paper) -> float:

@@ -13,7 +13,7 @@ import asyncio
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Collection
+from typing import Callable, Collection, Iterable
 
 from sqlalchemy import Engine
 
@@ -28,11 +28,21 @@ from newsletter.dispatch import ledger
 from newsletter.dispatch.claims import RETRYING, Claim
 from newsletter.dispatch.journal import Journal, Outcome
 from newsletter.errors import ConfigError, SendError
-from newsletter.models import Digest, Outgoing, Paper, RenderedDigest, Subscriber, SubscriberLinks
+from newsletter.models import (
+    Digest,
+    Outgoing,
+    Paper,
+    ReaderSignals,
+    RenderedDigest,
+    Subscriber,
+    SubscriberLinks,
+)
+from newsletter.relevance.feedback import vectors_for
 from newsletter.relevance.rank import Ranker, build_ranker
 from newsletter.relevance.select import build_digest
 from newsletter.settings import Settings
-from newsletter.store.catalog import load_papers
+from newsletter.store.catalog import load_paper, load_papers
+from newsletter.store.readers import signals_for
 from newsletter.store.schema import secret_key, utcnow
 
 
@@ -54,6 +64,7 @@ class Pipeline:
     secret: str
     now: datetime
     letterhead: Letterhead = field(init=False)
+    _looked_up: set[str] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self.letterhead = Letterhead(
@@ -81,10 +92,21 @@ class Pipeline:
         secret, base = self.secret, self.settings.base_url
         return lambda paper: click_url(secret, base, subscriber, paper.id)
 
+    def recall(self, engine: Engine, signals: Iterable[ReaderSignals]) -> None:
+        """Make the papers readers liked or hid before this run's window known to the reader
+        model (their words still say what the reader likes). Each is looked up once a run."""
+        vectors = vectors_for(self.ranker)
+        wanted = {pid for s in signals for pid in (*s.liked, *s.hidden)
+                  if pid not in self._looked_up and vectors.paper(pid) is None}
+        self._looked_up.update(wanted)
+        vectors.know(paper for pid in sorted(wanted)
+                     if (paper := load_paper(engine, pid)) is not None)
+
     def compose(self, subscriber: Subscriber, sent: Collection[str],
-                edition: str) -> Composed | None:
-        """The exact message ``send`` would send, or None when nothing is relevant and new."""
-        digest = build_digest(subscriber, self.ranker, sent, edition, self.now)
+                edition: str, reader: ReaderSignals | None = None) -> Composed | None:
+        """The exact message ``send`` would send, or None when nothing is relevant and new.
+        ``reader``: the subscriber's feedback and own papers (``store.readers.signals_for``)."""
+        digest = build_digest(subscriber, self.ranker, sent, edition, self.now, reader=reader)
         if digest is None:
             return None
         links = self.links(subscriber)
@@ -160,6 +182,7 @@ class Job:
     claim: Claim
     subscriber: Subscriber
     sent: Collection[str]  # papers this person already has (within the window)
+    reader: ReaderSignals | None = None  # their feedback and own papers, if any
 
 
 class Sender:
@@ -179,7 +202,7 @@ class Sender:
     async def handle(self, job: Job) -> None:
         sub, claim = job.subscriber, job.claim
         try:
-            composed = self.pipeline.compose(sub, job.sent, claim.edition)
+            composed = self.pipeline.compose(sub, job.sent, claim.edition, job.reader)
         except Exception as exc:  # a bug in one digest must not stop the others
             self._not_composed(claim, sub, exc)
             return
@@ -256,11 +279,13 @@ def rehearse(pipeline: Pipeline, engine: Engine,
     states = ledger.states_for(engine, {i: e for i, (_, e, _) in editions.items()})
     since = pipeline.now - timedelta(days=pipeline.settings.window_days)
     sent = ledger.sent_papers_by_subscriber(engine, list(editions), since=since)
+    readers = signals_for(engine, list(editions))
+    pipeline.recall(engine, readers.values())
     for sub_id, (sub, edition, _) in editions.items():
         if states.get(sub_id, (None, None))[0] in ledger.HANDLED:
             report.already += 1
             continue
-        composed = pipeline.compose(sub, sent.get(sub_id, set()), edition)
+        composed = pipeline.compose(sub, sent.get(sub_id, set()), edition, readers.get(sub_id))
         if composed is None:
             report.empty += 1
         else:

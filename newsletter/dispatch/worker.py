@@ -29,6 +29,7 @@ from newsletter.dispatch.deliver import Job, Pipeline, Policy, Sender, SendRepor
 from newsletter.dispatch.journal import Journal, Outcome
 from newsletter.settings import Settings
 from newsletter.store.schema import patiently, utcnow
+from newsletter.store.readers import signals_for
 from newsletter.store.subscribers import load_subscribers
 
 log = logging.getLogger("newsletter")
@@ -127,6 +128,10 @@ class Worker:
         now = self._now()
         since = now - timedelta(days=self.settings.window_days)
         sent = await patiently(ledger.sent_papers_by_subscriber, self.engine, list(people), since)
+        # One query for the batch's feedback and libraries; never logged (they are private).
+        readers = await patiently(signals_for, self.engine, list(people))
+        if readers:
+            await patiently(sender.pipeline.recall, self.engine, list(readers.values()))
         for claim in batch:
             person = people.get(claim.subscriber_id)
             if person is None:  # unsubscribed or bounced since the run was planned
@@ -138,7 +143,8 @@ class Worker:
                 sender.report.stale += 1
                 continue
             self.in_hand += 1
-            await queue.put(Job(claim, person, sent.get(claim.subscriber_id, set())))
+            await queue.put(Job(claim, person, sent.get(claim.subscriber_id, set()),
+                                readers.get(claim.subscriber_id)))
 
     async def _drained(self, sender: Sender, journal: Journal) -> bool:
         """Nothing in hand, no retry of ours still to come, nothing pending anywhere."""

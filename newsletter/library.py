@@ -59,7 +59,7 @@ def parse_ids(lines: Iterable[tuple[int, str]], origin: str,
         line = _COMMENT.sub("", line)  # a "#" inside a URL is no comment
         bad = []
         for token in filter(None, _SEPARATORS.split(line.strip())):
-            pid = _id_of(token)
+            pid = id_of(token)
             if pid is None:
                 bad.append(token)
             else:
@@ -72,7 +72,9 @@ def parse_ids(lines: Iterable[tuple[int, str]], origin: str,
     return found
 
 
-def _id_of(token: str) -> str | None:
+def id_of(token: str) -> str | None:
+    """The arXiv id (no version) in one token: a bare id, ``arXiv:…``, an abs or pdf URL, or
+    arXiv's DOI; None when it is none of these."""
     token = token.strip("<>()[]\"'{}").rstrip("/")
     token = token[:-4] if token.lower().endswith(".pdf") else token  # arxiv.org/pdf/ID.pdf
     doi = _ARXIV_DOI.search(token)
@@ -142,7 +144,7 @@ def _entry_arxiv_id(fields: dict[str, str]) -> str | None:
         # A bare eprint ("2401.01234") is arXiv's unless the entry names another archive.
         if name == "eprint" and not says_arxiv and any(fields.get(n) for n in _SAYS_ARXIV):
             continue
-        found = _id_of(value) or (arxiv_id(f"arXiv:{value}")
+        found = id_of(value) or (arxiv_id(f"arXiv:{value}")
                                   if name in ("eprint", "arxiv", "arxivid") else None)
         if found:
             return found

@@ -31,7 +31,7 @@ from newsletter.settings import Settings
 from newsletter.store.catalog import count_papers
 from newsletter.store.schema import connect, utcnow
 from newsletter.store.subscribers import sync_subscribers
-from newsletter.subscribers import read_subscriber_files
+from newsletter.subscribers import read_listed, store_libraries
 
 # No markup, no emoji codes, no guessing of numbers and URLs to colour: text prints as it is.
 out = Console(markup=False, emoji=False, highlight=False)
@@ -129,9 +129,10 @@ def ingest_with_progress(engine: Engine, settings: Settings, paths: list[Any]) -
 
 
 def sync_files(engine: Engine, settings: Settings) -> None:
-    found, problems = read_subscriber_files(settings.subscribers_dir)
+    listed, problems = read_listed(settings.subscribers_dir)
     warn(problems)
-    sync_subscribers(engine, found)
+    sync_subscribers(engine, [entry.subscriber for entry in listed])
+    store_libraries(engine, listed)
 
 
 def ensure_catalog(engine: Engine, settings: Settings) -> None:

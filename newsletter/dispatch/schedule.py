@@ -47,7 +47,7 @@ from newsletter.store.subscribers import (
     load_subscribers,
     sync_subscribers,
 )
-from newsletter.subscribers import read_subscriber_files
+from newsletter.subscribers import read_listed, store_libraries
 
 log = logging.getLogger("newsletter")
 AUTO_HELPERS_FROM = 2000  # below this, starting another process costs more than it saves
@@ -228,10 +228,11 @@ async def dispatch_job() -> None:
         return
     rt.active = asyncio.current_task()  # type: ignore[assignment]
     try:
-        found, problems = read_subscriber_files(rt.settings.subscribers_dir)
+        listed, problems = read_listed(rt.settings.subscribers_dir)
         for problem in problems:
             log.warning("skipped %s", problem)
-        sync_subscribers(rt.engine, found)
+        sync_subscribers(rt.engine, [entry.subscriber for entry in listed])
+        store_libraries(rt.engine, listed)
         report = await dispatch(rt.engine, rt.settings, rt.clock(), owner=rt.owner, stop=rt.stop)
     except NewsletterError as exc:
         log.error("dispatch: %s", exc)

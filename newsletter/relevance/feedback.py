@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from newsletter.catalog.sources.ids import short_hash
+from newsletter.catalog.sources.ids import short_hash, title_key
 from newsletter.models import OwnPaper, Paper, ReaderSignals
 from newsletter.relevance.rank import Ranker
 
@@ -71,6 +71,7 @@ class PaperVectors:
         self._own: dict[tuple[str, str, str], Paper] = {}
         self._neighbours: dict[str, list[tuple[float, str]]] = {}
         self._twins: dict[str, frozenset[str]] = {}
+        self._titles: dict[str, Paper] | None = None
 
     def know(self, papers: Iterable[Paper]) -> None:
         for paper in papers:
@@ -83,10 +84,9 @@ class PaperVectors:
 
     def own_paper(self, own: OwnPaper) -> Paper | None:
         """The catalog paper an own paper was matched to, else a paper made of its text."""
-        if own.paper_id is not None:
-            found = self.paper(own.paper_id)
-            if found is not None:
-                return found
+        found = self._match(own)
+        if found is not None:
+            return found
         if not (own.title or own.abstract):
             return None
         key = (own.key, own.title, own.abstract)
@@ -96,6 +96,22 @@ class PaperVectors:
             made = self._own[key] = Paper(id=f"own:{short_hash('|'.join(key))}", title=own.title,
                                           abstract=own.abstract)
         return made
+
+    def _match(self, own: OwnPaper) -> Paper | None:
+        """The catalog paper of an own paper: as stored, else by arXiv id (a paper's id when
+        it has one), else by title (the window's titles, indexed once a run)."""
+        for pid in (own.paper_id, own.key.removeprefix("arxiv:") if own.key.startswith(
+                "arxiv:") else None):
+            found = self.paper(pid) if pid else None
+            if found is not None:
+                return found
+        if not own.title:
+            return None
+        if self._titles is None:
+            self._titles = {}
+            for paper in self.ranker.papers:
+                self._titles.setdefault(title_key(paper.title), paper)
+        return self._titles.get(title_key(own.title))
 
     def sparse(self, paper: Paper) -> Sparse:
         vector = self._sparse.get(paper.id)

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 from datetime import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from databases import engine  # noqa: F401  (fixture)
 
 from newsletter.errors import ConfigError
-from newsletter.subscribers import parse_subscribers, read_subscriber_files
+from newsletter.models import OwnPaper
+from newsletter.subscribers import parse_subscribers, read_listed, read_subscriber_files
 
 GOOD = """
 [[subscriber]]
@@ -85,3 +88,71 @@ def test_the_shipped_example_list_is_valid_and_spans_abbreviations() -> None:
     assert len(subs) >= 6
     topics = {t for s in subs for t in s.topics}
     assert {"GNN", "PINNs", "NAS", "NTK", "INR", "OT"} <= topics
+
+
+# -- a person's own papers: `papers = [...]` and `library = "file.bib"` -------------------------
+
+OWN = """[[subscriber]]
+email = "ada@example.org"
+topics = ["GNN"]
+papers = [
+  "2401.01234v2",
+  "my best paper",
+  "https://arxiv.org/abs/hep-th/9901001",
+]
+library = "ada.bib"
+
+[[subscriber]]
+email = "bob@example.org"
+topics = ["GNN"]
+library = "nowhere.bib"
+"""
+
+ADA_BIB = """@article{graphs, title = {Graphs {\\"u}ber alles}, eprint = {2401.01234},
+  abstract = {Message passing.}}
+@misc{broken, author = {Nobody}}
+@misc{zotero, title = {Outside the catalog}, abstract = {Its own words.}}
+"""
+
+
+def test_own_papers_and_a_library_file_are_read_and_each_bad_one_named_by_file_and_line(
+        tmp_path: Path) -> None:
+    (tmp_path / "team.toml").write_text(OWN)
+    (tmp_path / "ada.bib").write_text(ADA_BIB)
+    listed, problems = read_listed(tmp_path)
+    ada, bob = listed
+    assert [p.key for p in ada.own] == ["arxiv:2401.01234", "arxiv:hep-th/9901001", "zotero"]
+    assert ada.own[0].title == "Graphs über alles"  # the library's entry wins over a bare id
+    assert ada.own[0].abstract == "Message passing."
+    assert bob.own == ()
+    found = {(p.location, p.message.split(":")[0]) for p in problems}
+    assert (f"{tmp_path}/team.toml:6", "papers") in found
+    assert f"{tmp_path}/ada.bib:3" in {p.location for p in problems}
+    missing = next(p for p in problems if "nowhere.bib" in p.message)
+    assert missing.location == f"{tmp_path}/team.toml:11"  # bob's entry
+    assert len(problems) == 3
+    # the people are still listed, as before
+    assert [s.email for s in read_subscriber_files(tmp_path)[0]] == [
+        "ada@example.org", "bob@example.org"]
+
+
+def test_the_sync_stores_a_file_library_and_an_entry_without_one_empties_it(
+        tmp_path: Path, engine) -> None:
+    from newsletter.store.readers import library_of, replace_library
+    from newsletter.store.subscribers import load_subscribers, sync_subscribers
+    from newsletter.subscribers import store_libraries
+
+    (tmp_path / "team.toml").write_text(OWN)
+    (tmp_path / "ada.bib").write_text(ADA_BIB)
+    listed, _ = read_listed(tmp_path)
+    sync_subscribers(engine, [entry.subscriber for entry in listed])
+    ids = {s.email: s.id for s in load_subscribers(engine)}
+    replace_library(engine, ids["ada@example.org"], [OwnPaper(key="web1", title="Web")], "web")
+    store_libraries(engine, listed)
+    assert [p.key for p in library_of(engine, ids["ada@example.org"])] == [
+        "web1", "arxiv:2401.01234", "arxiv:hep-th/9901001", "zotero"]
+    (tmp_path / "team.toml").write_text(OWN.replace('library = "ada.bib"', "")
+                                        .replace('  "2401.01234v2",\n', ""))
+    listed, _ = read_listed(tmp_path)
+    store_libraries(engine, [replace(entry, own=()) for entry in listed])
+    assert [p.key for p in library_of(engine, ids["ada@example.org"])] == ["web1"]

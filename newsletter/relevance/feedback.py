@@ -54,6 +54,7 @@ class Knobs:
 
 DEFAULT_KNOBS = Knobs()
 SAVED_TOPIC = "Like papers you saved"
+MAX_SIGNALS = 200
 _SEEDS = 12  # a paper's heaviest words whose postings propose its neighbours
 _PROPOSED = 60  # proposals scored exactly, per neighbour search
 
@@ -197,13 +198,16 @@ class ReaderModel:
     def __init__(self, vectors: PaperVectors, signals: ReaderSignals,
                  knobs: Knobs = DEFAULT_KNOBS) -> None:
         self.vectors, self.knobs = vectors, knobs
-        found = (vectors.paper(pid) for pid in signals.liked)
-        own = (vectors.own_paper(p) for p in signals.own)
+        # The latest MAX_SIGNALS of each kind: a whole Zotero library would cost a digest
+        # its time budget and says no more about a taste than its last few hundred papers.
+        found = (vectors.paper(pid) for pid in signals.liked[-MAX_SIGNALS:])
+        own = [p for p in map(vectors.own_paper, signals.own[-MAX_SIGNALS:]) if p is not None]
         self.positive = _unique([p for p in (*found, *own) if p is not None])
-        self.negative = _unique([p for p in map(vectors.paper, signals.hidden) if p is not None])
+        self.negative = _unique([p for p in map(vectors.paper, signals.hidden[-MAX_SIGNALS:])
+                                 if p is not None])
         # Their own papers and the ones they liked already are theirs: never suggested.
         self.hidden = frozenset(signals.hidden).union(
-            signals.liked, (p.paper_id for p in signals.own if p.paper_id),
+            signals.liked, (p.id for p in own),
             *(vectors.twins(p, knobs) for p in self.negative))
         self._pull = _Centroid(vectors, self.positive, knobs)
         self._push = _Centroid(vectors, self.negative, knobs)

@@ -151,6 +151,9 @@ def instrument(stages: Stages) -> None:
     from newsletter.relevance import rank
 
     deliver.build_digest = stages.wrap("select", deliver.build_digest)
+    if hasattr(deliver.Pipeline, "recall"):  # issue 14: readers' signals, a query per batch
+        worker.signals_for = stages.wrap("setup: reader signals", worker.signals_for)
+        deliver.Pipeline.recall = stages.wrap("setup: reader signals", deliver.Pipeline.recall)
     deliver.links_for = stages.wrap("links", deliver.links_for)
     render.Renderer.render = stages.wrap("render", render.Renderer.render)
     from newsletter.compose import message
@@ -159,7 +162,12 @@ def instrument(stages: Stages) -> None:
     else:
         deliver.build_message = stages.wrap("message", deliver.build_message)
     transport.SmtpTransport.send = stages.wrap_async("send", transport.SmtpTransport.send)
-    rank.Ranker._score_topic = stages.wrap("  rank topics (in select)", rank.Ranker._score_topic)
+    if hasattr(rank.Ranker, "_score_topic"):  # older snapshots
+        rank.Ranker._score_topic = stages.wrap("  rank topics (in select)",
+                                               rank.Ranker._score_topic)
+    else:  # the topic scorer ranks each understood topic once a run
+        from newsletter.relevance import topic
+        topic.TopicScorer.score = stages.wrap("  rank topics (in select)", topic.TopicScorer.score)
     from newsletter.dispatch import claims, journal
     if hasattr(journal, "Journal"):  # group commits, in a thread beside the event loop
         journal.Journal._write = stages.wrap("ledger writes (group commits)",
@@ -194,7 +202,8 @@ def instrument(stages: Stages) -> None:
 
 TOP_STAGES = ("setup: plan (queue the run)", "setup: load subscribers", "setup: load papers",
               "setup: ranker index", "setup: templates (premailer once)", "setup: ledger states",
-              "setup: sent papers", "claims (batches)", "select", "links", "render", "message",
+              "setup: sent papers", "setup: reader signals", "claims (batches)", "select",
+              "links", "render", "message",
               "ledger writes", "ledger writes (group commits)", "send")
 
 
@@ -500,6 +509,41 @@ def print_ours(run: dict[str, Any], sink: dict[str, Any], subscribers: int) -> N
           f"peak RSS {sink['maxrss_kb'] / 1024:.0f} MB")
 
 
+def add_feedback(url: str, share: float, seed: int, now: datetime) -> int:
+    """Give ``share`` of the subscribers what a reader of a few weeks has told us: 3 papers
+    liked and 2 hidden among those they were sent (the ledger history), and 2 papers of their
+    own (one a catalog paper by its arXiv id, one known only by its title and abstract)."""
+    import random as _random
+
+    from newsletter.dispatch import ledger
+    from newsletter.models import OwnPaper
+    from newsletter.store.catalog import load_papers
+    from newsletter.store.readers import replace_library, set_feedback
+    from newsletter.store.schema import connect
+    from newsletter.store.subscribers import load_subscribers
+
+    t = time.perf_counter()
+    rng = _random.Random(seed + 14)
+    engine = connect(url)
+    people = [s.id for s in load_subscribers(engine)]
+    chosen = sorted(rng.sample(people, round(len(people) * share)))
+    sent = ledger.sent_papers_by_subscriber(engine, chosen)
+    papers = load_papers(engine)
+    for sub_id in chosen:
+        had = sorted(sent.get(sub_id, ()))
+        marks = rng.sample(had, min(5, len(had)))
+        for n, pid in enumerate(marks):
+            set_feedback(engine, sub_id, pid, "more" if n < 3 else "less", now)
+        mine, text = rng.sample(papers, 2)
+        replace_library(engine, sub_id, [
+            OwnPaper(key=f"arxiv:{mine.id}", title=""),
+            OwnPaper(key=f"bench{sub_id}", title=text.title, abstract=text.abstract)], "web")
+    engine.dispose()
+    log(f"  feedback: {len(chosen):,} readers with 3 liked, 2 hidden and 2 own papers each, "
+        f"in {time.perf_counter() - t:.1f}s")
+    return len(chosen)
+
+
 def orchestrate(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="send-bench-"))
     db_path = workdir / "bench.db"
@@ -524,6 +568,7 @@ def orchestrate(args: argparse.Namespace) -> None:
                       ["--papers", str(args.papers), "--new-today", str(args.new_today),
                        "--subscribers", str(args.subscribers),
                        "--history-days", str(args.history_days), "--seed", str(args.seed),
+                       "--feedback-share", str(args.feedback_share),
                        "--seeds", str(Path(args.seeds).resolve())])
         if not schema:
             shutil.copy(db_path, pristine)
@@ -559,6 +604,9 @@ def orchestrate(args: argparse.Namespace) -> None:
             _child("dispatch", args, url, sink.port, workdir, now, extra + ["--profile",
                                                                             args.profile])
 
+        if args.feedback_share:
+            print(f"\n{info.get('feedback_readers', 0):,} subscribers "
+                  f"({args.feedback_share:.0%}) have feedback and own papers")
         print(f"\n== send benchmark: {args.subscribers:,} subscribers, {info['papers']:,} papers "
               f"({args.new_today} new today), {args.history_days} day(s) of ledger history "
               f"({info['sent_papers_rows']:,} sent_papers rows), {os.cpu_count()} CPUs ==")
@@ -625,6 +673,8 @@ def main() -> None:
                              "a SQLite file, e.g. postgresql+psycopg://postgres@127.0.0.1/test")
     parser.add_argument("--profile", choices=("none", "cprofile", "pyinstrument"),
                         default="none", help="an extra, profiled run of the real path")
+    parser.add_argument("--feedback-share", type=float, default=0.0,
+                        help="share of subscribers with feedback and own papers (issue 14)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--seeds", default=str(HERE.parent / "seeds"),
                         help="folder of the real seed pages")
@@ -651,6 +701,9 @@ def main() -> None:
             args.db, Path(args.seeds), papers=args.papers, new_today=args.new_today,
             subscribers=args.subscribers, history_days=args.history_days,
             now=datetime.fromisoformat(args.now), seed=args.seed, log=log)
+        if args.feedback_share:
+            info["feedback_readers"] = add_feedback(args.db, args.feedback_share, args.seed,
+                                                    datetime.fromisoformat(args.now))
         print(RESULT + json.dumps(info), flush=True)
     else:
         orchestrate(args)

@@ -55,6 +55,7 @@ class Knobs:
 DEFAULT_KNOBS = Knobs()
 SAVED_TOPIC = "Like papers you saved"
 MAX_SIGNALS = 200
+MEMO_KEPT = 50_000  # per memo of paper vectors or neighbours (see _bound)
 _SEEDS = 12  # a paper's heaviest words whose postings propose its neighbours
 _PROPOSED = 60  # proposals scored exactly, per neighbour search
 
@@ -70,8 +71,8 @@ class PaperVectors:
         self._sparse: dict[str, Sparse] = {}
         self._dense: dict[str, Any] = {}
         self._own: dict[tuple[str, str, str], Paper] = {}
-        self._neighbours: dict[str, list[tuple[float, str]]] = {}
-        self._twins: dict[str, frozenset[str]] = {}
+        self._neighbours: dict[tuple[str, Knobs], list[tuple[float, str]]] = {}
+        self._twins: dict[tuple[str, Knobs], frozenset[str]] = {}
         self._titles: dict[str, Paper] | None = None
 
     def know(self, papers: Iterable[Paper]) -> None:
@@ -117,6 +118,7 @@ class PaperVectors:
     def sparse(self, paper: Paper) -> Sparse:
         vector = self._sparse.get(paper.id)
         if vector is None:
+            _bound(self._sparse)
             vector = self._sparse[paper.id] = self.ranker.term_vector(paper)
         return vector
 
@@ -124,6 +126,7 @@ class PaperVectors:
         if self.ranker.semantic is None:
             return None
         if paper.id not in self._dense:
+            _bound(self._dense)
             self._dense[paper.id] = self.ranker.dense_vector(paper)
         return self._dense[paper.id]
 
@@ -133,15 +136,19 @@ class PaperVectors:
 
     def neighbours(self, paper: Paper, knobs: Knobs) -> list[tuple[float, str]]:
         """The catalog papers nearest ``paper`` (closeness, id), best first, itself left out."""
-        found = self._neighbours.get(paper.id)
+        key = (paper.id, knobs)
+        found = self._neighbours.get(key)
         if found is None:
-            found = self._neighbours[paper.id] = self._search(paper, knobs)
+            _bound(self._neighbours)
+            found = self._neighbours[key] = self._search(paper, knobs)
         return found
 
     def twins(self, paper: Paper, knobs: Knobs) -> frozenset[str]:
         """Ids of ``paper``'s near-duplicates in the catalog, by the ranker's own measure."""
-        found = self._twins.get(paper.id)
+        key = (paper.id, knobs)
+        found = self._twins.get(key)
         if found is None:
+            _bound(self._twins)
             ranker, doc_of = self.ranker, self.ranker.index.doc_of
             near = [self.paper(pid) for _, pid in self.neighbours(paper, knobs)]
             if paper.id in doc_of:
@@ -150,7 +157,7 @@ class PaperVectors:
                 found = frozenset(p.id for p in near if p and self.closeness(
                     paper, p, 1.0 if ranker.semantic is not None else 0.0)
                     >= ranker.duplicate_threshold)
-            self._twins[paper.id] = found
+            self._twins[key] = found
         return found
 
     def _search(self, paper: Paper, knobs: Knobs) -> list[tuple[float, str]]:
@@ -165,8 +172,8 @@ class PaperVectors:
             sims = self.ranker.semantic.vectors @ dense
             for doc in sims.argsort()[::-1][:_PROPOSED]:
                 proposals.setdefault(int(doc), 0.0)
-        own = index.doc_of.get(paper.id)
-        proposals.pop(own, None) if own is not None else None
+        if paper.id in index.doc_of:
+            proposals.pop(index.doc_of[paper.id], None)  # a paper is not its own neighbour
         best = heapq.nlargest(_PROPOSED, proposals.items(), key=lambda dw: dw[1])
         scored = [(self.closeness(paper, index.papers[doc], knobs.dense_share),
                    index.papers[doc].id) for doc, _ in best]
@@ -275,6 +282,13 @@ class _Centroid:
                 _dot(self.sparse, vectors.sparse(paper)),
                 _dense_dot(self.dense, vectors.dense(paper)), self.share)
         return found
+
+
+def _bound(memo: dict[Any, Any]) -> None:
+    """Memory stays flat however many readers a long run sees: past MEMO_KEPT entries a memo
+    starts again (a cost in time, never a wrong answer)."""
+    if len(memo) >= MEMO_KEPT:
+        memo.clear()
 
 
 def _blend(words: float, meaning: float | None, dense_share: float) -> float:

@@ -117,6 +117,59 @@ PATTERNS: dict[str, str] = {
     "medical image segmentation": r"segment|medical|mri|\bct\b|biomedical|vessel",
     "crop yield prediction": r"crop|agricult|farm|yield|soil|plant",
     "speech recognition": r"speech|asr\b|audio|acoustic|spoken|voice",
+    # Issue 13, round two: test-B topics, patterns written with their definitions for the
+    # second, pattern-pooled read (no ranker has run on these topics).
+    "diffusion models": r"diffusion|denois|score-based|ddpm|stable diffusion|flow network",
+    "deep RL": r"reinforcement|policy|reward|bandit|agent|actor-critic|markov decision",
+    "GNN expressivity / WL test": r"weisfeiler|lehman|\bwl\b|expressiv|isomorphi|universal",
+    "oversmoothing and heterophily": r"over-?smooth|over-?squash|heterophil|homophil|rewir|deeper|"
+                                     r"long-range",
+    "text-to-image generation": r"text-to-image|text prompt|image generation|image synthesis|"
+                                r"controlnet|stable diffusion",
+    "activation functions": r"activation function|activations? (unit|layer)|relu|gelu|silu|"
+                            r"sigmoid|tanh|nonlinearit|periodic",
+    "BatchNorm, normalization layers": r"normali[sz]ation|batch ?norm|layer ?norm|group ?norm|"
+                                       r"standardi[sz]ation|\bbn\b",
+    "federated learning": r"federated|fedavg|client|decentrali",
+    "object detection": r"detect|bounding box|yolo|coco|\bmap\b",
+    "hyperbolic neural netwroks": r"hyperbolic|poincar|lorentz|hyperspher",
+    "ML systems: GPU memory, distributed training": (
+        r"gpu memory|memory consumption|memory cost|out-of-core|offload|distributed training|"
+        r"cuda|throughput|memory wall|i/o|code generator"),
+    "second-order optimization (Hessian, K-FAC)": r"hessian|second-order|second order|newton|"
+                                                  r"fisher|curvature|k-fac|kfac|gauss-newton",
+    "node embeddings like node2vec": r"embedding|random walk|node2vec|deepwalk|"
+                                     r"network representation|representation learning on",
+    "topological data analysis": r"topolog|homolog|persistent|simplicial|cell complex|sheaf|betti",
+    "RNNs and SSMs": r"recurrent|\brnns?\b|lstm|gru|state[- ]space|\bssms?\b|mamba|\bs4\b|"
+                     r"through time",
+    "drug discovery & molecules": r"molecul|drug|protein|ligand|chemical|\bdna\b|\brna\b|"
+                                  r"force field",
+    "image restoration (deblurring, super-resolution)": (
+        r"restor|deblur|super-resolution|super resolution|denois|inpaint|low-light|enhance|"
+        r"rescal"),
+    "multi-task learning": r"multi-task|multitask|multiple tasks|task generali",
+    "XAI, counterfactual explanations": r"explain|explanation|interpretab|counterfactual|xai|"
+                                        r"transparen",
+    "inverse problems": r"inverse|ill-posed|reconstruct|parameter (inference|estimation)|recover|"
+                        r"calibration",
+    "implicit layers / DEQ": r"equilibrium|fixed[- ]point|implicit|deq\b|"
+                             r"implicit function theorem|optimization layer",
+    "LLMs": r"large language|\bllms?\b|language model|llama|gpt|mistral|bert",
+    "privacy attacks on ML models": r"privacy|private|stealing|membership|leak|attack",
+    "robot learning": r"robot|grasp|locomotion|manipulat|slam|navigation|embodied",
+    "curriculum learning": r"curricul|easy-to-hard|ordered learning",
+    "symbolic regresion, equation discovery": r"symbolic|equation discovery|governing equation|"
+                                              r"analytic formula|closed-form",
+    "training dynamics": r"dynamics|training trajector|gradient flow|lazy|grokking|"
+                         r"edge of stability|neural tangent|feature learning|during training",
+    "neural nets for combinatorial optimization": (
+        r"combinatorial|travell?ing salesman|\btsp\b|routing problem|sorting|matching|"
+        r"assignment|discrete optimi"),
+    "stock price forecasting": r"stock|financ|market|trading|price",
+    "single-cell RNA-seq": r"single-cell|scrna|transcript|gene expression|cell type",
+    "EEG decoding / brain-computer interfaces": r"\beeg\b|brain-computer|\bbci\b|electroenceph|"
+                                                r"neural decoding|brain signal",
 }
 
 
@@ -129,8 +182,8 @@ def pools(depth: int, db: str | None, rank_test: bool = False,
     qrels = evaluate.load_qrels()
     pooled: dict[str, set[str]] = {}
     for topic, split in evaluate.load_splits().items():
-        # Test topics are pooled by their patterns alone unless asked: looking at what the
-        # rankers return for them is what the split forbids while tuning.
+        # Test and test-B topics are pooled by their patterns alone unless asked: looking at
+        # what the rankers return for them is what the split forbids while tuning.
         ranked = split == "dev" or rank_test
         pool = {pid for rank in rankers.values() for pid in rank(topic)[:depth]} if ranked \
             else set()

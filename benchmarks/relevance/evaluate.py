@@ -1,13 +1,15 @@
 """Relevance of each ranker on the labelled set, per split: nDCG@10, P@10, Recall@20, and what
 `recommend --limit 20` shows.
 
-    .venv/bin/python benchmarks/relevance/evaluate.py [--split dev|test|both] [--per-topic]
-        [--vocabulary FILE] [--no-semantic] [--markdown] [--db URL]
+    .venv/bin/python benchmarks/relevance/evaluate.py [--split dev|test|testB|tune|both]
+        [--per-topic] [--vocabulary FILE] [--no-semantic] [--markdown] [--db URL]
 
 The catalog is the seed pages (``seeds/``), ingested into a temporary SQLite database exactly
 as ``newsletter ingest`` does; the judgments are ``qrels.tsv`` beside this file and the split
 ``topics.tsv`` (README.md says how both were made). A paper a topic's qrels do not list counts
-as not relevant (grade 0). Score ``--split test`` only with a frozen ranker.
+as not relevant (grade 0). Splits: ``dev`` and ``test`` (issue 13, round one), ``testB`` (round
+two); ``tune`` is dev and test together, what round two tunes on. Score ``--split testB`` only
+with a frozen ranker.
 
 Rankers, all run over the whole catalog for every topic:
   bm25            textbook BM25 over title + abstract, any query word (a reference point)
@@ -60,14 +62,20 @@ def load_catalog(engine_url: str | None = None) -> tuple[list[Paper], Any]:
     return load_papers(engine), engine
 
 
+# Round two tunes on both round-one splits; testB is scored once, with a frozen ranker.
+SPLITS = {"dev": ("dev",), "test": ("test",), "testB": ("testB",), "tune": ("dev", "test")}
+
+
 def load_splits() -> dict[str, str]:
-    """Topic -> "dev" or "test", in file order (topics.tsv: topic, kind, split, definition)."""
+    """Topic -> "dev", "test" or "testB", in file order (topics.tsv: topic, kind, split,
+    definition)."""
     lines = (HERE / "topics.tsv").read_text("utf-8").splitlines()[1:]
     return {line.split("\t")[0]: line.split("\t")[2] for line in lines if line.strip()}
 
 
 def load_topics(split: str | None = None) -> list[str]:
-    return [topic for topic, s in load_splits().items() if split in (None, s)]
+    wanted = SPLITS.get(split or "", (split,))
+    return [topic for topic, s in load_splits().items() if split is None or s in wanted]
 
 
 def load_qrels() -> dict[str, dict[str, int]]:
@@ -205,8 +213,9 @@ def print_topics(results: dict[str, dict[str, metrics.Scores]], topics: list[str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", choices=("dev", "test", "both"), default="both",
-                        help="which topics to score (test: only once the ranker is frozen)")
+    parser.add_argument("--split", choices=(*SPLITS, "both"), default="both",
+                        help="which topics to score (testB: only once the ranker is frozen; "
+                        "both: dev and test)")
     parser.add_argument("--per-topic", action="store_true", help="every topic, every ranker")
     parser.add_argument("--markdown", action="store_true", help="tables as Markdown")
     parser.add_argument("--vocabulary", type=Path, help="another vocabulary.toml to compare")

@@ -83,6 +83,8 @@ class TopicScorer:
         best_score = max(s for s, _ in combined.values())
         bar = max(self.w.admit, self.w.relative * best_score)
         admitted = {d: sw for d, sw in combined.items() if sw[0] >= bar}
+        if not admitted:  # matches were found, none strong enough: nothing relevant
+            return ()
         quotes = self._quotes(query, facets, admitted)
         hits = [Hit(doc, s, self._reason(query.facets[i], facets[i][doc], quotes.get(doc, "")))
                 for doc, (s, i) in self._fair(admitted, len(facets)).items()]

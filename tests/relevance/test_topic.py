@@ -129,3 +129,18 @@ def test_a_topic_said_once_in_a_long_abstract_still_yields_its_paper(seeds: Rank
     lone = paper("lone", "A study of solvers", f"{words} We also try symplectic integrators.")
     ranker = Ranker([*seeds.papers, lone])
     assert ids(ranker.rank("symplectic integrators")) == ["lone"]
+
+
+def test_a_compound_topic_whose_matches_are_all_too_weak_gets_nothing_and_no_error() -> None:
+    # Each facet finds papers that share a word or two, none strong enough to be admitted:
+    # the fair share of each facet's best must not be asked of facets that admitted nothing
+    # (it raised ValueError on an empty max()).
+    ranker = Ranker([
+        paper("codes", "Fast decoding of error-correcting codes",
+              "A decoder for codes on noisy channels."),
+        paper("liquids", "Interfaces between liquids",
+              "Surface tension at the interface of two liquids."),
+        paper("atlas", "Brain atlases", "Mapping regions of the mouse brain."),
+        paper("vision", "Computer vision", "Recognising objects with a computer."),
+        *FILLER])
+    assert ranker.rank("EEG decoding / brain-computer interfaces") == []

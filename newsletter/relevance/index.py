@@ -53,6 +53,9 @@ class Index:
         self.norms = [
             tuple(1 - FIELD_B[i] + FIELD_B[i] * len(f[i]) / averages[i] for i in (0, 1))
             for f in self.tokens]
+        # Words per paper, title and abstract together (textbook BM25, ``calibrate``).
+        self.lengths = array("I", (len(f[0]) + len(f[1]) for f in self.tokens))
+        self.average_length = max(sum(self.lengths) / count, 1.0)
         self.doc_of = {paper.id: doc for doc, paper in enumerate(self.papers)}
         self._vectors: dict[int, dict[str, float]] = {}
         self._positions: dict[int, tuple[dict[str, list[int]], dict[str, list[int]]]] = {}

@@ -6,9 +6,12 @@ scored on every paper that could match it (``score.Bag``: graded BM25F over titl
 the phrase, closeness and title as boosts), through every way the vocabulary says it (GNN,
 graph neural network) and through the words its best matches share (``expand``). A paper's
 topic score is its best facet plus a share of the others; with embeddings (``semantic``) its
-closeness in meaning joins. Admission is calibrated (``Weights.admit``, ``relative``): weak
-matches never pad a digest, and a topic nothing in the catalog is about gets nothing. Each
-facet's best papers get their share of the top (``Weights.fair_share``).
+closeness in meaning joins. Then ``calibrate`` turns what is known of each candidate (its facet
+score, its BM25 score, their ranks, the topic's breadth, with embeddings its closeness in
+meaning) into the probability that it is relevant, learned from judged topics: papers are
+ordered by it and admitted when it reaches ``calibrate.THRESHOLD`` and their facet score
+``Weights.admit``. Weak matches never pad a digest, and a topic nothing in the catalog is about
+gets nothing. ``Match.score`` is that probability.
 
 Everything about one topic is computed once per run (memoized on the understood query, so
 "GNNs" and "gnn" share it); the index is built once per catalog.

@@ -41,10 +41,9 @@ class Weights:
     meaning_alone: float = 0.3  # a paper close in meaning m (0..1) saying none of the words
     meaning_low: float = 2.0  # cosine z-score (vs the catalog) where meaning starts to count
     meaning_high: float = 5.0  # ...and where it counts fully
-    admit: float = 0.2  # least score for a paper to be relevant at all
-    relative: float = 0.2  # ...and at least this share of the topic's best score
-    fair_share: float = 1.0  # how far a facet's best papers are lifted toward the leader's
-    fair_top: int = 1  # ...how many of them (0: facets compete on score alone)
+    admit: float = 0.2  # least score for a paper to be relevant at all (then calibrate.py)
+    relative: float = 0.2  # a single-facet topic's papers below this share of its best are
+    # judged only if learned words or meaning reach them (a candidate cut, for speed)
 
 
 DEFAULT = Weights()

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from newsletter.relevance import expand
+from newsletter.relevance import calibrate, expand
 from newsletter.relevance.index import Index
 from newsletter.relevance.query import Facet, Pairs, Query, parse
 from newsletter.relevance.score import Bag, Evidence, Weights, best
@@ -71,34 +71,77 @@ class TopicScorer:
         return tuple((word, expand.correct(self.index, stem) or stem) for word, stem in words)
 
     def score(self, query: Query) -> tuple[Hit, ...]:
-        facets = [self._facet(f, alone=len(query.facets) == 1) for f in query.facets]
-        combined: dict[int, tuple[float, int]] = {}  # doc -> (score, its best facet)
-        for doc in set().union(*facets) if facets else ():
-            scores = sorted(((f[doc].score, i) for i, f in enumerate(facets) if doc in f),
-                            reverse=True)
-            top, which = scores[0]
-            combined[doc] = (top + self.w.other_facets * sum(s for s, _ in scores[1:]), which)
-        if not combined:
-            return ()
-        best_score = max(s for s, _ in combined.values())
-        bar = max(self.w.admit, self.w.relative * best_score)
-        admitted = {d: sw for d, sw in combined.items() if sw[0] >= bar}
-        if not admitted:  # matches were found, none strong enough: nothing relevant
-            return ()
-        quotes = self._quotes(query, facets, admitted)
-        hits = [Hit(doc, s, self._reason(query.facets[i], facets[i][doc], quotes.get(doc, "")))
-                for doc, (s, i) in self._fair(admitted, len(facets)).items()]
+        """The topic's relevant papers, most probably relevant first (``calibrate``)."""
+        facets, evidence, which = self._evidence(query)
+        if not evidence.scores or max(evidence.scores.values()) < self.w.admit:
+            return ()  # nothing says enough of the topic: nothing relevant, no email
+        docs, rows = self._candidates(query, evidence)
+        model = calibrate.WITH_MEANING if self.semantic is not None else calibrate.WORDS
+        chances = {doc: model.probability(row) for doc, row in zip(docs, rows)}
+        admitted = calibrate.admitted(chances)
+        quotes = self._quotes(query, facets, {d: which[d] for d in admitted})
+        hits = [Hit(doc, chance, self._reason(query.facets[which[doc]],
+                                              facets[which[doc]][doc], quotes.get(doc, "")))
+                for doc, chance in admitted.items()]
         return tuple(sorted(hits, key=self._order))
 
+    def candidates(self, query: Query) -> tuple[list[int], list[list[float]], dict[int, float]]:
+        """The topic's candidate papers, their features and facet scores, before the model:
+        what ``benchmarks/relevance/fit.py`` fits the model on."""
+        _, evidence, _ = self._evidence(query)
+        docs, rows = self._candidates(query, evidence)
+        return docs, rows, dict(evidence.scores)
+
+    def _evidence(self, query: Query,
+                  ) -> tuple[list[dict[int, _Facet]], calibrate.Evidence, dict[int, int]]:
+        """Each facet's papers; per paper its best facet plus ``other_facets`` of the others,
+        whether learned words carried it, how many facets it matches, and its best facet."""
+        facets = [self._facet(f, alone=len(query.facets) == 1) for f in query.facets]
+        scores: dict[int, float] = {}
+        learned: dict[int, bool] = {}
+        count: dict[int, int] = {}
+        which: dict[int, int] = {}
+        for doc in set().union(*facets) if facets else ():
+            ranked = sorted(((f[doc].score, i) for i, f in enumerate(facets) if doc in f),
+                            reverse=True)
+            top, which[doc] = ranked[0]
+            scores[doc] = top + self.w.other_facets * sum(s for s, _ in ranked[1:])
+            best_facet = facets[which[doc]][doc]
+            learned[doc] = bool(best_facet.learned) or best_facet.evidence.field == ""
+            count[doc] = len(ranked)
+        return facets, calibrate.Evidence(scores, learned, count), which
+
+    def _candidates(self, query: Query, evidence: calibrate.Evidence,
+                    ) -> tuple[list[int], list[list[float]]]:
+        # The topic's words and every vocabulary way of saying them ("PINN" and
+        # "physics-informed neural network"), qualifiers included, as one BM25 query.
+        terms = [t for f in query.facets for words in (f.words, *f.qualifiers)
+                 for bag in self._bags(words) for t in bag.weights]
+        meaning = self._meaning(query) if self.semantic is not None else None
+        return calibrate.candidates(self.index, evidence, terms, self.w.admit, meaning)
+
+    def _meaning(self, query: Query) -> list[float]:
+        """Per paper, its closeness in meaning to the closest facet: the cosine as a z-score
+        against the whole catalog (cosines of different topics do not compare)."""
+        import numpy as np
+
+        assert self.semantic is not None
+        closest = None
+        for facet in query.facets:
+            cosine = np.asarray(self.semantic.similarities([self._text(facet)]))
+            z = (cosine - float(cosine.mean())) / (float(cosine.std()) or 1.0)
+            closest = z if closest is None else np.maximum(closest, z)
+        return closest.tolist() if closest is not None else [0.0] * self.index.size
+
     def _quotes(self, query: Query, facets: list[dict[int, _Facet]],
-                admitted: dict[int, tuple[float, int]]) -> dict[int, str]:
+                admitted: dict[int, int]) -> dict[int, str]:
         """For papers admitted by meaning alone, the sentence closest to their facet: the part
         of the reason a person can check."""
         if self.semantic is None:
             return {}
         quotes: dict[int, str] = {}
         for i, facet in enumerate(query.facets):
-            docs = [d for d, (_, k) in admitted.items()
+            docs = [d for d, k in admitted.items()
                     if k == i and facets[i][d].evidence.field == "meaning"]
             if docs:
                 quotes.update(self.semantic.closest_sentences(docs, [self._text(facet)]))
@@ -109,25 +152,6 @@ class TopicScorer:
         ("INR (implicit neural representation, neural field)")."""
         labels = [v.label for v in self.vocabulary.variants(facet.words)]
         return query_text(facet.label, labels)
-
-    def _fair(self, admitted: dict[int, tuple[float, int]], count: int,
-              ) -> dict[int, tuple[float, int]]:
-        """Each facet's ``fair_top`` best papers are lifted toward the best facet's scores
-        (x (lead / its best) ^ fair_share), so a facet whose papers say it less loudly still
-        leads the section with a few; the rest keep their scores."""
-        if count < 2 or not self.w.fair_top:
-            return admitted
-        by_facet: list[list[int]] = [[] for _ in range(count)]
-        for doc in sorted(admitted, key=lambda d: -admitted[d][0]):
-            by_facet[admitted[doc][1]].append(doc)
-        lead = max(admitted[docs[0]][0] for docs in by_facet if docs)
-        fair = dict(admitted)
-        for docs in by_facet:
-            if docs:
-                lift = (lead / admitted[docs[0]][0]) ** self.w.fair_share
-                for doc in docs[:self.w.fair_top]:
-                    fair[doc] = (admitted[doc][0] * lift, admitted[doc][1])
-        return fair
 
     def _order(self, hit: Hit) -> tuple[float, int, str]:
         paper = self.index.papers[hit.doc]

@@ -337,7 +337,13 @@ def test_min_score_drops_matches_below_the_threshold(seeds: Ranker) -> None:
     papers = [*seeds.papers, paper("title", "Graph Neural Networks for Solvers", "We train."),
               paper("mention", "A study of solvers",
                     f"{_seed_words(seeds, 180)} We compare with graph neural networks.")]
-    assert {"title", "mention"} <= ids(Ranker(papers).rank("GNN"))
+    default = Ranker(papers)
+    assert "title" in ids(default.rank("GNN"))
+    # One late mention is a candidate (its facet score passes the default floor); whether it is
+    # admitted is the calibrated model's call (calibrate.py), not the threshold's.
+    _, _, candidates = default._scorer.candidates(default.understand("GNN"))
+    mention = default.index.doc_of["mention"]
+    assert default.min_score <= candidates[mention] < 0.9
     strict = Ranker(papers, min_score=0.9)  # above one mention in an abstract, below a title
     assert {"title", "mention"} & ids(strict.rank("GNN")) == {"title"}
     assert "mention" not in ids(strict.recommend(["GNN"], 500))
@@ -351,7 +357,9 @@ def test_a_long_phrase_partly_said_in_a_long_abstract_scores_below_the_whole_phr
     full = paper("full", "A study of solvers",
                  f"{_seed_words(seeds, 180)} We compare with physics-informed neural networks.")
     papers = [*seeds.papers, partial, full]
-    scores = {m.paper.id: m.score for m in Ranker(papers, min_score=0).rank("PINNs")}
+    ranker = Ranker(papers, min_score=0)
+    _, _, facet_scores = ranker._scorer.candidates(ranker.understand("PINNs"))
+    scores = {ranker.papers[d].id: s for d, s in facet_scores.items()}
     assert 0 < scores["partial"] < scores["full"]
     assert "full" in ids(Ranker(papers).rank("PINNs"))
 

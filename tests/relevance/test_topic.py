@@ -144,3 +144,28 @@ def test_a_compound_topic_whose_matches_are_all_too_weak_gets_nothing_and_no_err
         paper("vision", "Computer vision", "Recognising objects with a computer."),
         *FILLER])
     assert ranker.rank("EEG decoding / brain-computer interfaces") == []
+
+
+ODD_TOPICS = [
+    "",
+    "   ",
+    "the of and / for, in",  # stopwords and separators only
+    "?!... --- /// ,,, ;;",  # punctuation only
+    "graph neural networks for " + "molecules and proteins, " * 20,  # ~500 characters
+    "x" * 500,
+    "🤖 robots 🚀 and 🧠",  # emoji around words
+    "🤖🚀🧠",
+    ".* (a|b)+ [^x] \\d{3} $ ^ \\",  # regular-expression metacharacters
+    "GNN'; DROP TABLE papers; --",  # SQL-ish text
+    "1 OR 1=1",
+    "(((((", "[[[[ ]]]]", ")(",
+]
+
+
+@pytest.mark.parametrize("topic", ODD_TOPICS)
+def test_any_text_typed_as_a_topic_returns_a_list_without_error(seeds: Ranker, topic: str,
+                                                                 ) -> None:
+    matches = seeds.rank(topic)
+    assert isinstance(matches, list)
+    assert all(0.0 <= m.score <= 1.0 and m.reason for m in matches)
+    assert isinstance(seeds.recommend([topic, "GNN"], 5), list)

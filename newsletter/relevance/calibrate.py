@@ -18,7 +18,9 @@ rewrites the block between the markers below) and frozen before the test-B topic
 
 from __future__ import annotations
 
+import heapq
 import math
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -73,12 +75,12 @@ def candidates(index: Index, evidence: Evidence, terms: Sequence[str], admit: fl
     if not docs:
         return [], []
     bm25, ideal = _bm25(index, terms)
-    by_bm25 = sorted(bm25, key=lambda d: (-bm25[d], d))
-    bm25_rank: dict[int, int] = {}  # equal scores share a rank (identical papers, one chance)
-    for i, doc in enumerate(by_bm25):
-        bm25_rank[doc] = bm25_rank[by_bm25[i - 1]] if i and bm25[doc] == bm25[by_bm25[i - 1]] \
-            else i
-    feedback = _feedback(index, {d: bm25[d] for d in by_bm25[:expand.FEEDBACK_PAPERS]}, terms)
+    ascending = sorted(bm25.values())
+    # A paper's rank: how many papers score more (equal scores share a rank, so identical
+    # papers get one chance); a paper without the words ranks past the catalog.
+    bm25_rank = {d: len(ascending) - bisect_right(ascending, bm25[d]) for d in docs if d in bm25}
+    top = heapq.nsmallest(expand.FEEDBACK_PAPERS, bm25, key=lambda d: (-bm25[d], d))
+    feedback = _feedback(index, {d: bm25[d] for d in top}, terms)
     best = max(scores.values())
     best_bm25 = max(bm25.values(), default=0.0) or 1.0
     best_feedback = max(feedback.values(), default=0.0) or 1.0
@@ -113,14 +115,24 @@ def _bm25(index: Index, terms: Sequence[str]) -> tuple[dict[int, float], float]:
     could score (every word, saturated): a score over it compares across topics."""
     found: dict[int, float] = {}
     for term in dict.fromkeys(terms):
+        for doc, said in _bm25_term(index, term).items():
+            found[doc] = found.get(doc, 0.0) + said
+    ideal = sum(index.idf(t) for t in dict.fromkeys(terms)) * (K1 + 1)
+    return found, ideal or 1.0
+
+
+def _bm25_term(index: Index, term: str) -> dict[int, float]:
+    """One word's BM25 share in every paper saying it; computed once per run, since the topics
+    of a run share words ("learning", "network")."""
+    found = index.shared("bm25", term)
+    if not found and index.df.get(term):
         idf = index.idf(term)
         for doc in index.docs_with(term):
             title, abstract = index.counts[doc]
             tf = title.get(term, 0) + abstract.get(term, 0)
             norm = 1 - B + B * index.lengths[doc] / index.average_length
-            found[doc] = found.get(doc, 0.0) + idf * tf * (K1 + 1) / (tf + K1 * norm)
-    ideal = sum(index.idf(t) for t in dict.fromkeys(terms)) * (K1 + 1)
-    return found, ideal or 1.0
+            found[doc] = idf * tf * (K1 + 1) / (tf + K1 * norm)
+    return found
 
 
 def _feedback(index: Index, best: Mapping[int, float], terms: Sequence[str]) -> dict[int, float]:
@@ -130,8 +142,11 @@ def _feedback(index: Index, best: Mapping[int, float], terms: Sequence[str]) -> 
     said: dict[int, float] = {}
     for term, weight in words.items():
         idf = index.idf(term)
-        for doc in index.docs_with(term):
-            said[doc] = said.get(doc, 0.0) + weight * idf * index.saturated(doc, term)
+        saturated = index.shared("saturated", term)  # shared by the run's topics
+        if not saturated:
+            saturated.update((doc, index.saturated(doc, term)) for doc in index.docs_with(term))
+        for doc, value in saturated.items():
+            said[doc] = said.get(doc, 0.0) + weight * idf * value
     return said
 
 

@@ -2,6 +2,7 @@
 sections, each paper with the reason it was chosen. ``text`` reads words, ``query`` understands
 a topic as typed (facets, qualifiers), ``index`` holds the catalog's words once per run,
 ``score`` grades a paper against one facet, ``expand`` learns words and spellings from the
-catalog, ``topic`` scores and admits a topic's papers, ``rank`` memoizes topics and serves
+catalog, ``topic`` scores a topic's papers, ``calibrate`` turns them into probabilities of
+relevance and admits them, ``rank`` memoizes topics and serves
 ``send``, ``recommend`` and the web preview (``semantic`` joins when installed), ``select``
 builds the digest."""

@@ -15,7 +15,10 @@ and still opens the purposes whose ``grace`` says so: unsubscribe links keep wor
 (mailbox providers retry the one-click POST long after delivery). No timestamp is in a link, so
 the same digest renders to the same bytes whenever it is composed (``preview`` == ``send``).
 
-A new purpose is one line in ``PURPOSES`` (and a route): e.g. ``Purpose("more", item=True)``.
+A new purpose is one line in ``PURPOSES`` (and a route). "More like this" and "Less like this"
+(``more``, ``less``) are two purposes about one paper: the link says the choice, so a copied
+"more" link can never record "less". They open only with the person's current key (no grace):
+"sign out every link" stops them at once.
 
 **One-time tokens** (sign-up confirmation, the operator's session cookie): 256 random bits,
 stored only as their SHA-256, so the database holding them cannot be used to make a working link.
@@ -56,7 +59,11 @@ PURPOSES = {p.name: p for p in (
     # Only counts a click and redirects to the catalog's URL for the paper: an old email's
     # paper links keep working as long as its unsubscribe link does.
     Purpose("click", grace=UNSUBSCRIBE_GRACE, item=True),
+    # A reader's "More like this" / "Less like this" on one paper (web/feedback.py).
+    Purpose("more", item=True),
+    Purpose("less", item=True),
 )}
+FEEDBACK = ("more", "less")
 MAX_TOKEN_LENGTH = 600  # real ones are ~35 characters (+ the paper id): refuse giant ones cheaply
 MAC_BYTES = 16
 _PART = re.compile(r"[A-Za-z0-9_-]{1,400}")
@@ -149,11 +156,26 @@ def links_for(subscriber: Subscriber, *, secret: str, base_url: str,
     unsubscribe = make(secret, "unsubscribe", subscriber.link_id, subscriber.link_key)
     preferences = make(secret, "preferences", subscriber.link_id, subscriber.link_key)
     subject = quote(f"unsubscribe {unsubscribe}", safe="")
+
+    def feedback(paper_id: str, verdict: str) -> str:
+        return feedback_url(secret, base, subscriber, paper_id, verdict)
+
     return SubscriberLinks(
         unsubscribe_url=f"{base}/unsubscribe/{unsubscribe}",
         preferences_url=f"{base}/preferences/{preferences}",
         unsubscribe_mailto=f"mailto:{quote(mailto, safe=_MAILTO_SAFE)}?subject={subject}",
+        feedback=feedback,
     )
+
+
+def feedback_url(secret: str, base_url: str, subscriber: Subscriber, paper_id: str,
+                 verdict: str) -> str:
+    """The "More like this" (``verdict`` "more") or "Less like this" ("less") link of one paper
+    in one reader's digest. Opening it records nothing (a page with one button does)."""
+    if verdict not in FEEDBACK:
+        raise ValueError(f"verdict must be one of {FEEDBACK}, not {verdict!r}")
+    token = make(secret, verdict, subscriber.link_id, subscriber.link_key, paper_id)
+    return f"{base_url.rstrip('/')}/{verdict}/{token}"
 
 
 def click_url(secret: str, base_url: str, subscriber: Subscriber, paper_id: str) -> str:

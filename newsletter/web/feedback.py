@@ -29,8 +29,8 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 # What each choice does, in the reader's words.
 CHOICES = {
     "more": ("More like this", "Papers like this one will come higher in your digests."),
-    "less": ("Less like this", "This paper will not be sent again, and papers like it will come "
-                               "lower in your digests."),
+    "less": ("Less like this", ("This paper will not be sent again, and papers like it will "
+                                "come lower in your digests.")),
 }
 
 

@@ -59,7 +59,7 @@ def own_papers(site: Site, address: str) -> list[str]:
 def everything(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table: what "the store is unchanged" means."""
     with engine.connect() as conn:
-        return {table.name: sorted((tuple(map(repr, row)) for row in conn.execute(select(table))))
+        return {table.name: sorted(tuple(map(repr, row)) for row in conn.execute(select(table)))
                 for table in schema.metadata.sorted_tables}
 
 

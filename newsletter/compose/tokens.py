@@ -35,7 +35,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Literal
+from typing import Callable, Literal
 from urllib.parse import quote
 
 from itsdangerous import BadData, URLSafeSerializer
@@ -156,16 +156,35 @@ def links_for(subscriber: Subscriber, *, secret: str, base_url: str,
     unsubscribe = make(secret, "unsubscribe", subscriber.link_id, subscriber.link_key)
     preferences = make(secret, "preferences", subscriber.link_id, subscriber.link_key)
     subject = quote(f"unsubscribe {unsubscribe}", safe="")
-
-    def feedback(paper_id: str, verdict: str) -> str:
-        return feedback_url(secret, base, subscriber, paper_id, verdict)
-
     return SubscriberLinks(
         unsubscribe_url=f"{base}/unsubscribe/{unsubscribe}",
         preferences_url=f"{base}/preferences/{preferences}",
         unsubscribe_mailto=f"mailto:{quote(mailto, safe=_MAILTO_SAFE)}?subject={subject}",
-        feedback=feedback,
+        feedback=_feedback_links(secret, base, subscriber.link_id, subscriber.link_key),
     )
+
+
+def _feedback_links(secret: str, base: str, link_id: str, link_key: str
+                    ) -> Callable[[str, str], str]:
+    """``feedback_url`` for one reader, made ~2x faster for the 2 links of each paper of each
+    digest: the MAC's input up to the paper id is hashed once per reader and choice (the same
+    bytes ``_mac`` hashes, so the same tokens)."""
+    started: dict[str, hmac.HMAC] = {}
+    for verdict in FEEDBACK:
+        state = _keyed(secret).copy()
+        state.update(b"\0".join((b"newsletter-link-v2", verdict.encode(), link_id.encode(),
+                                 link_key.encode(), b"")))
+        started[verdict] = state
+
+    def feedback(paper_id: str, verdict: str) -> str:
+        if verdict not in started:
+            raise ValueError(f"verdict must be one of {FEEDBACK}, not {verdict!r}")
+        state = started[verdict].copy()
+        state.update(paper_id.encode())
+        mac = base64.urlsafe_b64encode(state.digest()[:MAC_BYTES]).rstrip(b"=").decode()
+        item = base64.urlsafe_b64encode(paper_id.encode()).rstrip(b"=").decode()
+        return f"{base}/{verdict}/{link_id}.{item}.{mac}"
+    return feedback
 
 
 def feedback_url(secret: str, base_url: str, subscriber: Subscriber, paper_id: str,

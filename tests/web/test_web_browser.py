@@ -37,7 +37,9 @@ from web_site import (
 )
 
 from newsletter.catalog import ingest
+from newsletter.dispatch.deliver import Pipeline
 from newsletter.settings import Settings
+from newsletter.store.catalog import load_paper
 from newsletter.store.readers import feedback_list
 from newsletter.store.schema import connect, utcnow
 from newsletter.store.subscribers import load_subscribers, subscriber_status, sync_subscribers
@@ -351,6 +353,12 @@ def choices(live: Live, address: str) -> dict[str, str]:
     return {e.paper_id: e.verdict for e in feedback_list(live.engine, subscriber.id)}
 
 
+def page_title(live: Live, paper_id: str) -> str:
+    paper = load_paper(live.engine, paper_id)
+    assert paper is not None
+    return paper.title
+
+
 def choose(page: Page, digest: email.message.EmailMessage, label: str, number: int,
            *, shots: str = "") -> None:
     """From the received email: the ``number``-th paper's ``label`` link, then the page's one
@@ -368,7 +376,7 @@ def choose(page: Page, digest: email.message.EmailMessage, label: str, number: i
         shoot(page, f"{shots}-{label.split()[0].lower()}-noted")
 
 
-def test_less_and_more_like_this_from_a_received_digest_are_recorded_on_press_only(
+def test_less_and_more_like_this_from_a_received_digest_change_the_next_digest(
         live: Live, page: Page) -> None:
     # A topic with few papers in the seed catalog, so the next digest has free places
     sign_up(live, page, "PINNs")
@@ -398,3 +406,23 @@ def test_less_and_more_like_this_from_a_received_digest_are_recorded_on_press_on
     told = page.inner_text("section.reading")
     shoot(page, "20-preferences-with-feedback")
     assert "More like this · 1" in told and "Less like this · 1" in told
+    assert "Like papers you saved" in page.inner_text("section.preview")  # the preview learns too
+
+    # The next digests: the reader's learns from the two presses, the control's cannot.
+    live.send("--date", tomorrow())
+    second, control = live.mail(READER, 3), papers_in(live.mail(CONTROL, 2))
+    after = papers_in(second)
+    assert after != control
+    brought = set(after) - set(control)
+    assert brought, "feedback brought no paper the topics alone did not rank in"
+    # ...each with a reason a person can check: the liked paper's title
+    text = " ".join(second.get_body(("plain",)).get_content().split())
+    liked = " ".join(page_title(live, shown[1]).split())
+    assert "Like papers you saved" in sections(second)
+    assert f"Why this paper: like: {liked}" in text
+    # "Less like this": that paper and its near twins stay out
+    ranker = Pipeline.build(live.engine, live.settings, utcnow()).ranker
+    hidden = load_paper(live.engine, shown[0])
+    assert hidden is not None and shown[0] not in after
+    twins = [pid for pid in after if ranker.near_duplicate(hidden, load_paper(live.engine, pid))]
+    assert not twins

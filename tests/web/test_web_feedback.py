@@ -363,3 +363,19 @@ def test_a_title_from_the_catalog_is_text_on_every_page(site: Site) -> None:
     for path in (site.link("more", ADA, evil.id), site.link("preferences", ADA)):
         page = site.client.get(path).text
         assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_the_preview_of_the_next_digest_leaves_out_a_paper_marked_less_like_this(
+        site: Site) -> None:
+    def previewed() -> list[str]:
+        page = site.client.get(site.link("preferences", ADA)).text
+        preview = page[page.index('id="preview-title"'):page.index('id="reading"')]
+        return [unescape(t) for t in re.findall(r'rel="noopener noreferrer" target="_blank">'
+                                                r'([^<]+)</a>', preview)]
+    before = previewed()
+    first = next(item.paper for item in digest_for(site.engine, site.settings, ADA).digest.items
+                 if item.paper.title == before[0])
+    press(site, site.link("less", ADA, first.id))
+    after = previewed()
+    assert first.title not in after  # never sent to Ada, yet never shown again
+    assert marked(site, ADA) == {first.id: "less"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Iterable, Literal
+from typing import Callable, Iterable, Literal
 
 Frequency = Literal["daily", "weekly"]
 SubscriberStatus = Literal["pending", "active", "unsubscribed", "bounced", "removed"]
@@ -183,6 +183,9 @@ class SubscriberLinks:
     unsubscribe_url: str
     preferences_url: str
     unsubscribe_mailto: str
+    # (paper id, "more" | "less") -> that paper's "More/Less like this" link for this reader;
+    # None: the digest shows no such links (tests, templates rendered without a reader)
+    feedback: Callable[[str, str], str] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

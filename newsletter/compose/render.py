@@ -159,6 +159,7 @@ class Renderer:
             "trending_count": sum(s.count for s in sections if s.trending),
             "waiting": waiting,
             "links": links,
+            "feedback": feedback_links(digest, links),
         }
 
 
@@ -230,6 +231,17 @@ def _section_views(digest: Digest, link: Callable[[Paper], str] | None,
                     trending=section.trending)
         for section in digest.sections if section.items
     )
+
+
+def feedback_links(digest: Digest, links: SubscriberLinks) -> tuple[tuple[str, str], ...]:
+    """Each paper's ("More like this", "Less like this") links, in the order the papers are
+    numbered (``feedback[paper.number - 1]``); empty when ``links`` makes none. Per reader and
+    paper, so never inside a ``same_for_every_reader`` block."""
+    make = links.feedback
+    if make is None:
+        return ()
+    return tuple((make(item.paper.id, "more"), make(item.paper.id, "less"))
+                 for item in digest.items)
 
 
 def first_items(digest: Digest, count: int) -> Digest:

@@ -15,7 +15,10 @@ and still opens the purposes whose ``grace`` says so: unsubscribe links keep wor
 (mailbox providers retry the one-click POST long after delivery). No timestamp is in a link, so
 the same digest renders to the same bytes whenever it is composed (``preview`` == ``send``).
 
-A new purpose is one line in ``PURPOSES`` (and a route): e.g. ``Purpose("more", item=True)``.
+A new purpose is one line in ``PURPOSES`` (and a route). "More like this" and "Less like this"
+(``more``, ``less``) are two purposes about one paper: the link says the choice, so a copied
+"more" link can never record "less". They open only with the person's current key (no grace):
+"sign out every link" stops them at once.
 
 **One-time tokens** (sign-up confirmation, the operator's session cookie): 256 random bits,
 stored only as their SHA-256, so the database holding them cannot be used to make a working link.
@@ -32,7 +35,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Literal
+from typing import Callable, Literal
 from urllib.parse import quote
 
 from itsdangerous import BadData, URLSafeSerializer
@@ -56,7 +59,11 @@ PURPOSES = {p.name: p for p in (
     # Only counts a click and redirects to the catalog's URL for the paper: an old email's
     # paper links keep working as long as its unsubscribe link does.
     Purpose("click", grace=UNSUBSCRIBE_GRACE, item=True),
+    # A reader's "More like this" / "Less like this" on one paper (web/feedback.py).
+    Purpose("more", item=True),
+    Purpose("less", item=True),
 )}
+FEEDBACK = ("more", "less")
 MAX_TOKEN_LENGTH = 600  # real ones are ~35 characters (+ the paper id): refuse giant ones cheaply
 MAC_BYTES = 16
 _PART = re.compile(r"[A-Za-z0-9_-]{1,400}")
@@ -153,7 +160,41 @@ def links_for(subscriber: Subscriber, *, secret: str, base_url: str,
         unsubscribe_url=f"{base}/unsubscribe/{unsubscribe}",
         preferences_url=f"{base}/preferences/{preferences}",
         unsubscribe_mailto=f"mailto:{quote(mailto, safe=_MAILTO_SAFE)}?subject={subject}",
+        feedback=_feedback_links(secret, base, subscriber.link_id, subscriber.link_key),
     )
+
+
+def _feedback_links(secret: str, base: str, link_id: str, link_key: str
+                    ) -> Callable[[str, str], str]:
+    """``feedback_url`` for one reader, made ~2x faster for the 2 links of each paper of each
+    digest: the MAC's input up to the paper id is hashed once per reader and choice (the same
+    bytes ``_mac`` hashes, so the same tokens)."""
+    started: dict[str, hmac.HMAC] = {}
+    for verdict in FEEDBACK:
+        state = _keyed(secret).copy()
+        state.update(b"\0".join((b"newsletter-link-v2", verdict.encode(), link_id.encode(),
+                                 link_key.encode(), b"")))
+        started[verdict] = state
+
+    def feedback(paper_id: str, verdict: str) -> str:
+        if verdict not in started:
+            raise ValueError(f"verdict must be one of {FEEDBACK}, not {verdict!r}")
+        state = started[verdict].copy()
+        state.update(paper_id.encode())
+        mac = base64.urlsafe_b64encode(state.digest()[:MAC_BYTES]).rstrip(b"=").decode()
+        item = base64.urlsafe_b64encode(paper_id.encode()).rstrip(b"=").decode()
+        return f"{base}/{verdict}/{link_id}.{item}.{mac}"
+    return feedback
+
+
+def feedback_url(secret: str, base_url: str, subscriber: Subscriber, paper_id: str,
+                 verdict: str) -> str:
+    """The "More like this" (``verdict`` "more") or "Less like this" ("less") link of one paper
+    in one reader's digest. Opening it records nothing (a page with one button does)."""
+    if verdict not in FEEDBACK:
+        raise ValueError(f"verdict must be one of {FEEDBACK}, not {verdict!r}")
+    token = make(secret, verdict, subscriber.link_id, subscriber.link_key, paper_id)
+    return f"{base_url.rstrip('/')}/{verdict}/{token}"
 
 
 def click_url(secret: str, base_url: str, subscriber: Subscriber, paper_id: str) -> str:

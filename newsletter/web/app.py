@@ -15,11 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from newsletter.compose import tokens
 from newsletter.settings import Settings
 from newsletter.store.schema import connect
-from newsletter.web import admin, clicks, join, manage
+from newsletter.web import admin, clicks, feedback, join, manage, reading
 from newsletter.web.middleware import AccessLog, BodyLimit, redact, route_name
-from newsletter.web.pages import MAX_FORM_BYTES, Refused, message
+from newsletter.web.pages import MAX_FORM_BYTES, MAX_LIBRARY_BYTES, Refused, message
 from newsletter.web.security import SecurityHeaders
 from newsletter.web.state import Web
 
@@ -48,6 +49,11 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, Refused):
         return message(request, exc.title, exc.detail, status=code, tone="warning",
                        headers=headers)
+    if code == 413 and request.url.path.endswith("/library"):
+        return message(request, "That file is too large",
+                       "A library can be up to 2 MB, so nothing was added. Export only the "
+                       "papers that show what you work on (a collection, not the whole "
+                       "library), or paste their arXiv ids.", status=413, tone="warning")
     if code == 413:
         return message(request, "That was too much to send",
                        "The form was larger than any of ours can be, so nothing was changed. "
@@ -90,7 +96,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         Route("/unsubscribe/{token}", manage.unsubscribe_now, methods=["POST"]),
         Route("/preferences/{token}", manage.preferences, methods=["GET", "POST"]),
         Route("/signout/{purpose}/{token}", manage.sign_out, methods=["POST"]),
+        Route("/preferences/{token}/marked", reading.unmark, methods=["POST"]),
+        Route("/preferences/{token}/library", reading.library, methods=["POST"]),
         Route("/click/{token}", clicks.click, methods=["GET"]),
+        *(Route(f"/{verdict}/{{token}}", endpoint, methods=[method])
+          for verdict in tokens.FEEDBACK
+          for method, endpoint in (("GET", feedback.page(verdict)),
+                                   ("POST", feedback.record(verdict)))),
         Route("/admin", admin.gallery, methods=["GET"]),
         Route("/admin/login", admin.login, methods=["POST"]),
         Route("/admin/logout", admin.logout, methods=["POST"]),
@@ -100,7 +112,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         Route("/assets/{name}", asset, methods=["GET"]),
     ]
     middleware = [Middleware(AccessLog), Middleware(SecurityHeaders),
-                  Middleware(BodyLimit, max_bytes=MAX_FORM_BYTES)]
+                  Middleware(BodyLimit, max_bytes=MAX_FORM_BYTES,
+                             larger=((r"/preferences/[^/]+/library", MAX_LIBRARY_BYTES),))]
     app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers={HTTPException: http_error, Exception: server_error})
     app.state.web = Web(settings, engine)

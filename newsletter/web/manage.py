@@ -32,6 +32,7 @@ from newsletter.store.subscribers import (
     update_preferences,
 )
 from newsletter.subscribers import WEEKDAYS, Entry
+from newsletter.web import reading
 from newsletter.web.links import Owner, owner
 from newsletter.web.pages import (
     Refused,
@@ -207,7 +208,8 @@ async def preferences(request: Request) -> Response:
     if not subs:
         return invalid_link(request, "Preferences")
     current = draft = subs[0]
-    values, errors, notice, status = form_values(current), {}, None, 200
+    values, errors, status = form_values(current), {}, 200
+    notice = reading.notice(request.query_params)
     if request.query_params.get("saved") == "1":
         notice = "Saved. Your next digest follows these preferences."
     if request.method == "POST":
@@ -223,13 +225,30 @@ async def preferences(request: Request) -> Response:
                 # See Other: a reload of the result page does not post the form again.
                 return RedirectResponse(f"{request.url.path}?saved=1", status_code=303)
             values, notice = form_values(draft), "Preview of your changes: not saved yet."
+    return await show_preferences(request, current, draft, values=values, errors=errors,
+                                  notice=notice, status=status)
+
+
+async def show_preferences(request: Request, current: Subscriber,
+                           draft: Subscriber | None = None, *,
+                           values: dict[str, str] | None = None,
+                           errors: dict[str, str] | None = None, notice: str | None = None,
+                           status: int = 200, library_text: str = "",
+                           action: str | None = None) -> Response:
+    """The preferences page of ``current`` (``draft``: unsaved changes, previewed); also shown
+    by the library form (``reading.py``) with its problems in ``errors``."""
+    state = web(request)
+    draft = draft or current
     composed = await state.run(state.next_digest, draft)
-    token = request.path_params["token"]
+    told = await state.run(reading.context, state, current.id)
+    page = action or request.url.path
+    token = page.rsplit("/", 1)[-1]
     return render(request, "preferences.html", status=status, subscriber=current,
-                  values=values, errors=errors, notice=notice, preview=preview(composed),
-                  schedule=schedule(draft), timezones=timezones(),
-                  weekdays=WEEKDAYS, action=request.url.path,
+                  values=values or form_values(current), errors=errors or {}, notice=notice,
+                  preview=preview(composed), schedule=schedule(draft), timezones=timezones(),
+                  weekdays=WEEKDAYS, action=page,
                   unsubscribed=current.status != "active",
                   unsubscribe_url=state.link("unsubscribe", current).removeprefix(
                       state.settings.base_url),
-                  signout=f"/signout/preferences/{token}")
+                  signout=f"/signout/preferences/{token}", library_text=library_text,
+                  title_of=reading.title_of, **told)

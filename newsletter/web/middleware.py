@@ -14,7 +14,7 @@ access_log = logging.getLogger("newsletter.web.access")
 
 
 # Every route whose path holds a token; a message that quotes one of our URLs loses the token.
-_TOKEN_IN_PATH = re.compile(r"/(unsubscribe|preferences|confirm|click|signout)/[^\s'\"<>]+")
+_TOKEN_IN_PATH = re.compile(r"/(unsubscribe|preferences|confirm|click|signout|more|less)/[^\s'\"<>]+")
 
 
 def redact(text: str) -> str:
@@ -35,26 +35,34 @@ def route_name(scope: Scope) -> str:
 
 class BodyLimit:
     """Refuses a request body over ``max_bytes`` (413), counted as the bytes arrive: a chunked
-    upload, or one whose Content-Length lies, is cut off at the limit, never held in memory."""
+    upload, or one whose Content-Length lies, is cut off at the limit, never held in memory.
+    ``larger`` gives the paths (a pattern) that take more: the library upload."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int,
+                 larger: tuple[tuple[str, int], ...] = ()) -> None:
         self.app, self.max_bytes = app, max_bytes
+        self.larger = tuple((re.compile(pattern), limit) for pattern, limit in larger)
+
+    def limit(self, path: str) -> int:
+        return next((limit for pattern, limit in self.larger if pattern.fullmatch(path)),
+                    self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers", ())).get(b"content-length", b"0")
+        most = self.limit(str(scope.get("path", "")))
         received = 0
 
         async def limited() -> Message:
             nonlocal received
-            if not declared.isdigit() or int(declared) > self.max_bytes:
+            if not declared.isdigit() or int(declared) > most:
                 raise BodyTooLarge()
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > most:
                     raise BodyTooLarge()
             return message
 

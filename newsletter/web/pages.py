@@ -14,6 +14,8 @@ from newsletter.web.security import CSRF_COOKIE, CSRF_FIELD, csrf_ok, csrf_value
 from newsletter.web.state import Web
 
 MAX_FORM_BYTES = 64 * 1024  # the largest real form (preferences) is a few KB
+# ...but for the library: a BibTeX export with abstracts is ~1.5 KB a paper
+MAX_LIBRARY_BYTES = 2 * 1024 * 1024
 
 
 def web(request: Request) -> Web:
@@ -69,11 +71,12 @@ def invalid_link(request: Request, what: str, *, expired: bool = False) -> HTMLR
                    "into your browser.", status=400, tone="warning")
 
 
-async def read_form(request: Request) -> FormData:
+async def read_form(request: Request, *, max_files: int = 0) -> FormData:
     """The submitted form; Refused (400) when it cannot be parsed. The body limit (413) is
-    enforced as the bytes arrive, by ``middleware.BodyLimit``."""
+    enforced as the bytes arrive, by ``middleware.BodyLimit``. Only the library form takes a
+    file (``max_files=1``)."""
     try:
-        return await request.form(max_files=0, max_fields=100)
+        return await request.form(max_files=max_files, max_fields=100)
     except HTTPException as exc:
         if exc.status_code != 400:
             raise
@@ -82,10 +85,10 @@ async def read_form(request: Request) -> FormData:
                       "again.") from None
 
 
-async def checked_form(request: Request) -> FormData:
+async def checked_form(request: Request, *, max_files: int = 0) -> FormData:
     """The submitted form, when it carries this browser's CSRF field and came from our site;
     Refused (403) otherwise."""
-    form = await read_form(request)
+    form = await read_form(request, max_files=max_files)
     state = web(request)
     if not csrf_ok(request, state.secret, state.settings.base_url, form.get(CSRF_FIELD)):
         raise Refused(403, "Please try that again",

@@ -18,10 +18,11 @@ from newsletter.compose import tokens
 from newsletter.dispatch import ledger
 from newsletter.dispatch.deliver import Composed, Pipeline
 from newsletter.errors import ConfigError
-from newsletter.models import Subscriber
+from newsletter.models import ReaderSignals, Subscriber
 from newsletter.relevance.select import edition_for
 from newsletter.settings import PROJECT_ROOT, Settings
 from newsletter.store.catalog import count_papers
+from newsletter.store.readers import signals_for
 from newsletter.store.schema import secret_key, utcnow
 from newsletter.store.signups import Limits
 from newsletter.subscribers import WEEKDAYS
@@ -96,13 +97,17 @@ class Web:
         """Exactly what `send` would send this person now (None: nothing relevant and new).
         ``subscriber`` may carry unsaved preferences: the preview of a draft."""
         sent: set[str] = set()
+        reader: ReaderSignals | None = None  # what they told us: feedback, their own papers
         if subscriber.id is not None:
             sent = ledger.sent_papers_by_subscriber(self.engine, [subscriber.id]).get(
                 subscriber.id, set())
+            reader = signals_for(self.engine, [subscriber.id]).get(subscriber.id)
         with self._lock:
             pipeline = self._fresh_pipeline()
-            return pipeline.compose(subscriber, sent, self._next_edition(subscriber,
-                                                                         pipeline.now))
+            if reader is not None:
+                pipeline.recall(self.engine, [reader])
+            return pipeline.compose(subscriber, sent,
+                                    self._next_edition(subscriber, pipeline.now), reader)
 
     def _next_edition(self, subscriber: Subscriber, now: datetime) -> str:
         """The current edition, or the one after it when the ledger has the current one done:

@@ -15,6 +15,7 @@ from newsletter.compose.tokens import (
     UNSUBSCRIBE_GRACE,
     check,
     click_url,
+    feedback_url,
     links_for,
     make,
     one_time_token,
@@ -104,7 +105,7 @@ def test_programming_errors_are_loud() -> None:
         make(SECRET, "unsubscribe", "", "")
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         make("", "unsubscribe", ADA.link_id, ADA.link_key)
-    assert set(PURPOSES) >= {"unsubscribe", "preferences", "click"}
+    assert set(PURPOSES) >= {"unsubscribe", "preferences", "click", "more", "less"}
 
 
 def test_one_time_tokens_are_random_and_stored_as_a_hash() -> None:
@@ -131,3 +132,38 @@ def test_links_for_quotes_the_mailto_address() -> None:
     assert " " not in links.unsubscribe_mailto
     token = unquote(query.removeprefix("subject=")).removeprefix("unsubscribe ")
     assert verdict(token, "unsubscribe") == "current"
+
+
+# -- "More like this" / "Less like this" --------------------------------------------------------
+
+def test_a_feedback_link_names_its_paper_and_its_choice_and_opens_for_that_choice_only() -> None:
+    for choice, other in (("more", "less"), ("less", "more")):
+        url = feedback_url(SECRET, "https://x/", ADA, "2403.01234", choice)
+        token = url.removeprefix(f"https://x/{choice}/")
+        parsed = parse(token, choice)
+        assert parsed is not None and parsed.item == "2403.01234"
+        assert verdict(token, choice) == "current"
+        assert verdict(token, other) is None  # a "more" link can never record "less"
+        assert verdict(token, "click") is None
+        link_id, _, mac = token.split(".")
+        another = base64.urlsafe_b64encode(b"2403.99999").rstrip(b"=").decode()
+        assert verdict(f"{link_id}.{another}.{mac}", choice) is None  # nor another paper
+
+
+def test_a_signed_out_feedback_link_stops_at_once() -> None:
+    token = make(SECRET, "less", ADA.link_id, "old-key", "2403.01234")
+    just_now = (("old-key", NOW - timedelta(seconds=1)),)
+    assert verdict(token, "less", retired=just_now) is None
+    assert verdict(token, "less", key="old-key") == "current"
+
+
+def test_links_for_makes_the_feedback_links_of_every_paper() -> None:
+    links = links_for(ADA, secret=SECRET, base_url="https://x.example/", mailto="u@x")
+    assert links.feedback is not None
+    for paper in ("p1", "2403.01234", "graph-neural-networks-é", "x" * 200):
+        for choice in ("more", "less"):  # the per-reader fast path makes the same tokens
+            assert links.feedback(paper, choice) == feedback_url(
+                SECRET, "https://x.example", ADA, paper, choice)
+    assert links.feedback("p1", "more") != links.feedback("p2", "more")
+    with pytest.raises(ValueError, match="verdict"):
+        links.feedback("p1", "maybe")

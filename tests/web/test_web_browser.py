@@ -8,6 +8,7 @@ for a person to look at.
 
 from __future__ import annotations
 
+import base64
 import email.message
 import os
 import re
@@ -36,7 +37,10 @@ from web_site import (
 )
 
 from newsletter.catalog import ingest
+from newsletter.dispatch.deliver import Pipeline
 from newsletter.settings import Settings
+from newsletter.store.catalog import load_paper
+from newsletter.store.readers import feedback_list
 from newsletter.store.schema import connect, utcnow
 from newsletter.store.subscribers import load_subscribers, subscriber_status, sync_subscribers
 from newsletter.subscribers import read_subscriber_files
@@ -328,3 +332,97 @@ def test_the_operator_gallery_and_the_refusals_are_pages_too(live: Live, page: P
     page.click("text=Send me the confirmation link")
     assert "does not look right" in page.inner_text(".alert-error")
     shoot(page, "17-signup-error")
+
+
+# -- "More like this" / "Less like this" ------------------------------------------------------
+
+CONTROL = "control@example.org"
+
+
+def papers_in(digest: email.message.EmailMessage) -> list[str]:
+    """The paper ids of a digest in order, read from its "Less like this" links (the token
+    carries the paper id, base64)."""
+    text = digest.get_body(("plain",)).get_content()
+    items = re.findall(r"/less/[A-Za-z0-9_-]{12}\.([A-Za-z0-9_-]+)\.[A-Za-z0-9_-]{22}", text)
+    return [base64.urlsafe_b64decode(i + "=" * (-len(i) % 4)).decode() for i in items]
+
+
+def choices(live: Live, address: str) -> dict[str, str]:
+    subscriber = load_subscribers(live.engine, statuses=None, email=address)[0]
+    assert subscriber.id is not None
+    return {e.paper_id: e.verdict for e in feedback_list(live.engine, subscriber.id)}
+
+
+def page_title(live: Live, paper_id: str) -> str:
+    paper = load_paper(live.engine, paper_id)
+    assert paper is not None
+    return paper.title
+
+
+def choose(page: Page, digest: email.message.EmailMessage, label: str, number: int,
+           *, shots: str = "") -> None:
+    """From the received email: the ``number``-th paper's ``label`` link, then the page's one
+    button."""
+    open_email(page, digest)
+    if shots:
+        shoot(page, f"{shots}-digest-with-feedback-links")
+    page.locator(f"a.fb-link:has-text('{label}')").nth(number).click()
+    assert heading(page) == f"{label}?"
+    if shots:
+        shoot(page, f"{shots}-{label.split()[0].lower()}-like-this")
+    page.click(f"button:has-text('{label}')")
+    assert heading(page) == f"Noted: {label.lower()}"
+    if shots:
+        shoot(page, f"{shots}-{label.split()[0].lower()}-noted")
+
+
+def test_less_and_more_like_this_from_a_received_digest_change_the_next_digest(
+        live: Live, page: Page) -> None:
+    # A topic with few papers in the seed catalog, so the next digest has free places
+    sign_up(live, page, "PINNs")
+    # someone with the same topic who never presses anything: the topics alone
+    (Path(live.env["NEWSLETTER_SUBSCRIBERS_DIR"]) / "control.toml").write_text(
+        f'[[subscriber]]\nemail = "{CONTROL}"\ntopics = ["PINNs"]\n')
+    live.send()
+    first = live.mail(READER, 2)
+    shown = papers_in(first)
+    assert len(shown) >= 3 and shown == papers_in(live.mail(CONTROL, 1))
+
+    open_email(page, first)
+    page.locator("a.fb-link:has-text('Less like this')").first.click()
+    assert heading(page) == "Less like this?"
+    assert choices(live, READER) == {}  # opening the link alone records nothing
+    choose(page, first, "Less like this", 0, shots="18")
+    assert choices(live, READER) == {shown[0]: "less"}
+    page.click("button:has-text('Undo')")
+    assert heading(page) == "Undone" and choices(live, READER) == {}
+    choose(page, first, "Less like this", 0)
+    choose(page, first, "More like this", 1, shots="19")
+    assert choices(live, READER) == {shown[0]: "less", shown[1]: "more"}
+    assert choices(live, CONTROL) == {}
+
+    page.click("text=your preferences page")
+    assert heading(page) == "Your preferences"
+    told = page.inner_text("section.reading")
+    shoot(page, "20-preferences-with-feedback")
+    assert "More like this · 1" in told and "Less like this · 1" in told
+    assert "Like papers you saved" in page.inner_text("section.preview")  # the preview learns too
+
+    # The next digests: the reader's learns from the two presses, the control's cannot.
+    live.send("--date", tomorrow())
+    second, control = live.mail(READER, 3), papers_in(live.mail(CONTROL, 2))
+    after = papers_in(second)
+    assert after != control
+    brought = set(after) - set(control)
+    assert brought, "feedback brought no paper the topics alone did not rank in"
+    # ...each with a reason a person can check: the liked paper's title
+    text = " ".join(second.get_body(("plain",)).get_content().split())
+    liked = " ".join(page_title(live, shown[1]).split())
+    assert "Like papers you saved" in sections(second)
+    assert f"Why this paper: like: {liked}" in text
+    # "Less like this": that paper and its near twins stay out
+    ranker = Pipeline.build(live.engine, live.settings, utcnow()).ranker
+    hidden = load_paper(live.engine, shown[0])
+    assert hidden is not None and shown[0] not in after
+    twins = [pid for pid in after if ranker.near_duplicate(hidden, load_paper(live.engine, pid))]
+    assert not twins

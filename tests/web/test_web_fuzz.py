@@ -41,8 +41,12 @@ REAL = {"email": ["new@example.org", "a+b@example.org", "x@localhost"],
         "name": ["Grace Hopper", ""], "max_papers": ["10", "0", "51"],
         "frequency": ["daily", "weekly"], "weekday": ["monday", "sunday"],
         "send_time": ["07:00", "25:61"], "timezone": ["UTC", "Europe/Paris", "Mars/Base"],
-        "action": ["save", "preview"], "password": ["correct horse battery staple", "guess"],
-        "List-Unsubscribe": ["One-Click"]}
+        "action": ["save", "preview", "undo", "add", "remove"],
+        "password": ["correct horse battery staple", "guess"],
+        "List-Unsubscribe": ["One-Click"],
+        # the feedback pages and the preferences page's marked papers and library
+        "paper": ["2401.00001", "", "x" * 500], "key": ["arxiv:2101.00001", ""],
+        "papers": ["2101.00001\nnot an id", "@article{k, title={T}, abstract={A}}", "@x{"]}
 FIELDS = tuple(REAL)
 
 
@@ -78,7 +82,8 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     real = {purpose: tokens.make(SECRET, purpose, ada.link_id, ada.link_key)
             for purpose in ("unsubscribe", "preferences")}
     paper = load_papers(engine)[0].id
-    real["click"] = tokens.make(SECRET, "click", ada.link_id, ada.link_key, paper)
+    for purpose in ("click", "more", "less"):
+        real[purpose] = tokens.make(SECRET, purpose, ada.link_id, ada.link_key, paper)
     real["confirm"] = confirm
     loop = asyncio.new_event_loop()
     yield Target(app, loop, client.cookies[CSRF_COOKIE], csrf_in(page.text), real)
@@ -231,6 +236,9 @@ ROUTES = [
     ("GET", "/unsubscribe/{token}"), ("POST", "/unsubscribe/{token}"),
     ("GET", "/preferences/{token}"), ("POST", "/preferences/{token}"),
     ("POST", "/signout/{purpose}/{token}"), ("GET", "/click/{token}"),
+    ("GET", "/more/{token}"), ("POST", "/more/{token}"), ("GET", "/less/{token}"),
+    ("POST", "/less/{token}"), ("POST", "/preferences/{token}/marked"),
+    ("POST", "/preferences/{token}/library"),
     ("POST", "/admin/login"), ("POST", "/admin/logout"),
 ]
 

@@ -1,15 +1,15 @@
 """Relevance of each ranker on the labelled set, per split: nDCG@10, P@10, Recall@20, and what
 `recommend --limit 20` shows.
 
-    .venv/bin/python benchmarks/relevance/evaluate.py [--split dev|test|testB|tune|both]
+    .venv/bin/python benchmarks/relevance/evaluate.py [--split dev|test|testB|testC|tune|both]
         [--per-topic] [--vocabulary FILE] [--no-semantic] [--markdown] [--db URL]
 
 The catalog is the seed pages (``seeds/``), ingested into a temporary SQLite database exactly
 as ``newsletter ingest`` does; the judgments are ``qrels.tsv`` beside this file and the split
 ``topics.tsv`` (README.md says how both were made). A paper a topic's qrels do not list counts
 as not relevant (grade 0). Splits: ``dev`` and ``test`` (issue 13, round one), ``testB`` (round
-two); ``tune`` is dev and test together, what round two tunes on. Score ``--split testB`` only
-with a frozen ranker.
+two), ``testC`` (round three); ``tune`` is dev, test and testB together, what round three tunes
+on. Score ``--split testC`` only with a frozen ranker.
 
 Rankers, all run over the whole catalog for every topic:
   bm25            textbook BM25 over title + abstract, any query word (a reference point)
@@ -62,12 +62,14 @@ def load_catalog(engine_url: str | None = None) -> tuple[list[Paper], Any]:
     return load_papers(engine), engine
 
 
-# Round two tunes on both round-one splits; testB is scored once, with a frozen ranker.
-SPLITS = {"dev": ("dev",), "test": ("test",), "testB": ("testB",), "tune": ("dev", "test")}
+# Round three tunes on dev, test and testB (92 topics); testC is scored once, with a frozen
+# ranker (round two tuned on dev and test and scored testB once).
+SPLITS = {"dev": ("dev",), "test": ("test",), "testB": ("testB",), "testC": ("testC",),
+          "tune": ("dev", "test", "testB")}
 
 
 def load_splits() -> dict[str, str]:
-    """Topic -> "dev", "test" or "testB", in file order (topics.tsv: topic, kind, split,
+    """Topic -> "dev", "test", "testB" or "testC", in file order (topics.tsv: topic, kind, split,
     definition)."""
     lines = (HERE / "topics.tsv").read_text("utf-8").splitlines()[1:]
     return {line.split("\t")[0]: line.split("\t")[2] for line in lines if line.strip()}
@@ -214,7 +216,7 @@ def print_topics(results: dict[str, dict[str, metrics.Scores]], topics: list[str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=(*SPLITS, "both"), default="both",
-                        help="which topics to score (testB: only once the ranker is frozen; "
+                        help="which topics to score (testC: only once the ranker is frozen; "
                         "both: dev and test)")
     parser.add_argument("--per-topic", action="store_true", help="every topic, every ranker")
     parser.add_argument("--markdown", action="store_true", help="tables as Markdown")

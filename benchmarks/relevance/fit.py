@@ -1,9 +1,10 @@
-"""Fit the relevance model of ``newsletter/relevance/calibrate.py`` on the dev topics only.
+"""Fit the relevance model of ``newsletter/relevance/calibrate.py`` on the tune topics only.
 
-    .venv/bin/python benchmarks/relevance/fit.py [--db URL] [--write]
+    .venv/bin/python benchmarks/relevance/fit.py [--db URL] [--widen K ...] [--write]
 
-Round two of issue 13 tunes on ``tune`` (the 35 dev and 26 test topics of round one); the
-test-B topics are never read here. For every topic the ranker's candidates and their features
+Round three of issue 13 tunes on ``tune`` (dev, test and testB: 92 topics); the test-C topics
+are never read here. ``--widen`` lists the candidate widenings (``calibrate.WIDEN``) to
+cross-validate; the last one is fitted and written. For every topic the ranker's candidates and their features
 (``TopicScorer.candidates``) are labelled by qrels.tsv (grade >= 1; grade 2 weighs twice), and
 a logistic regression (scikit-learn, a benchmark-only dependency) is fitted: one model on words
 alone, one with MiniLM closeness when the semantic extra is installed. The script prints the
@@ -67,12 +68,15 @@ def fit(data: dict[str, Any], topics: list[str]) -> Any:
 
 def ranked(data: dict[str, Any], models: dict[str, calibrate.Model], ranker: Ranker,
            threshold: float):
+    admit = ranker._scorer.w.admit
+
     def rank(topic: str) -> list[str]:
-        docs, rows, _, _ = data[topic]
+        docs, rows, _, scores = data[topic]
         chances = {d: models[topic].probability(row) for d, row in zip(docs, rows)}
+        proposed = {d for d in docs if scores.get(d, 0.0) >= admit}
         held, calibrate.THRESHOLD = calibrate.THRESHOLD, threshold
         try:
-            keep = sorted(calibrate.admitted(chances), key=lambda d: (-chances[d], d))
+            keep = sorted(calibrate.admitted(chances, proposed), key=lambda d: (-chances[d], d))
         finally:
             calibrate.THRESHOLD = held
         return [ranker.papers[d].id for d in keep]
@@ -90,7 +94,8 @@ def cross_validate(data: dict[str, Any], topics: list[str], qrels, ranker: Ranke
     for threshold in THRESHOLDS:
         rank = ranked(data, models, ranker, threshold)
         s = metrics.summarize({t: metrics.score(rank(t), qrels.get(t, {})) for t in topics})
-        print(f"  threshold {threshold:.2f}: nDCG@10 {s.ndcg10:.3f}  R@20 {s.r20:.3f}  "
+        print(f"  threshold {threshold:.2f}: score {s.ndcg10 + 0.3 * s.r20:.3f}", end="")
+        print(f"  nDCG@10 {s.ndcg10:.3f}  R@20 {s.r20:.3f}  "
               f"P(20 shown) {s.precision20:.3f}  empty {s.empty}  off-topic "
               f"{s.off_topic_returning}  10+ short {len(s.short)}")
 
@@ -118,13 +123,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", help="database URL with the catalog and embeddings cached")
     parser.add_argument("--write", action="store_true", help="rewrite calibrate.py's models")
     parser.add_argument("--threshold", type=float, default=calibrate.THRESHOLD)
+    parser.add_argument("--widen", type=int, nargs="*", default=[calibrate.WIDEN])
+    parser.add_argument("--words-only", action="store_true", help="skip the MiniLM model")
     args = parser.parse_args(argv)
     papers, engine = evaluate.load_catalog(args.db)
     qrels = evaluate.load_qrels()
     topics = evaluate.load_topics("tune")
-    assert not set(topics) & set(evaluate.load_topics("testB"))
+    assert not set(topics) & set(evaluate.load_topics("testC"))
     rankers = {"WORDS": Ranker(papers, semantic=None)}
     try:
+        if args.words_only:
+            raise ImportError
         from newsletter.relevance.semantic import build_index
 
         rankers["WITH_MEANING"] = Ranker(papers, semantic=build_index(papers, engine))
@@ -132,9 +141,11 @@ def main(argv: list[str] | None = None) -> int:
         print("no semantic extra: WITH_MEANING is left as it is", file=sys.stderr)
     fitted = {}
     for name, ranker in rankers.items():
-        data = table(ranker, topics, qrels)
-        print(f"{name}: 5-fold cross-validation on {len(topics)} dev topics")
-        cross_validate(data, topics, qrels, ranker)
+        for widen in args.widen:
+            calibrate.WIDEN = widen
+            data = table(ranker, topics, qrels)
+            print(f"{name}, widen {widen}: 5-fold cross-validation on {len(topics)} tune topics")
+            cross_validate(data, topics, qrels, ranker)
         fitted[name] = fit(data, topics)
     if args.write:
         current = {"WORDS": calibrate.WORDS, "WITH_MEANING": calibrate.WITH_MEANING}

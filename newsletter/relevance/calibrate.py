@@ -21,7 +21,7 @@ from __future__ import annotations
 import heapq
 import math
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from newsletter.relevance import expand
@@ -30,13 +30,20 @@ from newsletter.relevance.index import Index
 BROAD = 0.2  # a facet score this high counts the paper in the topic's breadth
 K1, B = 1.2, 0.75  # textbook BM25 over title and abstract as one field
 FEATURES = ("facet", "facet_share", "bm25_share", "bm25_idf", "bm25_rank", "breadth",
-            "learned", "facets", "title_idf", "feedback")
-MEANING = "meaning"  # the extra feature with embeddings: cosine as a z-score over the catalog
+            "learned", "facets", "title_idf", "feedback", "facet_candidate")
+MEANING = "meaning"  # with embeddings: cosine as a z-score over the catalog, if no word is said
 # A topic the catalog says something about always yields its best matches: the KEEP most
 # probable candidates, and every candidate when there are at most FEW (a small catalog, a
 # narrow topic). Cross-validated on the dev topics this costs 0.002 of precision (README).
 KEEP = 3
 FEW = 5
+# Besides the papers the facet scoring proposes, the WIDEN best papers by BM25 over the topic's
+# words and their vocabulary variants, and (with embeddings) by closeness in meaning, are
+# candidates too: 40% of the relevant papers of the tune topics are not facet candidates
+# (benchmarks/relevance/README.md, round three). The model decides whether they are shown.
+# Papers found only by the words BM25's best papers share are not added: in a small catalog
+# that share saturates and the model admitted unrelated papers (tests/relevance/test_rank.py).
+WIDEN = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,21 +73,26 @@ class Evidence:
 
 
 def candidates(index: Index, evidence: Evidence, terms: Sequence[str], admit: float,
-               meaning: Sequence[float] | None = None,
+               meaning: Sequence[float] | None = None, widen: int | None = None,
                ) -> tuple[list[int], list[list[float]]]:
-    """The topic's candidate papers (facet score at least ``admit``) and their features, in
-    FEATURES order (plus MEANING when ``meaning`` z-scores are given)."""
+    """The topic's candidate papers and their features, in FEATURES order (plus MEANING when
+    ``meaning`` z-scores are given): the papers whose facet score reaches ``admit``, and the
+    ``widen`` (default WIDEN) best by BM25 and by meaning. None when no facet candidate:
+    nothing says enough of the topic."""
     scores = evidence.scores
-    docs = sorted(d for d, s in scores.items() if s >= admit)
-    if not docs:
+    proposed = {d for d, s in scores.items() if s >= admit}
+    if not proposed:
         return [], []
+    widen = WIDEN if widen is None else widen
     bm25, ideal = _bm25(index, terms)
+    top = heapq.nsmallest(expand.FEEDBACK_PAPERS, bm25, key=lambda d: (-bm25[d], d))
+    feedback = _feedback(index, {d: bm25[d] for d in top}, terms)
+    docs = sorted(proposed | _best(bm25, widen) | (
+        _best(dict(enumerate(meaning)), widen) if meaning is not None else set()))
     ascending = sorted(bm25.values())
     # A paper's rank: how many papers score more (equal scores share a rank, so identical
     # papers get one chance); a paper without the words ranks past the catalog.
     bm25_rank = {d: len(ascending) - bisect_right(ascending, bm25[d]) for d in docs if d in bm25}
-    top = heapq.nsmallest(expand.FEEDBACK_PAPERS, bm25, key=lambda d: (-bm25[d], d))
-    feedback = _feedback(index, {d: bm25[d] for d in top}, terms)
     best = max(scores.values())
     best_bm25 = max(bm25.values(), default=0.0) or 1.0
     best_feedback = max(feedback.values(), default=0.0) or 1.0
@@ -91,23 +103,38 @@ def candidates(index: Index, evidence: Evidence, terms: Sequence[str], admit: fl
     for doc in docs:
         said = bm25.get(doc, 0.0)
         title = index.counts[doc][0]
-        row = [scores[doc], scores[doc] / best, said / best_bm25, said / ideal,
+        facet = scores.get(doc, 0.0)
+        row = [facet, facet / best, said / best_bm25, said / ideal,
                math.log1p(bm25_rank.get(doc, index.size)), breadth,
                float(evidence.learned.get(doc, False)), float(evidence.facets.get(doc, 0)),
                sum(w for t, w in idf.items() if t in title) / total_idf,
-               feedback.get(doc, 0.0) / best_feedback]
-        if meaning is not None:
-            row.append(meaning[doc])
+               feedback.get(doc, 0.0) / best_feedback, float(doc in proposed)]
+        if meaning is not None:  # only for papers saying none of the words: with a paper that
+            # says them, its words decide its place (tests/relevance/test_semantic.py; on the
+            # tune topics this costs 0.004 of nDCG@10, README round three)
+            row.append(0.0 if said else meaning[doc])
         rows.append(row)
     return docs, rows
 
 
-def admitted(chances: Mapping[int, float]) -> dict[int, float]:
-    """The candidates admitted by their probability (``THRESHOLD``, ``KEEP``, ``FEW``)."""
-    if len(chances) <= FEW:
-        return dict(chances)
-    ranked = sorted(chances, key=lambda d: (-chances[d], d))
-    return {d: chances[d] for i, d in enumerate(ranked) if i < KEEP or chances[d] >= THRESHOLD}
+def _best(values: Mapping[int, float], k: int) -> set[int]:
+    """The ``k`` papers with the highest positive values (ties by paper order)."""
+    if k <= 0:
+        return set()
+    return {d for d in heapq.nsmallest(k, values, key=lambda d: (-values[d], d)) if values[d] > 0}
+
+
+def admitted(chances: Mapping[int, float], proposed: Collection[int] | None = None,
+             ) -> dict[int, float]:
+    """The candidates admitted by their probability (``THRESHOLD``): ``KEEP`` and ``FEW`` count
+    only the ``proposed`` ones (the facet scoring's; default all), so a paper that merely
+    shares a word is shown only when the model finds it probable."""
+    own = [d for d in chances if proposed is None or d in proposed]
+    if len(own) <= FEW:
+        kept = set(own)
+    else:
+        kept = set(sorted(own, key=lambda d: (-chances[d], d))[:KEEP])
+    return {d: p for d, p in chances.items() if d in kept or p >= THRESHOLD}
 
 
 def _bm25(index: Index, terms: Sequence[str]) -> tuple[dict[int, float], float]:
@@ -135,6 +162,14 @@ def _bm25_term(index: Index, term: str) -> dict[int, float]:
     return found
 
 
+def feedback_terms(index: Index, terms: Sequence[str]) -> list[str]:
+    """The words BM25's best papers for ``terms`` share, most telling first (``expand``)."""
+    bm25, _ = _bm25(index, terms)
+    top = heapq.nsmallest(expand.FEEDBACK_PAPERS, bm25, key=lambda d: (-bm25[d], d))
+    words = expand.feedback_words(index, {d: bm25[d] for d in top}, set(terms)) if top else {}
+    return sorted(words, key=lambda t: -words[t])
+
+
 def _feedback(index: Index, best: Mapping[int, float], terms: Sequence[str]) -> dict[int, float]:
     """How strongly each paper says the words BM25's best papers share (``expand``): what the
     catalog teaches about a topic whose papers rarely say its words."""
@@ -154,21 +189,21 @@ def _feedback(index: Index, best: Mapping[int, float], terms: Sequence[str]) -> 
 # BEGIN MODELS
 WORDS = Model(
     FEATURES,
-    (0.671715, 0.49002, 0.518768, 0.28749, 2.42248, 3.16671, 0.0204778, 1.03982, 0.153277,
-     0.293558),
-    (0.406272, 0.273555, 0.253343, 0.205931, 1.24686, 0.794601, 0.141628, 0.206841,
-     0.240437, 0.321463),
-    (2.29678, 0.278462, -0.29787, 0.612516, 0.260367, -0.331975, 0.251984, 0.256196,
-     -0.11518, 0.480096),
-    1.36716)
+    (0.252236, 0.188232, 0.362071, 0.212347, 2.79539, 2.56771, 0.0093985, 0.453008,
+     0.0931961, 0.14728, 0.381892),
+    (0.391848, 0.28315, 0.229558, 0.165529, 0.936466, 0.840366, 0.0964892, 0.529503,
+     0.186563, 0.249727, 0.48585),
+    (2.4292, -0.0467493, 0.256182, 0.0983704, 0.285642, -0.462073, 0.146908, -0.0691139,
+     0.189879, 0.577833, -0.0227342),
+    -1.36253)
 WITH_MEANING = Model(
     (*FEATURES, MEANING),
-    (0.669804, 0.490063, 0.518097, 0.286958, 2.42357, 3.16015, 0.0203851, 1.03964,
-     0.152583, 0.294298, 1.88637),
-    (0.406347, 0.273728, 0.253599, 0.205729, 1.25106, 0.799174, 0.141313, 0.206389,
-     0.240113, 0.321659, 1.38493),
-    (2.24842, 0.19861, -0.404299, 0.755679, 0.285654, -0.233613, 0.255148, 0.246655,
-     -0.227679, 0.423689, 0.515673),
-    1.39453)
+    (0.152181, 0.113979, 0.238707, 0.139893, 3.81163, 2.44334, 0.00732119, 0.277267,
+     0.0602719, 0.10727, 0.229585, 0.346333),
+    (0.327444, 0.238311, 0.239142, 0.158796, 1.52196, 0.83635, 0.0852502, 0.469749,
+     0.151383, 0.208495, 0.420566, 0.731868),
+    (1.99633, -0.0853401, -0.0108048, 0.236784, -0.0841571, -0.108068, 0.121679, -0.213617,
+     0.145955, 0.517998, -0.00155083, 0.0266871),
+    -2.14527)
 THRESHOLD = 0.5
 # END MODELS

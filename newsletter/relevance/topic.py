@@ -78,12 +78,31 @@ class TopicScorer:
         docs, rows = self._candidates(query, evidence)
         model = calibrate.WITH_MEANING if self.semantic is not None else calibrate.WORDS
         chances = {doc: model.probability(row) for doc, row in zip(docs, rows)}
-        admitted = calibrate.admitted(chances)
-        quotes = self._quotes(query, facets, {d: which[d] for d in admitted})
+        admitted = calibrate.admitted(
+            chances, {d for d in docs if evidence.scores.get(d, 0.0) >= self.w.admit})
+        quotes = self._quotes(query, facets, {d: which[d] for d in admitted if d in which})
         hits = [Hit(doc, chance, self._reason(query.facets[which[doc]],
-                                              facets[which[doc]][doc], quotes.get(doc, "")))
+                                              facets[which[doc]][doc], quotes.get(doc, ""))
+                    if doc in which else self._widened_reason(query, doc))
                 for doc, chance in admitted.items()]
         return tuple(sorted(hits, key=self._order))
+
+    def _widened_reason(self, query: Query, doc: int) -> str:
+        """Why a paper the facets did not find is shown: the topic's words it says, else the
+        words the topic's best papers share that it says, else its closest sentence."""
+        title, abstract = self.index.counts[doc]
+        said = [t for t in dict.fromkeys(self._terms(query)) if t in title or t in abstract]
+        label = query.topic
+        if said:
+            return f"shares words with {label}: " + ", ".join(surface(t) for t in said[:3])
+        learned = [t for t in calibrate.feedback_terms(self.index, self._terms(query))
+                   if t in title or t in abstract]
+        if learned:
+            return f"related to {label}: " + ", ".join(surface(t) for t in learned[:3])
+        if self.semantic is not None:
+            quote = self.semantic.closest_sentences([doc], [label]).get(doc, "")
+            return f"close in meaning to {label}" + (f": \u201c{quote}\u201d" if quote else "")
+        return f"related to {label}"
 
     def candidates(self, query: Query) -> tuple[list[int], list[list[float]], dict[int, float]]:
         """The topic's candidate papers, their features and facet scores, before the model:
@@ -113,12 +132,15 @@ class TopicScorer:
 
     def _candidates(self, query: Query, evidence: calibrate.Evidence,
                     ) -> tuple[list[int], list[list[float]]]:
-        # The topic's words and every vocabulary way of saying them ("PINN" and
-        # "physics-informed neural network"), qualifiers included, as one BM25 query.
-        terms = [t for f in query.facets for words in (f.words, *f.qualifiers)
-                 for bag in self._bags(words) for t in bag.weights]
         meaning = self._meaning(query) if self.semantic is not None else None
-        return calibrate.candidates(self.index, evidence, terms, self.w.admit, meaning)
+        return calibrate.candidates(self.index, evidence, self._terms(query), self.w.admit,
+                                    meaning)
+
+    def _terms(self, query: Query) -> list[str]:
+        """The topic's words and every vocabulary way of saying them ("PINN" and
+        "physics-informed neural network"), qualifiers included: one BM25 query."""
+        return [t for f in query.facets for words in (f.words, *f.qualifiers)
+                for bag in self._bags(words) for t in bag.weights]
 
     def _meaning(self, query: Query) -> list[float]:
         """Per paper, its closeness in meaning to the closest facet: the cosine as a z-score

@@ -8,12 +8,13 @@ a few numbers that compare across topics (its facet score, absolute and relative
 best, its BM25 score over the topic's words, both ranks, the words the topic's BM25 best
 papers share, how broad the topic is in this catalog, with embeddings its closeness in meaning)
 and a logistic model turns them into the probability that a person would judge it relevant.
-The candidates are the papers whose facet score reaches ``Weights.admit`` (the model was fitted
-on those only); they are ordered by that probability and admitted when it reaches
-``THRESHOLD``, calibrated on judged topics, not a share of the topic's best.
+The candidates are the papers whose facet score reaches ``Weights.admit`` and the ``WIDEN``
+best by BM25 (and by meaning, with embeddings); they are ordered by that probability and
+admitted when it reaches ``THRESHOLD``, calibrated on judged topics, not a share of the topic's
+best.
 
-The coefficients were fitted on the 61 dev topics only (``benchmarks/relevance/fit.py``, which
-rewrites the block between the markers below) and frozen before the test-B topics were scored.
+The coefficients were fitted on the 92 tune topics only (``benchmarks/relevance/fit.py``, which
+rewrites the block between the markers below) and frozen before the test-C topics were scored.
 """
 
 from __future__ import annotations
@@ -185,7 +186,7 @@ def _feedback(index: Index, best: Mapping[int, float], terms: Sequence[str]) -> 
     return said
 
 
-# -- fitted on the dev topics (benchmarks/relevance/fit.py); do not edit by hand -------------
+# -- fitted on the tune topics (benchmarks/relevance/fit.py); do not edit by hand -------------
 # BEGIN MODELS
 WORDS = Model(
     FEATURES,

@@ -58,7 +58,8 @@ MAX_SIGNALS = 200
 MEMO_KEPT = 50_000  # per memo of paper vectors or neighbours (see _bound)
 _SEEDS = 12  # a paper's heaviest words whose postings propose its neighbours
 _SCAN_BUDGET = 4000  # postings read per neighbour search (rarest words first)
-_PROPOSED = 60  # proposals scored exactly, per neighbour search
+_PROPOSED = 40  # proposals scored, per neighbour search
+_NEIGHBOUR_TERMS = 32  # the paper's heaviest words a neighbour's closeness is counted on
 _TWIN_TERMS = 5  # a near-duplicate holds two of a paper's five rarest words
 
 
@@ -207,8 +208,14 @@ class PaperVectors:
         if paper.id in index.doc_of:
             proposals.pop(index.doc_of[paper.id], None)  # a paper is not its own neighbour
         best = heapq.nlargest(_PROPOSED, proposals.items(), key=lambda dw: dw[1])
-        scored = [(self.closeness(paper, index.papers[doc], knobs.dense_share),
-                   index.papers[doc].id) for doc, _ in best]
+        # Closeness over the paper's heaviest words: the rest weigh little in a cosine.
+        heavy, mine = self.heavy(paper, _NEIGHBOUR_TERMS), self.dense(paper)
+        scored = []
+        for doc, _ in best:
+            other = index.papers[doc]
+            words = sum(w * self.sparse(other).get(t, 0.0) for t, w in heavy)
+            scored.append((_blend(words, _dense_dot(mine, self.dense(other)),
+                                  knobs.dense_share), other.id))
         scored.sort(key=lambda sp: (-sp[0], sp[1]))
         return scored[:knobs.neighbours]
 

@@ -44,8 +44,8 @@ class Knobs:
     like: float = 0.1  # how far closeness to liked and own papers lifts a topic score
     hide: float = 0.1  # how far closeness to hidden papers lowers it
     dense_share: float = 0.5  # with embeddings: their share of a closeness, words the rest
-    depth: int = 30  # per topic, the candidates the reader's model re-orders
-    centroid_terms: int = 64  # a centroid keeps its heaviest words only (speed)
+    depth: int = 15  # per topic, the candidates the reader's model re-orders (speed)
+    centroid_terms: int = 24  # a centroid keeps its heaviest words only (speed)
     saved_min: float = 0.05  # closeness to a liked or own paper to be "like" it
     saved_slots: int = 5  # at most this many, in places the topics leave free ...
     saved_displace: int = 0  # ... or taken from the topics' last picks (1 cost GNN 0.04 on dev)
@@ -57,7 +57,10 @@ SAVED_TOPIC = "Like papers you saved"
 MAX_SIGNALS = 200
 MEMO_KEPT = 50_000  # per memo of paper vectors or neighbours (see _bound)
 _SEEDS = 12  # a paper's heaviest words whose postings propose its neighbours
-_PROPOSED = 60  # proposals scored exactly, per neighbour search
+_SCAN_BUDGET = 4000  # postings read per neighbour search (rarest words first)
+_PROPOSED = 40  # proposals scored, per neighbour search
+_NEIGHBOUR_TERMS = 32  # the paper's heaviest words a neighbour's closeness is counted on
+_TWIN_TERMS = 5  # a near-duplicate holds two of a paper's five rarest words
 
 
 class PaperVectors:
@@ -69,6 +72,7 @@ class PaperVectors:
         self.ranker = ranker
         self.extra: dict[str, Paper] = {}
         self._sparse: dict[str, Sparse] = {}
+        self._heavy: dict[tuple[str, int], list[tuple[str, float]]] = {}
         self._dense: dict[str, Any] = {}
         self._own: dict[tuple[str, str, str], Paper] = {}
         self._neighbours: dict[tuple[str, Knobs], list[tuple[float, str]]] = {}
@@ -122,6 +126,16 @@ class PaperVectors:
             vector = self._sparse[paper.id] = self.ranker.term_vector(paper)
         return vector
 
+    def heavy(self, paper: Paper, size: int) -> list[tuple[str, float]]:
+        """The ``size`` heaviest words of the paper's vector, with their weights."""
+        key = (paper.id, size)
+        found = self._heavy.get(key)
+        if found is None:
+            _bound(self._heavy)
+            found = self._heavy[key] = heapq.nlargest(size, self.sparse(paper).items(),
+                                                      key=lambda tw: tw[1])
+        return found
+
     def dense(self, paper: Paper) -> Any:
         if self.ranker.semantic is None:
             return None
@@ -144,29 +158,48 @@ class PaperVectors:
         return found
 
     def twins(self, paper: Paper, knobs: Knobs) -> frozenset[str]:
-        """Ids of ``paper``'s near-duplicates in the catalog, by the ranker's own measure."""
+        """Ids of ``paper``'s near-duplicates in the catalog, by the ranker's own measure.
+        A near-duplicate shares most of a paper's rarest words: only the papers holding two
+        of its five rarest are asked, so this costs a few short postings lists."""
         key = (paper.id, knobs)
         found = self._twins.get(key)
         if found is None:
             _bound(self._twins)
-            ranker, doc_of = self.ranker, self.ranker.index.doc_of
-            near = [self.paper(pid) for _, pid in self.neighbours(paper, knobs)]
-            if paper.id in doc_of:
-                found = frozenset(p.id for p in near if p and ranker.near_duplicate(paper, p))
+            ranker, index = self.ranker, self.ranker.index
+            rarest = heapq.nsmallest(_TWIN_TERMS, (t for t in self.sparse(paper) if t in index.df),
+                                     key=index.df.__getitem__)
+            seen: dict[int, int] = {}
+            for term in rarest:
+                for doc in index.docs_with(term):
+                    seen[doc] = seen.get(doc, 0) + 1
+            need = min(2, len(rarest))
+            near = [index.papers[d] for d, n in seen.items() if n >= need]
+            if paper.id in index.doc_of:
+                found = frozenset(p.id for p in near
+                                  if p.id != paper.id and ranker.near_duplicate(paper, p))
             else:  # outside the window: the same threshold on our own closeness
-                found = frozenset(p.id for p in near if p and self.closeness(
-                    paper, p, 1.0 if ranker.semantic is not None else 0.0)
-                    >= ranker.duplicate_threshold)
+                share = 1.0 if ranker.semantic is not None else 0.0
+                found = frozenset(p.id for p in near if self.closeness(paper, p, share)
+                                  >= ranker.duplicate_threshold)
             self._twins[key] = found
         return found
 
     def _search(self, paper: Paper, knobs: Knobs) -> list[tuple[float, str]]:
+        """Papers that share the paper's heaviest words are proposed (rarest words first, a
+        bounded number of postings read), the best proposals scored exactly."""
         index = self.ranker.index
         vector = self.sparse(paper)
         proposals: dict[int, float] = {}
-        for term, weight in heapq.nlargest(_SEEDS, vector.items(), key=lambda tw: tw[1]):
-            for doc in index.docs_with(term):
-                proposals[doc] = proposals.get(doc, 0.0) + weight * index.idf(term)
+        budget = _SCAN_BUDGET
+        seeds = heapq.nlargest(_SEEDS, vector.items(), key=lambda tw: tw[1])
+        for term, weight in sorted(seeds, key=lambda tw: index.df.get(tw[0], 0)):
+            docs = index.docs_with(term)
+            if proposals and len(docs) > budget:
+                break
+            budget -= len(docs)
+            gain = weight * index.idf(term)
+            for doc in docs:
+                proposals[doc] = proposals.get(doc, 0.0) + gain
         dense = self.dense(paper)
         if dense is not None:  # every paper by meaning: one matrix product per paper a run
             sims = self.ranker.semantic.vectors @ dense
@@ -175,8 +208,14 @@ class PaperVectors:
         if paper.id in index.doc_of:
             proposals.pop(index.doc_of[paper.id], None)  # a paper is not its own neighbour
         best = heapq.nlargest(_PROPOSED, proposals.items(), key=lambda dw: dw[1])
-        scored = [(self.closeness(paper, index.papers[doc], knobs.dense_share),
-                   index.papers[doc].id) for doc, _ in best]
+        # Closeness over the paper's heaviest words: the rest weigh little in a cosine.
+        heavy, mine = self.heavy(paper, _NEIGHBOUR_TERMS), self.dense(paper)
+        scored = []
+        for doc, _ in best:
+            other = index.papers[doc]
+            words = sum(w * self.sparse(other).get(t, 0.0) for t, w in heavy)
+            scored.append((_blend(words, _dense_dot(mine, self.dense(other)),
+                                  knobs.dense_share), other.id))
         scored.sort(key=lambda sp: (-sp[0], sp[1]))
         return scored[:knobs.neighbours]
 
@@ -244,9 +283,15 @@ class ReaderModel:
                     paper = vectors.paper(pid)
                     if paper is not None:
                         best[pid] = Saved(paper, closeness, liked.title)
-        taste = sorted(best.values(), key=lambda s: (-s.closeness, s.paper.id))
-        return [s for s in taste if not skip(s.paper.id) and not self.is_hidden(s.paper.id)
-                and self._push(s.paper) < self._pull(s.paper)][:limit * 3]
+        found: list[Saved] = []
+        for s in sorted(best.values(), key=lambda s: (-s.closeness, s.paper.id)):
+            if len(found) >= limit * 3:  # room for the caller's near-duplicate checks
+                break
+            pid = s.paper.id
+            if not (skip(pid) or self.is_hidden(pid)) and self._push(s.paper) < self._pull(
+                    s.paper):
+                found.append(s)
+        return found
 
 
 class _Centroid:
@@ -260,8 +305,8 @@ class _Centroid:
         if not papers:
             return
         total: dict[str, float] = {}
-        for paper in papers:
-            for term, weight in vectors.sparse(paper).items():
+        for paper in papers:  # each paper's heaviest words: the centroid keeps only those
+            for term, weight in vectors.heavy(paper, 2 * knobs.centroid_terms):
                 total[term] = total.get(term, 0.0) + weight
         kept = heapq.nlargest(knobs.centroid_terms, total.items(), key=lambda tw: tw[1])
         norm = math.sqrt(sum(w * w for _, w in kept)) or 1.0

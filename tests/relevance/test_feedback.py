@@ -62,8 +62,10 @@ def test_a_twin_of_a_hidden_paper_is_left_out_even_when_its_topic_ranks_it() -> 
     ]
     small = Ranker(papers)
     sub = reader("graph neural networks")
-    assert {"a", "a2", "b"} <= set(build_digest(sub, small, (), "e", NOW).paper_ids) | {"a2"}
-    digest = build_digest(sub, small, (), "e", NOW, reader=ReaderSignals(hidden=("a",)))
+    assert {"a", "a2", "b"} <= {m.paper.id for m in small.rank(sub.topics[0])}
+    today = build_digest(sub, small, (), "e", NOW).paper_ids
+    shown = next(pid for pid in today if pid in ("a", "a2"))  # one of the twins, not both
+    digest = build_digest(sub, small, (), "e", NOW, reader=ReaderSignals(hidden=(shown,)))
     assert digest.paper_ids == ["b"]
 
 

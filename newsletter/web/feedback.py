@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from newsletter.compose.paperview import one_line, paper_url
-from newsletter.models import Subscriber
+from newsletter.models import Paper, Subscriber
 from newsletter.store.catalog import load_paper
 from newsletter.store.readers import clear_feedback, feedback_list, set_feedback
 from newsletter.store.subscribers import load_subscribers
@@ -37,16 +37,11 @@ CHOICES = {
 def page(verdict: str) -> Endpoint:
     """GET: the paper and the choice, and one button. Records nothing."""
     async def show(request: Request) -> Response:
-        found = await owner(request, verdict)
-        if found is None or found.item is None:
-            return invalid_link(request, "Feedback")
-        refused = _refusal(request, found)
-        if refused is not None:
-            return refused
+        looked = await _look_up(request, verdict)
+        if isinstance(looked, Response):
+            return looked
+        found, paper = looked
         state = web(request)
-        paper = await state.run(load_paper, state.engine, found.item)
-        if paper is None:
-            return _gone(request)
         chosen = await state.run(_current_choice, state, found)
         return render(request, "feedback.html", verdict=verdict, choice=CHOICES[verdict],
                       title=one_line(paper.title), url=paper_url(paper),
@@ -57,17 +52,12 @@ def page(verdict: str) -> Endpoint:
 def record(verdict: str) -> Endpoint:
     """POST: the button (records the choice) or Undo (``action=undo``: takes it back)."""
     async def act(request: Request) -> Response:
-        found = await owner(request, verdict)
-        if found is None or found.item is None:
-            return invalid_link(request, "Feedback")
-        refused = _refusal(request, found)
-        if refused is not None:
-            return refused
+        looked = await _look_up(request, verdict)
+        if isinstance(looked, Response):
+            return looked
+        found, paper = looked
         form = await checked_form(request)
         state = web(request)
-        paper = await state.run(load_paper, state.engine, found.item)
-        if paper is None:
-            return _gone(request)
         undo = field(form, "action") == "undo"
         if undo:
             await state.run(clear_feedback, state.engine, found.subscriber_id, found.item)
@@ -81,6 +71,19 @@ def record(verdict: str) -> Endpoint:
                       title=one_line(paper.title), url=paper_url(paper), done=not undo,
                       undone=undo, preferences=preferences)
     return act
+
+
+async def _look_up(request: Request, verdict: str) -> tuple[Owner, Paper] | Response:
+    """The link's reader and paper, or the page that says why there are none."""
+    found = await owner(request, verdict)
+    if found is None or found.item is None:
+        return invalid_link(request, "Feedback")
+    refused = _refusal(request, found)
+    if refused is not None:
+        return refused
+    state = web(request)
+    paper = await state.run(load_paper, state.engine, found.item)
+    return _gone(request) if paper is None else (found, paper)
 
 
 def _refusal(request: Request, found: Owner) -> Response | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 from sqlalchemy import Engine, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -107,6 +107,18 @@ def load_paper(engine: Engine, paper_id: str) -> Paper | None:
     with engine.connect() as conn:
         row = conn.execute(select(papers).where(papers.c.id == paper_id)).first()
     return _paper(row) if row else None
+
+
+def load_papers_by_id(engine: Engine, paper_ids: Collection[str],
+                      chunk: int = 500) -> list[Paper]:
+    """The stored papers among ``paper_ids``, in id order; unknown ids are left out."""
+    ids, found = sorted(set(paper_ids)), []
+    with engine.connect() as conn:
+        for start in range(0, len(ids), chunk):
+            found.extend(_paper(row) for row in conn.execute(
+                select(papers).where(papers.c.id.in_(ids[start:start + chunk]))
+                .order_by(papers.c.id)))
+    return found
 
 
 def record_click(engine: Engine, subscriber_id: int, paper_id: str,

@@ -12,7 +12,7 @@ from commands import database, process_env, run, write_people
 from sqlalchemy import Engine, func, insert, select
 
 from newsletter.models import OwnPaper, Paper, ReaderSignals, Subscriber
-from newsletter.store.catalog import save_papers
+from newsletter.store.catalog import load_papers_by_id, save_papers
 from newsletter.store.readers import (
     add_to_library,
     clear_feedback,
@@ -115,3 +115,10 @@ def test_the_forget_command_asks_deletes_and_warns_about_the_file(tmp_path: Path
     assert [s.email for s in load_subscribers(database(env), statuses=None)] == [BOB.email]
     unknown = run(env, "subscribers", "forget", "nobody@example.org", "--yes")
     assert unknown.returncode == 2 and "not a subscriber" in unknown.stderr
+
+
+def test_papers_are_loaded_by_id_in_one_call_and_unknown_ids_left_out(engine: Engine) -> None:
+    stored = [Paper(id=f"p{i}", title=f"Paper {i}", abstract="x") for i in range(3)]
+    save_papers(engine, [(p, p.title.lower()) for p in stored], [], now=NOW)
+    found = load_papers_by_id(engine, {"p2", "p0", "gone"}, chunk=1)
+    assert [p.id for p in found] == ["p0", "p2"] and found[1].title == "Paper 2"

@@ -194,6 +194,13 @@ class CatalogLookup:
         return self.by_title.get(key) if key else None
 
 
+def lookup_keys(papers: Sequence[OwnPaper]) -> tuple[set[str], set[str]]:
+    """The arXiv ids and title keys that ``match_library`` looks for: what to fetch from the
+    store (``store.catalog.load_papers_like``) instead of the whole catalog."""
+    ids = {own.key.removeprefix("arxiv:") for own in papers if own.key.startswith("arxiv:")}
+    return ids, {key for own in papers if (key := title_key(own.title))}
+
+
 def match_library(papers: Sequence[OwnPaper], catalog: CatalogLookup | Iterable[Paper]
                   ) -> list[OwnPaper]:
     """``papers`` with ``paper_id`` set where the catalog has them (by arXiv id, then by

@@ -121,6 +121,22 @@ def load_papers_by_id(engine: Engine, paper_ids: Collection[str],
     return found
 
 
+def load_papers_like(engine: Engine, arxiv_ids: Collection[str], title_keys: Collection[str],
+                     chunk: int = 500) -> list[Paper]:
+    """The stored papers with one of ``arxiv_ids`` (as their arXiv id or their id) or one of
+    the ``title_keys``: what a reader's library can match, without loading the catalog."""
+    found: dict[str, Paper] = {}
+    wanted = ((papers.c.arxiv_id, sorted(set(arxiv_ids))), (papers.c.id, sorted(set(arxiv_ids))),
+              (papers.c.title_key, sorted({key[:400] for key in title_keys})))
+    with engine.connect() as conn:
+        for column, values in wanted:
+            for start in range(0, len(values), chunk):
+                for row in conn.execute(select(papers).where(
+                        column.in_(values[start:start + chunk]))):
+                    found.setdefault(row.id, _paper(row))
+    return [found[pid] for pid in sorted(found)]
+
+
 def record_click(engine: Engine, subscriber_id: int, paper_id: str,
                  now: datetime | None = None) -> bool:
     """Count a reader's click on a paper once; False when it was counted before (or the

@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from newsletter.compose.paperview import one_line
-from newsletter.library import match_library, parse_library
+from newsletter.library import lookup_keys, match_library, parse_library
 from newsletter.models import OwnPaper, Problem
-from newsletter.store.catalog import load_papers
+from newsletter.store.catalog import load_papers_like
 from newsletter.store.readers import (
     add_to_library,
     clear_feedback,
@@ -129,8 +129,9 @@ async def _uploaded(form: FormData) -> str:
 
 
 def _add(state: Web, subscriber_id: int, papers: list[OwnPaper]) -> int:
-    # Matched to the whole catalog (not only the recent window): an own paper is often old.
-    matched = match_library(papers, load_papers(state.engine))
+    # Matched against the whole catalog (not only the recent window: an own paper is often
+    # old), fetching only the papers with the ids and titles given.
+    matched = match_library(papers, load_papers_like(state.engine, *lookup_keys(papers)))
     return add_to_library(state.engine, subscriber_id, matched, "web", state.now())
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 from commands import database, process_env, run, write_people
 from sqlalchemy import Engine, func, insert, select
 
+from newsletter.catalog.sources.ids import title_key
 from newsletter.models import OwnPaper, Paper, ReaderSignals, Subscriber
-from newsletter.store.catalog import load_papers_by_id, save_papers
+from newsletter.store.catalog import load_papers_by_id, load_papers_like, save_papers
 from newsletter.store.readers import (
     add_to_library,
     clear_feedback,
@@ -122,3 +123,18 @@ def test_papers_are_loaded_by_id_in_one_call_and_unknown_ids_left_out(engine: En
     save_papers(engine, [(p, p.title.lower()) for p in stored], [], now=NOW)
     found = load_papers_by_id(engine, {"p2", "p0", "gone"}, chunk=1)
     assert [p.id for p in found] == ["p0", "p2"] and found[1].title == "Paper 2"
+
+
+def test_a_library_finds_its_papers_by_arxiv_id_or_title_without_the_whole_catalog(
+        engine: Engine) -> None:
+    from newsletter.library import lookup_keys, match_library
+    stored = [Paper(id="2401.00001", arxiv_id="2401.00001", title="Graph Nets", abstract="x"),
+              Paper(id="slug-one", title="Optimal Transport, Revisited", abstract="x"),
+              Paper(id="other", title="Something else", abstract="x")]
+    save_papers(engine, [(p, title_key(p.title)) for p in stored], [], now=NOW)
+    given = [OwnPaper(key="arxiv:2401.00001", title=""),
+             OwnPaper(key="smith2024", title="optimal transport: revisited"),
+             OwnPaper(key="nobody", title="Not in the catalog")]
+    found = load_papers_like(engine, *lookup_keys(given))
+    assert [p.id for p in found] == ["2401.00001", "slug-one"]
+    assert [o.paper_id for o in match_library(given, found)] == ["2401.00001", "slug-one", None]

@@ -19,7 +19,6 @@ from newsletter.preflight import weak_secret
 from newsletter.relevance.select import edition_for
 from newsletter.settings import Settings
 from newsletter.store.catalog import count_papers
-from newsletter.store.readers import signals_for
 from newsletter.store.returns import returns_by_edition
 from newsletter.store.schema import utcnow
 from newsletter.store.subscribers import load_subscribers
@@ -44,9 +43,7 @@ def preview(
     sent = ledger.sent_papers_by_subscriber(engine, [subs[0].id or 0])
     now = utcnow()
     pipeline = Pipeline.build(engine, settings, now)
-    reader = signals_for(engine, [subs[0].id or 0]).get(subs[0].id or 0)
-    if reader is not None:
-        pipeline.recall(engine, [reader])
+    reader = pipeline.readers(engine, [subs[0].id or 0]).get(subs[0].id or 0)
     composed = pipeline.compose(subs[0], sent.get(subs[0].id or 0, set()),
                                 edition_for(subs[0], now), reader)
     if composed is None:

@@ -92,6 +92,14 @@ class Pipeline:
         secret, base = self.secret, self.settings.base_url
         return lambda paper: click_url(secret, base, subscriber, paper.id)
 
+    def readers(self, engine: Engine, ids: Collection[int]) -> dict[int, ReaderSignals]:
+        """The feedback and own papers of these subscribers (those who gave any), one query,
+        with the papers they liked or hid before this run's window made known to the model."""
+        found = signals_for(engine, ids)
+        if found:
+            self.recall(engine, found.values())
+        return found
+
     def recall(self, engine: Engine, signals: Iterable[ReaderSignals]) -> None:
         """Make the papers readers liked or hid before this run's window known to the reader
         model (their words still say what the reader likes). Each is looked up once a run, the
@@ -279,8 +287,7 @@ def rehearse(pipeline: Pipeline, engine: Engine,
     states = ledger.states_for(engine, {i: e for i, (_, e, _) in editions.items()})
     since = pipeline.now - timedelta(days=pipeline.settings.window_days)
     sent = ledger.sent_papers_by_subscriber(engine, list(editions), since=since)
-    readers = signals_for(engine, list(editions))
-    pipeline.recall(engine, readers.values())
+    readers = pipeline.readers(engine, list(editions))
     for sub_id, (sub, edition, _) in editions.items():
         if states.get(sub_id, (None, None))[0] in ledger.HANDLED:
             report.already += 1

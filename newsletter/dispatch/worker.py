@@ -29,7 +29,6 @@ from newsletter.dispatch.deliver import Job, Pipeline, Policy, Sender, SendRepor
 from newsletter.dispatch.journal import Journal, Outcome
 from newsletter.settings import Settings
 from newsletter.store.schema import patiently, utcnow
-from newsletter.store.readers import signals_for
 from newsletter.store.subscribers import load_subscribers
 
 log = logging.getLogger("newsletter")
@@ -129,9 +128,7 @@ class Worker:
         since = now - timedelta(days=self.settings.window_days)
         sent = await patiently(ledger.sent_papers_by_subscriber, self.engine, list(people), since)
         # One query for the batch's feedback and libraries; never logged (they are private).
-        readers = await patiently(signals_for, self.engine, list(people))
-        if readers:
-            await patiently(sender.pipeline.recall, self.engine, list(readers.values()))
+        readers = await patiently(sender.pipeline.readers, self.engine, list(people))
         for claim in batch:
             person = people.get(claim.subscriber_id)
             if person is None:  # unsubscribed or bounced since the run was planned

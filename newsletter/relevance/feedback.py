@@ -47,8 +47,7 @@ class Knobs:
     depth: int = 15  # per topic, the candidates the reader's model re-orders (speed)
     centroid_terms: int = 24  # a centroid keeps its heaviest words only (speed)
     saved_min: float = 0.05  # closeness to a liked or own paper to be "like" it
-    saved_slots: int = 5  # at most this many, in places the topics leave free ...
-    saved_displace: int = 0  # ... or taken from the topics' last picks (1 cost GNN 0.04 on dev)
+    saved_slots: int = 5  # at most this many, in places the topics leave free
     neighbours: int = 40  # per liked or own paper, the nearest papers kept
 
 

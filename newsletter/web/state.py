@@ -22,7 +22,6 @@ from newsletter.models import ReaderSignals, Subscriber
 from newsletter.relevance.select import edition_for
 from newsletter.settings import PROJECT_ROOT, Settings
 from newsletter.store.catalog import count_papers
-from newsletter.store.readers import signals_for
 from newsletter.store.schema import secret_key, utcnow
 from newsletter.store.signups import Limits
 from newsletter.subscribers import WEEKDAYS
@@ -101,11 +100,10 @@ class Web:
         if subscriber.id is not None:
             sent = ledger.sent_papers_by_subscriber(self.engine, [subscriber.id]).get(
                 subscriber.id, set())
-            reader = signals_for(self.engine, [subscriber.id]).get(subscriber.id)
         with self._lock:
             pipeline = self._fresh_pipeline()
-            if reader is not None:
-                pipeline.recall(self.engine, [reader])
+            if subscriber.id is not None:
+                reader = pipeline.readers(self.engine, [subscriber.id]).get(subscriber.id)
             return pipeline.compose(subscriber, sent,
                                     self._next_edition(subscriber, pipeline.now), reader)
 

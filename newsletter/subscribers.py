@@ -254,11 +254,6 @@ def store_libraries(engine: Engine, listed: Sequence[Listed]) -> None:
     """Store each listed person's own papers as their "file" library (an entry without any
     empties it; what they gave on the web is kept apart). Run after ``sync_subscribers``.
     Matching to the catalog happens when digests are made (``relevance/feedback.py``)."""
-    from newsletter.store.readers import replace_library
-    from newsletter.store.subscribers import load_subscribers
+    from newsletter.store.readers import replace_file_libraries
 
-    ids = {sub.email: sub.id for sub in load_subscribers(engine, statuses=None)}
-    for entry in listed:
-        sub_id = ids.get(entry.subscriber.email)
-        if sub_id is not None:
-            replace_library(engine, sub_id, entry.own, "file")
+    replace_file_libraries(engine, {entry.subscriber.email: entry.own for entry in listed})

@@ -8,7 +8,7 @@ deletes them (on unsubscribe and with the subscriber), and no function here logs
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -21,6 +21,7 @@ from newsletter.store.schema import (
     insert_ignore,
     library_papers,
     papers,
+    subscribers,
     utcnow,
 )
 
@@ -81,6 +82,25 @@ def replace_library(engine: Engine, subscriber_id: int, own: Sequence[OwnPaper],
         conn.execute(delete(library_papers).where(library_papers.c.subscriber_id == subscriber_id,
                                                   library_papers.c.origin == origin))
         if rows:  # a key already given through the other origin stays as it was
+            conn.execute(insert_ignore(engine, library_papers, ("subscriber_id", "key")), rows)
+
+
+def replace_file_libraries(engine: Engine, own_by_email: Mapping[str, Sequence[OwnPaper]],
+                           now: datetime | None = None) -> None:
+    """Make these the "file" libraries of everyone (the subscriber files' ``papers`` and
+    ``library``), in one transaction: a person the files no longer give papers for has none."""
+    now = now or utcnow()
+    wanted = {email.lower(): own for email, own in own_by_email.items() if own}
+    with engine.begin() as conn:
+        conn.execute(delete(library_papers).where(library_papers.c.origin == "file"))
+        emails, rows = sorted(wanted), []
+        for start in range(0, len(emails), IDS_PER_QUERY):
+            for sid, email in conn.execute(select(subscribers.c.id, subscribers.c.email).where(
+                    subscribers.c.email.in_(emails[start:start + IDS_PER_QUERY]))):
+                rows.extend({"subscriber_id": sid, "key": paper.key, "title": paper.title,
+                             "abstract": paper.abstract, "paper_id": paper.paper_id,
+                             "origin": "file", "added_at": now} for paper in wanted[email])
+        if rows:  # a key the person also gave on the web stays as they gave it there
             conn.execute(insert_ignore(engine, library_papers, ("subscriber_id", "key")), rows)
 
 

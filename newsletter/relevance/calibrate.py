@@ -178,10 +178,7 @@ def _feedback(index: Index, best: Mapping[int, float], terms: Sequence[str]) -> 
     said: dict[int, float] = {}
     for term, weight in words.items():
         idf = index.idf(term)
-        saturated = index.shared("saturated", term)  # shared by the run's topics
-        if not saturated:
-            saturated.update((doc, index.saturated(doc, term)) for doc in index.docs_with(term))
-        for doc, value in saturated.items():
+        for doc, value in index.saturations(term).items():
             said[doc] = said.get(doc, 0.0) + weight * idf * value
     return said
 

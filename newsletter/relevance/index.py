@@ -88,6 +88,14 @@ class Index:
         tf = self.tf(doc, term)
         return tf / (K1 + tf) if tf else 0.0
 
+    def saturations(self, term: str) -> dict[int, float]:
+        """``saturated`` of every paper saying ``term``; computed once per run, since the
+        topics of a run share words ("learning", "network")."""
+        found = self.shared("saturated", term)
+        if not found:
+            found.update((doc, self.saturated(doc, term)) for doc in self.docs_with(term))
+        return found
+
     def docs_with(self, term: str) -> Sequence[int]:
         return self.postings.get(term, ())
 

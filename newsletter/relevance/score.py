@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from newsletter.relevance.index import Index
+from newsletter.relevance.index import ABSTRACT, TITLE, Index
 from newsletter.relevance.proximity import covers, has_phrase
 
 Terms = tuple[str, ...]
@@ -72,7 +72,9 @@ class Bag:
         # Work shared by every topic of the run that says these words the same way ("GNN" and
         # "graph neural networks" both read "graph neural network" on the same papers).
         self._bases = index.shared("base", tuple(terms)) if not weights else {}
+        self._sums = index.shared("said", tuple(terms)) if not weights else {}
         self._closenesses = index.shared("closeness", (self.phrases, own))
+        self._long = tuple((p, *self._coverage(index, p)) for p in self.phrases if len(p) > 1)
 
     def candidates(self, index: Index, floor: float) -> set[int]:
         """Papers that can reach ``floor``: those without any of the words that carry more than
@@ -87,20 +89,34 @@ class Bag:
         return docs
 
     def base(self, index: Index, doc: int) -> float:
-        """The share of the bag's information the paper carries, 0..1. Memoized per paper:
-        candidates are bounded by it, then judged."""
-        found = self._bases.get(doc)
-        if found is None:
-            found = self._bases[doc] = sum(
-                w * index.saturated(doc, t) for t, w in self.weights.items()) / self.ideal
-        return found
+        """The share of the bag's information the paper carries, 0..1: candidates are bounded
+        by it, then judged."""
+        return (self._bases or self.bases(index)).get(doc, 0.0)
+
+    def bases(self, index: Index) -> dict[int, float]:
+        """``base`` of every paper saying one of the words."""
+        if not self._bases:
+            ideal = self.ideal
+            self._bases.update((doc, said / ideal) for doc, said in self._said(index).items())
+        return self._bases
+
+    def _said(self, index: Index) -> dict[int, float]:
+        """Per paper saying one of the words, their weights times its saturated frequencies:
+        for all such papers at once, from the words' postings (a dict pass per word, not a sum
+        per paper)."""
+        if not self._sums:
+            for term, weight in self.weights.items():
+                for doc, value in index.saturations(term).items():
+                    self._sums[doc] = self._sums.get(doc, 0) + weight * value
+        return self._sums
 
     def some(self, index: Index, doc: int, enough: int) -> float:
         """Like ``base``, but ``enough`` of the heaviest words are all a paper needs to say:
         for learned words, of which a related paper says a few, never all."""
-        heaviest = sorted(self.weights.values(), reverse=True)[:enough]
-        said = sum(w * index.saturated(doc, t) for t, w in self.weights.items())
-        return min(said / (sum(heaviest) or 1.0), 1.0)
+        return min((self._sums or self._said(index)).get(doc, 0) / self._enough(enough), 1.0)
+
+    def _enough(self, enough: int) -> float:
+        return sum(sorted(self.weights.values(), reverse=True)[:enough]) or 1.0
 
     def evidence(self, index: Index, doc: int, w: Weights, base: float | None = None,
                  ) -> Evidence:
@@ -121,23 +137,29 @@ class Bag:
         """1 when every phrase of several words is there word for word; less when its words
         are only close together, less again when they are scattered: "parameter ...
         prediction" in two sentences is not "parameter prediction"."""
-        long = [p for p in self.phrases if len(p) > 1]
-        if not long:
+        if not self._long:
             return 1.0
         held = self._closenesses.get(doc)
         if held is not None:
             return held
-        positions = index.positions(doc)
+        counts = index.counts[doc]
+        positions = None
         total = 0.0
-        for phrase in long:
-            if any(has_phrase(phrase, f) for f in positions):
+        for phrase, weights, need in self._long:
+            # Only a field holding enough of the words can have them close together: the
+            # others are not read (most candidates say a phrase's words scattered, if at all).
+            fields = [i for i in (TITLE, ABSTRACT)
+                      if sum(v for t, v in weights.items() if t in counts[i]) >= need - 1e-6]
+            if fields and positions is None:
+                positions = index.positions(doc)
+            if any(has_phrase(phrase, positions[i]) for i in fields):
                 total += 1.0
-            elif any(covers(phrase, f, *self._coverage(index, phrase)) for f in positions):
+            elif any(covers(phrase, positions[i], weights, need) for i in fields):
                 total += w.near
             else:
                 total += w.scattered if self.own else w.scattered_expansion
-        self._closenesses[doc] = total / len(long)
-        return total / len(long)
+        self._closenesses[doc] = total / len(self._long)
+        return total / len(self._long)
 
     @staticmethod
     def _coverage(index: Index, phrase: Terms) -> tuple[dict[str, float], float]:

@@ -151,7 +151,9 @@ def instrument(stages: Stages) -> None:
     from newsletter.relevance import rank
 
     deliver.build_digest = stages.wrap("select", deliver.build_digest)
-    if hasattr(deliver.Pipeline, "recall"):  # issue 14: readers' signals, a query per batch
+    if hasattr(deliver.Pipeline, "readers"):  # issue 14: a batch's signals and recalled papers
+        deliver.Pipeline.readers = stages.wrap("setup: reader signals", deliver.Pipeline.readers)
+    elif hasattr(deliver.Pipeline, "recall"):  # issue 14 before the review
         worker.signals_for = stages.wrap("setup: reader signals", worker.signals_for)
         deliver.Pipeline.recall = stages.wrap("setup: reader signals", deliver.Pipeline.recall)
     deliver.links_for = stages.wrap("links", deliver.links_for)

@@ -1,15 +1,16 @@
 """Relevance of each ranker on the labelled set, per split: nDCG@10, P@10, Recall@20, and what
 `recommend --limit 20` shows.
 
-    .venv/bin/python benchmarks/relevance/evaluate.py [--split dev|test|testB|testC|tune|both]
+    .venv/bin/python benchmarks/relevance/evaluate.py [--split dev|test|testB|testC|testD|tune|both]
         [--per-topic] [--vocabulary FILE] [--no-semantic] [--markdown] [--db URL]
 
 The catalog is the seed pages (``seeds/``), ingested into a temporary SQLite database exactly
 as ``newsletter ingest`` does; the judgments are ``qrels.tsv`` beside this file and the split
 ``topics.tsv`` (README.md says how both were made). A paper a topic's qrels do not list counts
 as not relevant (grade 0). Splits: ``dev`` and ``test`` (issue 13, round one), ``testB`` (round
-two), ``testC`` (round three); ``tune`` is dev, test and testB together, what round three tunes
-on. Score ``--split testC`` only with a frozen ranker.
+two), ``testC`` (round three), ``testD`` (judged for round four); ``tune`` is dev, test and testB
+together, what round three tunes on. Score ``--split testC`` or ``--split testD`` only with a
+frozen ranker.
 
 Rankers, all run over the whole catalog for every topic:
   bm25            textbook BM25 over title + abstract, any query word (a reference point)
@@ -63,14 +64,15 @@ def load_catalog(engine_url: str | None = None) -> tuple[list[Paper], Any]:
 
 
 # Round three tunes on dev, test and testB (92 topics); testC is scored once, with a frozen
-# ranker (round two tuned on dev and test and scored testB once).
+# ranker (round two tuned on dev and test and scored testB once). testD (30 topics, judged before
+# any ranker output was seen) is held out for round four: not part of tune.
 SPLITS = {"dev": ("dev",), "test": ("test",), "testB": ("testB",), "testC": ("testC",),
-          "tune": ("dev", "test", "testB")}
+          "testD": ("testD",), "tune": ("dev", "test", "testB")}
 
 
 def load_splits() -> dict[str, str]:
-    """Topic -> "dev", "test", "testB" or "testC", in file order (topics.tsv: topic, kind, split,
-    definition)."""
+    """Topic -> "dev", "test", "testB", "testC" or "testD", in file order (topics.tsv: topic,
+    kind, split, definition)."""
     lines = (HERE / "topics.tsv").read_text("utf-8").splitlines()[1:]
     return {line.split("\t")[0]: line.split("\t")[2] for line in lines if line.strip()}
 

@@ -60,6 +60,7 @@ class Index:
         self._vectors: dict[int, dict[str, float]] = {}
         self._positions: dict[int, tuple[dict[str, list[int]], dict[str, list[int]]]] = {}
         self._shared: dict[tuple[str, object], dict[int, float]] = {}
+        self._holders: dict[tuple[str, ...], frozenset[int]] = {}
 
     def shared(self, kind: str, key: object) -> dict[int, float]:
         """A per-paper memo that every topic of the run shares, for one ``kind`` of value of
@@ -94,6 +95,19 @@ class Index:
         found = self.shared("saturated", term)
         if not found:
             found.update((doc, self.saturated(doc, term)) for doc in self.docs_with(term))
+        return found
+
+    def holders(self, words: tuple[str, ...]) -> frozenset[int]:
+        """The papers saying every one of ``words``. Memoized for the run."""
+        found = self._holders.get(words)
+        if found is None:
+            if len(self._holders) >= SHARED_KEPT:
+                self._holders.clear()
+            rarest = sorted(words, key=lambda t: self.df.get(t, 0))
+            docs = set(self.docs_with(rarest[0])) if rarest else set()
+            for term in rarest[1:]:
+                docs.intersection_update(self.docs_with(term))
+            found = self._holders[words] = frozenset(docs)
         return found
 
     def docs_with(self, term: str) -> Sequence[int]:

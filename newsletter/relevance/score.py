@@ -22,6 +22,7 @@ from newsletter.relevance.proximity import covers, has_phrase
 Terms = tuple[str, ...]
 LONG_PHRASE = 4  # phrases this long may miss words...
 LONG_COVERAGE = 0.75  # ...if the words found carry this share of the phrase's idf
+SCATTERED, CLOSE, WORD_FOR_WORD = 0, 1, 2  # how a paper says a phrase of several words
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,22 +143,11 @@ class Bag:
         held = self._closenesses.get(doc)
         if held is not None:
             return held
-        counts = index.counts[doc]
-        positions = None
+        scattered = w.scattered if self.own else w.scattered_expansion
         total = 0.0
         for phrase, weights, need in self._long:
-            # Only a field holding enough of the words can have them close together: the
-            # others are not read (most candidates say a phrase's words scattered, if at all).
-            fields = [i for i in (TITLE, ABSTRACT)
-                      if sum(v for t, v in weights.items() if t in counts[i]) >= need - 1e-6]
-            if fields and positions is None:
-                positions = index.positions(doc)
-            if any(has_phrase(phrase, positions[i]) for i in fields):
-                total += 1.0
-            elif any(covers(phrase, positions[i], weights, need) for i in fields):
-                total += w.near
-            else:
-                total += w.scattered if self.own else w.scattered_expansion
+            said = _phrase_said(index, phrase, weights, need, doc)
+            total += 1.0 if said == WORD_FOR_WORD else w.near if said == CLOSE else scattered
         self._closenesses[doc] = total / len(self._long)
         return total / len(self._long)
 
@@ -171,6 +161,36 @@ class Bag:
             return {t: 1.0 for t in distinct}, float(len(distinct))
         weights = {t: index.idf(t) for t in distinct}
         return weights, LONG_COVERAGE * sum(weights.values())
+
+
+def _phrase_said(index: Index, phrase: Terms, weights: dict[str, float], need: float,
+                 doc: int) -> int:
+    """How ``doc`` says a phrase of several words: WORD_FOR_WORD, CLOSE or SCATTERED (or not
+    at all). Memoized per phrase for the run: the ways of saying many topics share phrases."""
+    said = index.shared("phrase", phrase)
+    found = said.get(doc)
+    if found is None:
+        found = said[doc] = _read_phrase(index, phrase, weights, need, doc)
+    return int(found)
+
+
+def _read_phrase(index: Index, phrase: Terms, weights: dict[str, float], need: float,
+                 doc: int) -> int:
+    if len(phrase) < LONG_PHRASE and doc not in index.holders(tuple(weights)):
+        return SCATTERED  # a short phrase is close together only where all its words are
+    # Only a field holding enough of the words can have them close together: the others are
+    # not read (most candidates say a phrase's words scattered, if at all).
+    counts = index.counts[doc]
+    fields = [i for i in (TITLE, ABSTRACT)
+              if sum(v for t, v in weights.items() if t in counts[i]) >= need - 1e-6]
+    if not fields:
+        return SCATTERED
+    positions = index.positions(doc)
+    if any(has_phrase(phrase, positions[i]) for i in fields):
+        return WORD_FOR_WORD
+    if any(covers(phrase, positions[i], weights, need) for i in fields):
+        return CLOSE
+    return SCATTERED
 
 
 def best(bags: Sequence[Bag], index: Index, doc: int, w: Weights,

@@ -14,7 +14,7 @@ import math
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 
-from newsletter.relevance.index import ABSTRACT, TITLE, Index
+from newsletter.relevance.index import Index
 
 FEEDBACK_PAPERS = 8  # the best matches that teach a facet's words
 FEEDBACK_WORDS = 8  # words learned per facet
@@ -39,13 +39,13 @@ def feedback_words(index: Index, scored: Mapping[int, float], exclude: Collectio
     if len(top) < MIN_SHARED:
         return {}
     total = sum(scored[d] for d in top) or 1.0
-    share: Counter[str] = Counter()
+    share: dict[str, float] = {}
     seen: Counter[str] = Counter()
     for doc in top:
-        counts = index.counts[doc]
-        words = counts[TITLE].keys() | counts[ABSTRACT].keys()
+        words = index.vocabulary_of(doc)
+        weight = scored[doc] / total
         for term in words:
-            share[term] += scored[doc] / total
+            share[term] = share.get(term, 0) + weight
         seen.update(words)
     needed = max(MIN_SHARED, math.ceil(MIN_SUPPORT * len(top)))
     size = max(index.size, 1)

@@ -61,6 +61,7 @@ class Index:
         self._positions: dict[int, tuple[dict[str, list[int]], dict[str, list[int]]]] = {}
         self._shared: dict[tuple[str, object], dict[int, float]] = {}
         self._holders: dict[tuple[str, ...], frozenset[int]] = {}
+        self._vocabularies: dict[int, frozenset[str]] = {}
 
     def shared(self, kind: str, key: object) -> dict[int, float]:
         """A per-paper memo that every topic of the run shares, for one ``kind`` of value of
@@ -108,6 +109,17 @@ class Index:
             for term in rarest[1:]:
                 docs.intersection_update(self.docs_with(term))
             found = self._holders[words] = frozenset(docs)
+        return found
+
+    def vocabulary_of(self, doc: int) -> frozenset[str]:
+        """The terms of a paper, title and abstract. Memoized for the papers read last: the
+        best matches of a topic teach its words (``expand``) more than once a run."""
+        found = self._vocabularies.get(doc)
+        if found is None:
+            if len(self._vocabularies) >= POSITIONS_KEPT:
+                self._vocabularies.clear()
+            title, abstract = self.counts[doc]
+            found = self._vocabularies[doc] = frozenset(title.keys() | abstract.keys())
         return found
 
     def docs_with(self, term: str) -> Sequence[int]:

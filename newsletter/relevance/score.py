@@ -198,7 +198,7 @@ def best(bags: Sequence[Bag], index: Index, doc: int, w: Weights,
     """The strongest of the ways of saying a facet (GNN, graph neural network, ...). A way
     whose words could not beat the strongest so far (or ``floor``) even all in the title is not
     looked at closer: a facet with a dozen ways costs little more than one."""
-    bases = sorted((-bag.base(index, doc), i) for i, bag in enumerate(bags))
+    bases = sorted([(-bag.base(index, doc), i) for i, bag in enumerate(bags)])
     found = Evidence(0.0, "", "")
     for minus, i in bases:
         bound = -minus * (1 + w.title)

@@ -211,7 +211,9 @@ class TopicScorer:
         qualifiers = [(_label(q), self._bags(q)) for q in facet.qualifiers]
         found: dict[int, _Facet] = {}
         candidates = set().union(*(bag.candidates(index, self.floor) for bag in bags))
-        bounds = {d: max(bag.base(index, d) for bag in bags) * (1 + w.title) for d in candidates}
+        bases = [bag.bases(index) for bag in bags]
+        lift = 1 + w.title
+        bounds = {d: max([b.get(d, 0.0) for b in bases]) * lift for d in candidates}
         pending: set[int] = set()
         top: list[float] = []  # the best FEEDBACK_PAPERS scores that reach `admit`, a min-heap
         best_score = 0.0

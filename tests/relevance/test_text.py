@@ -7,8 +7,19 @@ import tomllib
 from importlib import resources
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from newsletter.relevance.text import Vocabulary, normalize_topic, query_terms, terms
+from newsletter.relevance.text import (
+    _HYPHENATED,
+    STOPWORDS,
+    Vocabulary,
+    _stem,
+    compounds,
+    normalize_topic,
+    query_terms,
+    terms,
+)
 
 
 def test_tokenizer_splits_hyphens_strips_abbreviation_plurals_and_stems() -> None:
@@ -89,3 +100,20 @@ def test_vocabulary_knows_q_learning_apart_from_learning() -> None:
     labels = {v.label for v in vocabulary.variants(vocabulary.analyze("Q-learning"))}
     assert {"Q-learning", "DQN", "deep Q-network"} <= labels
     assert not labels & {v.label for v in vocabulary.variants(vocabulary.analyze("learning"))}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(
+    list("ab Zé-_1²\u2010\u2011\u00a0\t\n\x1c.,(") + ["self", "bi", "level", "x"]),
+    max_size=40).map("".join))
+def test_compounds_finds_what_the_pattern_finds_over_the_whole_text(text: str) -> None:
+    """compounds() runs the pattern chunk by chunk, for speed: the pairs must be exactly those
+    of the pattern over the whole text (whitespace is neither a word character nor a hyphen)."""
+    whole = [_stem(a + b) for a, b in _HYPHENATED.findall(text)
+             if a.lower() not in STOPWORDS and b.lower() not in STOPWORDS]
+    assert compounds(text) == [term for term in whole if term]
+
+
+def test_compounds_joins_hyphenated_words_and_skips_stopwords() -> None:
+    assert compounds("A bi-level, self\u2010supervised and-or x-ray study") == [
+        "bilevel", "selfsupervis"]

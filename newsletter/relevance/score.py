@@ -134,6 +134,24 @@ class Bag:
         return Evidence(base * self._closeness(index, doc, w) * (1 + w.title * in_title),
                         self.label, field)
 
+    def reach(self, index: Index, doc: int, w: Weights) -> float:
+        """The most ``evidence`` can score, for less: all its words in the title, and each
+        phrase of several words close together, unless the paper lacks one of a short phrase's
+        words (then the phrase is scattered, exactly)."""
+        base = self.base(index, doc)
+        if not self._long or not base:
+            return base * (1 + w.title)
+        held = self._closenesses.get(doc)
+        if held is None:
+            scattered = w.scattered if self.own else w.scattered_expansion
+            close = max(1.0, w.near)
+            total = 0.0
+            for phrase, weights, _ in self._long:
+                apart = len(phrase) < LONG_PHRASE and doc not in index.holders(tuple(weights))
+                total += scattered if apart else close
+            held = total / len(self._long)
+        return base * held * (1 + w.title)
+
     def _closeness(self, index: Index, doc: int, w: Weights) -> float:
         """1 when every phrase of several words is there word for word; less when its words
         are only close together, less again when they are scattered: "parameter ...

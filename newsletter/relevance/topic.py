@@ -225,6 +225,8 @@ class TopicScorer:
                     bound < w.admit or (len(top) >= expand.FEEDBACK_PAPERS and bound <= top[0])):
                 pending.add(doc)  # cannot be admitted, nor teach words, by its words alone
                 continue
+            if all(bag.reach(index, doc, w) < self.floor for bag in bags):
+                continue  # its words are too scattered: judged, it would not be found
             held = self._judge(doc, bags, qualifiers)
             if held is None:
                 continue

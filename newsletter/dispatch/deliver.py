@@ -37,9 +37,9 @@ from newsletter.models import (
     Subscriber,
     SubscriberLinks,
 )
-from newsletter.relevance.feedback import vectors_for
 from newsletter.relevance.rank import Ranker, build_ranker
 from newsletter.relevance.select import build_digest
+from newsletter.relevance.vectors import vectors_for
 from newsletter.settings import Settings
 from newsletter.store.catalog import load_papers, load_papers_by_id
 from newsletter.store.readers import signals_for

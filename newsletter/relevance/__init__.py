@@ -4,5 +4,6 @@ a topic as typed (facets, qualifiers), ``index`` holds the catalog's words once 
 ``score`` grades a paper against one facet, ``expand`` learns words and spellings from the
 catalog, ``topic`` scores a topic's papers, ``calibrate`` turns them into probabilities of
 relevance and admits them, ``rank`` memoizes topics and serves
-``send``, ``recommend`` and the web preview (``semantic`` joins when installed), ``select``
-builds the digest."""
+``send``, ``recommend`` and the web preview (``semantic`` joins when installed), ``vectors``
+holds papers as vectors for ``feedback``'s model of a reader's taste, ``select`` builds the
+digest."""

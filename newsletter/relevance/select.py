@@ -29,14 +29,9 @@ from newsletter.catalog.trending import (
     trending_score,
 )
 from newsletter.models import Digest, DigestItem, Paper, ReaderSignals, Section, Subscriber
-from newsletter.relevance.feedback import (
-    DEFAULT_KNOBS,
-    SAVED_TOPIC,
-    Knobs,
-    ReaderModel,
-    vectors_for,
-)
+from newsletter.relevance.feedback import DEFAULT_KNOBS, SAVED_TOPIC, Knobs, ReaderModel
 from newsletter.relevance.rank import Match, Ranker
+from newsletter.relevance.vectors import vectors_for
 
 FRESHNESS_BOOST = 0.1  # a paper from today scores up to 10% higher than an old one
 FRESHNESS_HALF_LIFE_DAYS = 7.0

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 from newsletter.relevance import calibrate, expand
 from newsletter.relevance.index import Index
 from newsletter.relevance.query import Facet, Pairs, Query, parse
+from newsletter.relevance.reasons import facet_reason, widened_reason
 from newsletter.relevance.score import Bag, Evidence, Weights, best
-from newsletter.relevance.text import Vocabulary, query_text, surface
+from newsletter.relevance.text import Vocabulary, query_text
 
 if TYPE_CHECKING:
     from newsletter.relevance.semantic import SemanticIndex
@@ -81,28 +82,17 @@ class TopicScorer:
         admitted = calibrate.admitted(
             chances, {d for d in docs if evidence.scores.get(d, 0.0) >= self.w.admit})
         quotes = self._quotes(query, facets, {d: which[d] for d in admitted if d in which})
-        hits = [Hit(doc, chance, self._reason(query.facets[which[doc]],
-                                              facets[which[doc]][doc], quotes.get(doc, ""))
-                    if doc in which else self._widened_reason(query, doc))
+        hits = [Hit(doc, chance, self._reason(query, facets, which, doc, quotes.get(doc, "")))
                 for doc, chance in admitted.items()]
         return tuple(sorted(hits, key=self._order))
 
-    def _widened_reason(self, query: Query, doc: int) -> str:
-        """Why a paper the facets did not find is shown: the topic's words it says, else the
-        words the topic's best papers share that it says, else its closest sentence."""
-        title, abstract = self.index.counts[doc]
-        said = [t for t in dict.fromkeys(self._terms(query)) if t in title or t in abstract]
-        label = query.topic
-        if said:
-            return f"shares words with {label}: " + ", ".join(surface(t) for t in said[:3])
-        learned = [t for t in calibrate.feedback_terms(self.index, self._terms(query))
-                   if t in title or t in abstract]
-        if learned:
-            return f"related to {label}: " + ", ".join(surface(t) for t in learned[:3])
-        if self.semantic is not None:
-            quote = self.semantic.closest_sentences([doc], [label]).get(doc, "")
-            return f"close in meaning to {label}" + (f": \u201c{quote}\u201d" if quote else "")
-        return f"related to {label}"
+    def _reason(self, query: Query, facets: list[dict[int, _Facet]], which: dict[int, int],
+                doc: int, quote: str) -> str:
+        if doc not in which:  # a widened candidate (calibrate.WIDEN)
+            return widened_reason(self.index, query.topic, self._terms(query), doc, self.semantic)
+        found = facets[which[doc]][doc]
+        return facet_reason(query.facets[which[doc]], found.evidence, found.learned,
+                            found.qualifier, quote)
 
     def candidates(self, query: Query) -> tuple[list[int], list[list[float]], dict[int, float]]:
         """The topic's candidate papers, their features and facet scores, before the model:
@@ -295,21 +285,6 @@ class TopicScorer:
                 carried = tuple(t for t in words if index.saturated(doc, t))
                 grown[doc] = _Facet(extra, Evidence(extra, "", ""), "", carried)
         return grown
-
-    def _reason(self, facet: Facet, f: _Facet, quote: str = "") -> str:
-        if f.evidence.field == "meaning":
-            return f"close in meaning to {facet.label}" + (
-                f": \u201c{quote}\u201d" if quote else "")
-        if f.learned:
-            shown = ", ".join(surface(t) for t in f.learned[:3])
-            return f"related to {facet.label}: {shown}"
-        said = facet.label
-        label = f.evidence.label
-        if label and label.lower() != " ".join(w for w, _ in facet.words).lower():
-            said = f"{facet.label} → {label}"
-        if f.qualifier:
-            said += f", {f.qualifier}"
-        return f"matches: {said} ({f.evidence.field})"
 
 
 class _Lazy:

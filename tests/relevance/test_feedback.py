@@ -7,9 +7,10 @@ import pytest
 from catalogs import seed_papers
 
 from newsletter.models import OwnPaper, Paper, ReaderSignals, Subscriber
-from newsletter.relevance.feedback import SAVED_TOPIC, ReaderModel, vectors_for
+from newsletter.relevance.feedback import SAVED_TOPIC, ReaderModel
 from newsletter.relevance.rank import Ranker
 from newsletter.relevance.select import build_digest
+from newsletter.relevance.vectors import vectors_for
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=timezone.utc)
 

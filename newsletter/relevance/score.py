@@ -73,7 +73,7 @@ class Bag:
         # Work shared by every topic of the run that says these words the same way ("GNN" and
         # "graph neural networks" both read "graph neural network" on the same papers).
         self._bases = index.shared("base", tuple(terms)) if not weights else {}
-        self._sums = index.shared("said", tuple(terms)) if not weights else {}
+        self._sums: dict[int, float] = {}  # ``some``'s, for learned words (one topic's own)
         self._closenesses = index.shared("closeness", (self.phrases, own))
         self._long = tuple((p, *self._coverage(index, p)) for p in self.phrases if len(p) > 1)
 
@@ -105,16 +105,18 @@ class Bag:
         """Per paper saying one of the words, their weights times its saturated frequencies:
         for all such papers at once, from the words' postings (a dict pass per word, not a sum
         per paper)."""
-        if not self._sums:
-            for term, weight in self.weights.items():
-                for doc, value in index.saturations(term).items():
-                    self._sums[doc] = self._sums.get(doc, 0) + weight * value
-        return self._sums
+        said: dict[int, float] = {}
+        for term, weight in self.weights.items():
+            for doc, value in index.saturations(term).items():
+                said[doc] = said.get(doc, 0) + weight * value
+        return said
 
     def some(self, index: Index, doc: int, enough: int) -> float:
         """Like ``base``, but ``enough`` of the heaviest words are all a paper needs to say:
         for learned words, of which a related paper says a few, never all."""
-        return min((self._sums or self._said(index)).get(doc, 0) / self._enough(enough), 1.0)
+        if not self._sums:
+            self._sums = self._said(index)
+        return min(self._sums.get(doc, 0) / self._enough(enough), 1.0)
 
     def _enough(self, enough: int) -> float:
         return sum(sorted(self.weights.values(), reverse=True)[:enough]) or 1.0

@@ -67,7 +67,8 @@ def load_catalog(engine_url: str | None = None) -> tuple[list[Paper], Any]:
 # ranker (round two tuned on dev and test and scored testB once). testD (30 topics, judged before
 # any ranker output was seen) is held out for round four: not part of tune.
 SPLITS = {"dev": ("dev",), "test": ("test",), "testB": ("testB",), "testC": ("testC",),
-          "testD": ("testD",), "tune": ("dev", "test", "testB")}
+          "testD": ("testD",), "tune": ("dev", "test", "testB"),
+          "tune4": ("dev", "test", "testB", "testC")}
 
 
 def load_splits() -> dict[str, str]:

@@ -219,8 +219,8 @@ def print_topics(results: dict[str, dict[str, metrics.Scores]], topics: list[str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=(*SPLITS, "both"), default="both",
-                        help="which topics to score (testC: only once the ranker is frozen; "
-                        "both: dev and test)")
+                        help="which topics to score (testB, testC, testD: only with a frozen "
+                        "ranker; both: dev and test)")
     parser.add_argument("--per-topic", action="store_true", help="every topic, every ranker")
     parser.add_argument("--markdown", action="store_true", help="tables as Markdown")
     parser.add_argument("--vocabulary", type=Path, help="another vocabulary.toml to compare")

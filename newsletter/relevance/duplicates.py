@@ -2,8 +2,8 @@
 them from crowding one digest.
 
 How alike two papers are is the cosine of their embeddings when the ranker has them, else the
-idf-weighted cosine of their words; :class:`~newsletter.relevance.rank.Ranker` owns one :class:`Likeness`
-over its catalog, and the selection asks it through ``Ranker.near_duplicate``.
+idf-weighted cosine of their words; :class:`~newsletter.relevance.rank.Ranker` owns one
+:class:`Likeness` over its catalog, and the selection asks it through ``Ranker.near_duplicate``.
 """
 
 from __future__ import annotations

@@ -293,7 +293,8 @@ def test_a_digest_from_the_fixture_day_opens_with_the_trending_papers_on_its_top
                       mailto="u@p.example")
     text = renderer.render(digest, links).text
     assert "Trending in your topics (3 papers)" in text
-    assert "87 upvotes" in text and "Code: https://github.com/example/forwardgnn (412 stars)" in text
+    assert "87 upvotes" in text
+    assert "Code: https://github.com/example/forwardgnn (412 stars)" in text
     assert "Namyong Park, Xing Wang, Antoine Simoulin et al." in text
 
 

@@ -232,7 +232,7 @@ def run_dispatch(args: argparse.Namespace) -> dict[str, Any]:
     """The real send path, instrumented; returns the figures."""
     import newsletter
     from newsletter.dispatch import ledger, schedule
-    from newsletter.store.schema import connect
+    from newsletter.store.engine import connect
 
     base_rss = _rss_mb()[0]
     stages = Stages()
@@ -335,7 +335,7 @@ def run_naive(args: argparse.Namespace) -> dict[str, Any]:
     from newsletter.dispatch import ledger
     from newsletter.dispatch.deliver import Pipeline
     from newsletter.relevance.select import build_digest, edition_for
-    from newsletter.store.schema import connect
+    from newsletter.store.engine import connect
     from newsletter.store.subscribers import load_subscribers
 
     workdir = Path(args.workdir)
@@ -520,8 +520,8 @@ def add_feedback(url: str, share: float, seed: int, now: datetime) -> int:
     from newsletter.dispatch import ledger
     from newsletter.models import OwnPaper
     from newsletter.store.catalog import load_papers
+    from newsletter.store.engine import connect
     from newsletter.store.readers import replace_library, set_feedback
-    from newsletter.store.schema import connect
     from newsletter.store.subscribers import load_subscribers
 
     t = time.perf_counter()

@@ -37,7 +37,7 @@ from newsletter.catalog.sources.ids import title_key
 from newsletter.models import Link, Paper, Subscriber
 from newsletter.store import schema
 from newsletter.store.catalog import save_papers
-from newsletter.store.schema import connect
+from newsletter.store.engine import connect
 from newsletter.store.subscribers import load_subscribers, sync_subscribers
 
 ZIPF_S = 1.07

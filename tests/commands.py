@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from newsletter.store import schema
-from newsletter.store.schema import connect
+from newsletter.store.engine import connect
 
 SECRET = "test-secret-for-links"  # 16+ characters: `send` refuses a weaker key over SMTP
 

@@ -9,7 +9,7 @@ from typing import Iterator
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from newsletter.store.schema import connect
+from newsletter.store.engine import connect
 
 POSTGRES = os.environ.get("NEWSLETTER_TEST_POSTGRES",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/test")

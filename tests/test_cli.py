@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from newsletter.cli import app
 from newsletter.compose import tokens
 from newsletter.store import schema
-from newsletter.store.schema import connect
+from newsletter.store.engine import connect, utcnow
 from newsletter.store.subscribers import link_owner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +76,7 @@ def link_owner_of(env: dict[str, str], purpose: str, token: str) -> tuple[str, s
     owner = link_owner(connect(env["NEWSLETTER_DATABASE_URL"]), parsed.link_id)
     assert owner is not None
     assert tokens.check(SECRET, purpose, parsed, owner.link_key, owner.retired,
-                        schema.utcnow()) == "current"
+                        utcnow()) == "current"
     return owner.email, parsed.item
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from datetime import time
 from dataclasses import replace
+from datetime import time
 from pathlib import Path
 
 import pytest

@@ -28,7 +28,7 @@ from newsletter.compose import tokens
 from newsletter.settings import Settings
 from newsletter.store import schema
 from newsletter.store.catalog import load_paper
-from newsletter.store.schema import connect, utcnow
+from newsletter.store.engine import connect, utcnow
 from newsletter.store.subscribers import sync_subscribers
 from newsletter.subscribers import read_subscriber_files
 from newsletter.web import create_app

@@ -47,7 +47,7 @@ from newsletter.relevance.rank import Ranker
 from newsletter.relevance.semantic import SemanticIndex, build_index
 from newsletter.relevance.text import Vocabulary, query_text, terms
 from newsletter.store.catalog import count_papers, load_papers
-from newsletter.store.schema import connect
+from newsletter.store.engine import connect
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -29,7 +29,7 @@ from newsletter.errors import NewsletterError
 from newsletter.preflight import Finding, preflight, require_ready
 from newsletter.settings import Settings
 from newsletter.store.catalog import count_papers
-from newsletter.store.schema import connect, utcnow
+from newsletter.store.engine import connect, utcnow
 from newsletter.store.subscribers import sync_subscribers
 from newsletter.subscribers import read_listed, store_libraries
 

@@ -8,7 +8,8 @@ from sqlalchemy import Engine
 from newsletter.cli.common import friendly, say
 from newsletter.settings import Settings
 from newsletter.store import migrate
-from newsletter.store.schema import metadata, open_engine
+from newsletter.store.engine import open_engine
+from newsletter.store.schema import metadata
 
 db_app = typer.Typer(help="The database's schema: where it stands, and upgrading it after "
                           "installing a newer version of newsletter.", no_args_is_help=True)

@@ -6,7 +6,8 @@ import typer
 
 from newsletter.cli.common import friendly, open_database, say
 from newsletter.returns.process import ReturnsReport, process_returns
-from newsletter.store.schema import secret_key, utcnow
+from newsletter.store.engine import utcnow
+from newsletter.store.schema import secret_key
 
 _SAID = {"hard-bounce": "hard bounce", "soft-bounce": "soft bounce", "refused": "refused",
          "delayed": "delayed", "delivered": "delivered", "complaint": "spam complaint",

@@ -19,8 +19,8 @@ from newsletter.preflight import weak_secret
 from newsletter.relevance.select import edition_for
 from newsletter.settings import Settings
 from newsletter.store.catalog import count_papers
+from newsletter.store.engine import utcnow
 from newsletter.store.returns import returns_by_edition
-from newsletter.store.schema import utcnow
 from newsletter.store.subscribers import load_subscribers
 
 SHOWN = 20  # failures and retries listed by `status`; the count of the rest follows

@@ -21,7 +21,8 @@ from typing import Iterable
 
 from sqlalchemy import Engine, func, select, update
 
-from newsletter.store.schema import as_utc, deliveries, insert_ignore, utcnow
+from newsletter.store.engine import as_utc, insert_ignore, utcnow
+from newsletter.store.schema import deliveries
 
 PENDING, SENDING, RETRYING = "pending", "sending", "retrying"
 _d = deliveries.c

@@ -42,8 +42,9 @@ from newsletter.relevance.select import build_digest
 from newsletter.relevance.vectors import vectors_for
 from newsletter.settings import Settings
 from newsletter.store.catalog import load_papers, load_papers_by_id
+from newsletter.store.engine import utcnow
 from newsletter.store.readers import signals_for
-from newsletter.store.schema import secret_key, utcnow
+from newsletter.store.schema import secret_key
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from newsletter.dispatch.claims import PENDING, RETRYING, SENDING, Claim
 from newsletter.errors import NewsletterError
-from newsletter.store.schema import deliveries, insert_ignore, sent_papers, utcnow
+from newsletter.store.engine import insert_ignore, utcnow
+from newsletter.store.schema import deliveries, sent_papers
 
 _d = deliveries.c
 log = logging.getLogger("newsletter")

@@ -28,7 +28,8 @@ from sqlalchemy.exc import IntegrityError
 
 from newsletter.dispatch.claims import lock_owner, owner_alive
 from newsletter.errors import NewsletterError
-from newsletter.store.schema import as_utc, deliveries, locks, sent_papers, subscribers, utcnow
+from newsletter.store.engine import as_utc, utcnow
+from newsletter.store.schema import deliveries, locks, sent_papers, subscribers
 
 __all__ = ["lock_owner", "acquire", "release", "states_for", "sent_papers_by_subscriber",
            "hard_failures", "suppress_if_due", "counts", "problems", "count_states",

@@ -40,7 +40,8 @@ from newsletter.returns.mailboxes import open_mailbox
 from newsletter.returns.process import process_returns
 from newsletter.settings import Settings
 from newsletter.store.catalog import count_papers
-from newsletter.store.schema import create_tables, secret_key, utcnow
+from newsletter.store.engine import create_tables, utcnow
+from newsletter.store.schema import secret_key
 from newsletter.store.subscribers import (
     count_subscribers,
     iter_subscribers,

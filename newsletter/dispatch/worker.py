@@ -28,7 +28,7 @@ from newsletter.dispatch.claims import Claim
 from newsletter.dispatch.deliver import Job, Pipeline, Policy, Sender, SendReport
 from newsletter.dispatch.journal import Journal, Outcome
 from newsletter.settings import Settings
-from newsletter.store.schema import patiently, utcnow
+from newsletter.store.engine import patiently, utcnow
 from newsletter.store.subscribers import load_subscribers
 
 log = logging.getLogger("newsletter")

@@ -1,4 +1,5 @@
 """The database. Takes papers, subscribers and deliveries; gives them back. ``schema`` holds
-the tables and the connection; ``migrate`` and ``migrations/`` keep the schema's revision;
+the tables, ``engine`` opens a database (and checks its schema); ``migrate`` and
+``migrations/`` keep the schema's revision;
 one module per area of queries (``catalog``, ``subscribers``, ``embeddings``); the delivery
 queue's queries live with their stage in ``dispatch/``."""

@@ -9,7 +9,8 @@ from sqlalchemy import Engine, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.models import Link, Paper
-from newsletter.store.schema import as_utc, clicks, http_validators, papers, utcnow
+from newsletter.store.engine import as_utc, utcnow
+from newsletter.store.schema import clicks, http_validators, papers
 
 
 def _paper_row(paper: Paper, title_key: str, now: datetime) -> dict[str, Any]:

@@ -16,14 +16,8 @@ from typing import Literal
 from sqlalchemy import Connection, Engine, delete, func, select
 
 from newsletter.models import OwnPaper, ReaderSignals
-from newsletter.store.schema import (
-    feedback,
-    insert_ignore,
-    library_papers,
-    papers,
-    subscribers,
-    utcnow,
-)
+from newsletter.store.engine import insert_ignore, utcnow
+from newsletter.store.schema import feedback, library_papers, papers, subscribers
 
 Verdict = Literal["more", "less"]
 Origin = Literal["file", "web"]

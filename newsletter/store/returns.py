@@ -8,8 +8,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, case, func, select, update
 
+from newsletter.store.engine import insert_ignore
 from newsletter.store.readers import forget_reader
-from newsletter.store.schema import deliveries, insert_ignore, returns, subscribers
+from newsletter.store.schema import deliveries, returns, subscribers
 
 HARD, SOFT = "hard-bounce", "soft-bounce"
 UNSUBSCRIBING = ("complaint", "unsubscribe")

@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, insert, select
 
-from newsletter.store.schema import admin_sessions, as_utc, utcnow
+from newsletter.store.engine import as_utc, utcnow
+from newsletter.store.schema import admin_sessions
 
 
 def open_session(engine: Engine, token_hash: str, password_hash: str, lasts: timedelta,

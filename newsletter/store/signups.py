@@ -15,7 +15,8 @@ from typing import Sequence
 from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, update
 
 from newsletter.models import Subscriber
-from newsletter.store.schema import as_utc, signup_requests, subscribers, utcnow
+from newsletter.store.engine import as_utc, utcnow
+from newsletter.store.schema import signup_requests, subscribers
 from newsletter.store.subscribers import _subscriber_row, load_subscribers
 
 KEPT_FOR = timedelta(days=7)  # rows older than this count toward no limit and confirm nothing

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from newsletter.compose import tokens
 from newsletter.models import Subscriber
 from newsletter.safetext import MAX_NAME_CHARS, MAX_TOPIC_CHARS, repair
+from newsletter.store.engine import utcnow
 from newsletter.store.readers import forget_reader
 from newsletter.store.schema import (
     clicks,
@@ -23,7 +24,6 @@ from newsletter.store.schema import (
     sent_papers,
     signup_requests,
     subscribers,
-    utcnow,
 )
 
 

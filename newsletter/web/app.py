@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from newsletter.compose import tokens
 from newsletter.settings import Settings
-from newsletter.store.schema import connect
+from newsletter.store.engine import connect
 from newsletter.web import admin, clicks, feedback, join, manage, reading
 from newsletter.web.middleware import AccessLog, BodyLimit, redact, route_name
 from newsletter.web.pages import MAX_FORM_BYTES, MAX_LIBRARY_BYTES, Refused, message

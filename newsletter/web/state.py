@@ -22,7 +22,8 @@ from newsletter.models import ReaderSignals, Subscriber
 from newsletter.relevance.select import edition_for
 from newsletter.settings import PROJECT_ROOT, Settings
 from newsletter.store.catalog import count_papers
-from newsletter.store.schema import secret_key, utcnow
+from newsletter.store.engine import utcnow
+from newsletter.store.schema import secret_key
 from newsletter.store.signups import Limits
 from newsletter.subscribers import WEEKDAYS
 from newsletter.web.security import MIN_ADMIN_PASSWORD

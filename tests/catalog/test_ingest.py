@@ -14,7 +14,7 @@ from newsletter.catalog.ingest import READERS, expand_paths, ingest, merge, pape
 from newsletter.catalog.sources.fetch import FetchLimits
 from newsletter.models import Link, Paper
 from newsletter.store.catalog import count_papers, load_papers, save_papers
-from newsletter.store.schema import connect
+from newsletter.store.engine import connect
 
 T1 = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 T2 = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)

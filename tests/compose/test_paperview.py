@@ -13,7 +13,7 @@ from newsletter.compose.paperview import date_label, paper_url, paper_view
 from newsletter.dispatch.deliver import Pipeline
 from newsletter.models import DigestItem, Paper
 from newsletter.settings import Settings
-from newsletter.store.schema import connect
+from newsletter.store.engine import connect
 from newsletter.store.subscribers import load_subscribers, sync_subscribers
 from newsletter.subscribers import read_subscriber_files
 

@@ -21,7 +21,7 @@ from newsletter.catalog import ingest
 from newsletter.dispatch.schedule import plan
 from newsletter.models import Subscriber
 from newsletter.settings import Settings
-from newsletter.store.schema import connect, utcnow
+from newsletter.store.engine import connect, utcnow
 from newsletter.store.subscribers import sync_subscribers
 
 APP = "newsletter_idle_worker_test"

@@ -25,7 +25,7 @@ from newsletter.models import Subscriber
 from newsletter.settings import Settings
 from newsletter.store import schema
 from newsletter.store.catalog import load_papers
-from newsletter.store.schema import connect, utcnow
+from newsletter.store.engine import connect, utcnow
 from newsletter.store.subscribers import (
     load_subscribers,
     set_subscriber_status,

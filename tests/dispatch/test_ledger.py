@@ -14,7 +14,7 @@ from newsletter.dispatch import claims, ledger
 from newsletter.dispatch.journal import Journal, Outcome
 from newsletter.models import Subscriber
 from newsletter.store import schema
-from newsletter.store.schema import utcnow
+from newsletter.store.engine import utcnow
 from newsletter.store.subscribers import load_subscribers, sync_subscribers
 
 T0 = utcnow()

@@ -26,7 +26,7 @@ from newsletter.dispatch.schedule import dispatch, plan
 from newsletter.models import Subscriber
 from newsletter.settings import Settings
 from newsletter.store import schema
-from newsletter.store.schema import connect, utcnow
+from newsletter.store.engine import connect, utcnow
 from newsletter.store.subscribers import sync_subscribers
 
 MESSAGE_ID = re.compile(rb"^Message-ID: (<[^>]+>)", re.MULTILINE | re.IGNORECASE)

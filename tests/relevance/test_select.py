@@ -273,7 +273,7 @@ def test_a_digest_from_the_fixture_day_opens_with_the_trending_papers_on_its_top
     from newsletter.compose.render import Renderer
     from newsletter.compose.tokens import links_for
     from newsletter.store.catalog import load_papers
-    from newsletter.store.schema import connect
+    from newsletter.store.engine import connect
 
     engine = connect(f"sqlite:///{tmp_path}/day.db")
     names = ["seed_page.txt", "arxiv_api.xml", "arxiv_rss.xml", "hf_daily.json", "papers.jsonl"]

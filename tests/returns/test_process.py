@@ -24,7 +24,7 @@ from newsletter.returns.mailboxes import MaildirMailbox
 from newsletter.returns.process import process_returns
 from newsletter.settings import Settings
 from newsletter.store import schema
-from newsletter.store.schema import connect
+from newsletter.store.engine import connect
 from newsletter.store.subscribers import load_subscribers, sync_subscribers
 
 SECRET = "test-secret-returns"  # 16+ characters, as `send` over SMTP requires

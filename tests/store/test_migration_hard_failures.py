@@ -9,7 +9,8 @@ from sqlalchemy import select, text
 
 from newsletter.dispatch import ledger
 from newsletter.store import migrate
-from newsletter.store.schema import deliveries, metadata, open_engine
+from newsletter.store.engine import open_engine
+from newsletter.store.schema import deliveries, metadata
 
 NOW = datetime(2026, 11, 23, 7, tzinfo=UTC)
 

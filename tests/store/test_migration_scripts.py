@@ -22,7 +22,8 @@ from sqlalchemy.exc import IntegrityError
 
 from newsletter.errors import NewsletterError
 from newsletter.store import migrate
-from newsletter.store.schema import metadata, open_engine
+from newsletter.store.engine import open_engine
+from newsletter.store.schema import metadata
 
 
 def test_new_revision_writes_the_migration_for_a_column_added_to_the_models(

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from newsletter.cli import app
 from newsletter.store import migrate
 from newsletter.store.catalog import count_papers
-from newsletter.store.schema import connect, metadata, open_engine
+from newsletter.store.engine import connect, open_engine
+from newsletter.store.schema import metadata
 from newsletter.store.subscribers import load_subscribers
 
 runner = CliRunner()

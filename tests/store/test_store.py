@@ -5,8 +5,9 @@ from dataclasses import replace
 from sqlalchemy import Engine
 
 from newsletter.models import Subscriber
+from newsletter.store.engine import connect, open_engine
 from newsletter.store.migrate import upgrade
-from newsletter.store.schema import connect, metadata, open_engine, secret_key
+from newsletter.store.schema import metadata, secret_key
 from newsletter.store.subscribers import load_subscribers, set_subscriber_status, sync_subscribers
 
 ADA = Subscriber(email="ada@example.org", name="Ada", topics=("GNN",), origin="a.toml:1")

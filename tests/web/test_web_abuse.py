@@ -43,7 +43,7 @@ from newsletter.cli import app as cli_app
 from newsletter.dispatch.deliver import Pipeline
 from newsletter.errors import ConfigError
 from newsletter.store import schema
-from newsletter.store.schema import utcnow
+from newsletter.store.engine import connect, open_engine, utcnow
 from newsletter.store.subscribers import load_subscribers
 from newsletter.web import create_app
 from newsletter.web.throttle import LoginThrottle
@@ -355,7 +355,7 @@ def test_unsubscribe_links_signed_before_the_upgrade_work_90_days_then_stop(
     from newsletter.store import migrate
     clean_environment(monkeypatch, tmp_path)
     settings = site_settings(tmp_path)
-    old = schema.open_engine(settings.database_url)
+    old = open_engine(settings.database_url)
     migrate.upgrade(old, schema.metadata, "0004")
     now = utcnow()
     with old.begin() as conn:
@@ -366,7 +366,7 @@ def test_unsubscribe_links_signed_before_the_upgrade_work_90_days_then_stop(
             "'web', 1, :now, :now)"), {"email": ADA, "now": now})
     migrate.upgrade(old, schema.metadata)
     old.dispose()
-    engine = schema.connect(settings.database_url)
+    engine = connect(settings.database_url)
     ada = load_subscribers(engine, email=ADA)[0]
     assert len(ada.link_id) == 12 and ada.link_key
     client = TestClient(create_app(settings, engine))

@@ -40,8 +40,8 @@ from newsletter.catalog import ingest
 from newsletter.dispatch.deliver import Pipeline
 from newsletter.settings import Settings
 from newsletter.store.catalog import load_paper
+from newsletter.store.engine import connect, utcnow
 from newsletter.store.readers import feedback_list
-from newsletter.store.schema import connect, utcnow
 from newsletter.store.subscribers import load_subscribers, subscriber_status, sync_subscribers
 from newsletter.subscribers import read_subscriber_files
 from newsletter.web import create_app

@@ -36,8 +36,8 @@ from newsletter.dispatch.deliver import Pipeline
 from newsletter.models import Paper
 from newsletter.store import schema
 from newsletter.store.catalog import load_papers, save_papers
+from newsletter.store.engine import utcnow
 from newsletter.store.readers import feedback_list, library_of, set_feedback
-from newsletter.store.schema import utcnow
 from newsletter.store.subscribers import load_subscribers, sign_out_links
 from newsletter.web import create_app
 

@@ -27,7 +27,7 @@ from web_site import ADA, ROOT, SECRET, clean_environment, csrf_in, site_setting
 from newsletter.catalog import ingest
 from newsletter.compose import tokens
 from newsletter.store.catalog import load_papers
-from newsletter.store.schema import connect, utcnow
+from newsletter.store.engine import connect, utcnow
 from newsletter.store.subscribers import load_subscribers, sync_subscribers
 from newsletter.subscribers import read_subscriber_files
 from newsletter.web import create_app

@@ -13,7 +13,7 @@ from web_site import ADA, Site, confirm, confirmation_path, csrf_in, site  # noq
 
 from newsletter.compose import tokens
 from newsletter.models import Subscriber
-from newsletter.store.schema import utcnow
+from newsletter.store.engine import utcnow
 from newsletter.store.signups import Limits, confirm_signup, pending_signup, request_signup
 from newsletter.store.subscribers import (
     load_subscribers,

@@ -86,8 +86,7 @@ def candidates(index: Index, evidence: Evidence, terms: Sequence[str], admit: fl
         return [], []
     widen = WIDEN if widen is None else widen
     bm25, ideal = _bm25(index, terms)
-    top = heapq.nsmallest(expand.FEEDBACK_PAPERS, bm25, key=lambda d: (-bm25[d], d))
-    feedback = _feedback(index, {d: bm25[d] for d in top}, terms)
+    feedback = _feedback(index, _learned_words(index, bm25, terms))
     docs = sorted(proposed | _best(bm25, widen) | (
         _best(dict(enumerate(meaning)), widen) if meaning is not None else set()))
     ascending = sorted(bm25.values())
@@ -165,16 +164,20 @@ def _bm25_term(index: Index, term: str) -> dict[int, float]:
 
 def feedback_terms(index: Index, terms: Sequence[str]) -> list[str]:
     """The words BM25's best papers for ``terms`` share, most telling first (``expand``)."""
-    bm25, _ = _bm25(index, terms)
-    top = heapq.nsmallest(expand.FEEDBACK_PAPERS, bm25, key=lambda d: (-bm25[d], d))
-    words = expand.feedback_words(index, {d: bm25[d] for d in top}, set(terms)) if top else {}
+    words = _learned_words(index, _bm25(index, terms)[0], terms)
     return sorted(words, key=lambda t: -words[t])
 
 
-def _feedback(index: Index, best: Mapping[int, float], terms: Sequence[str]) -> dict[int, float]:
-    """How strongly each paper says the words BM25's best papers share (``expand``): what the
-    catalog teaches about a topic whose papers rarely say its words."""
-    words = expand.feedback_words(index, best, set(terms)) if best else {}
+def _learned_words(index: Index, bm25: Mapping[int, float], terms: Sequence[str],
+                   ) -> dict[str, float]:
+    """The words BM25's FEEDBACK_PAPERS best papers share beyond ``terms`` (``expand``)."""
+    top = heapq.nsmallest(expand.FEEDBACK_PAPERS, bm25, key=lambda d: (-bm25[d], d))
+    return expand.feedback_words(index, {d: bm25[d] for d in top}, set(terms)) if top else {}
+
+
+def _feedback(index: Index, words: Mapping[str, float]) -> dict[int, float]:
+    """How strongly each paper says the words BM25's best papers share (``_learned_words``):
+    what the catalog teaches about a topic whose papers rarely say its words."""
     said: dict[int, float] = {}
     for term, weight in words.items():
         idf = index.idf(term)

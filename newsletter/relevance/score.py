@@ -145,7 +145,7 @@ class Bag:
             return base * (1 + w.title)
         held = self._closenesses.get(doc)
         if held is None:
-            scattered = w.scattered if self.own else w.scattered_expansion
+            scattered = self._scattered(w)
             close = max(1.0, w.near)
             total = 0.0
             for phrase, weights, _ in self._long:
@@ -163,13 +163,17 @@ class Bag:
         held = self._closenesses.get(doc)
         if held is not None:
             return held
-        scattered = w.scattered if self.own else w.scattered_expansion
+        scattered = self._scattered(w)
         total = 0.0
         for phrase, weights, need in self._long:
             said = _phrase_said(index, phrase, weights, need, doc)
             total += 1.0 if said == WORD_FOR_WORD else w.near if said == CLOSE else scattered
         self._closenesses[doc] = total / len(self._long)
         return total / len(self._long)
+
+    def _scattered(self, w: Weights) -> float:
+        """What a phrase whose words are only scattered over the paper counts for."""
+        return w.scattered if self.own else w.scattered_expansion
 
     @staticmethod
     def _coverage(index: Index, phrase: Terms) -> tuple[dict[str, float], float]:

@@ -43,9 +43,7 @@ def page(verdict: str) -> Endpoint:
         found, paper = looked
         state = web(request)
         chosen = await state.run(_current_choice, state, found)
-        return render(request, "feedback.html", verdict=verdict, choice=CHOICES[verdict],
-                      title=one_line(paper.title), url=paper_url(paper),
-                      done=chosen == verdict, undone=False, preferences=None)
+        return _answer(request, verdict, paper, done=chosen == verdict)
     return show
 
 
@@ -67,10 +65,17 @@ def record(verdict: str) -> Endpoint:
         subscriber = await state.run(_subscriber, state, found.subscriber_id)
         preferences = (state.link("preferences", subscriber).removeprefix(
             state.settings.base_url) if subscriber is not None else None)
-        return render(request, "feedback.html", verdict=verdict, choice=CHOICES[verdict],
-                      title=one_line(paper.title), url=paper_url(paper), done=not undo,
-                      undone=undo, preferences=preferences)
+        return _answer(request, verdict, paper, done=not undo, undone=undo,
+                       preferences=preferences)
     return act
+
+
+def _answer(request: Request, verdict: str, paper: Paper, *, done: bool, undone: bool = False,
+            preferences: str | None = None) -> Response:
+    """The page of one paper and one choice: the button, or what was recorded (or undone)."""
+    return render(request, "feedback.html", verdict=verdict, choice=CHOICES[verdict],
+                  title=one_line(paper.title), url=paper_url(paper), done=done, undone=undone,
+                  preferences=preferences)
 
 
 async def _look_up(request: Request, verdict: str) -> tuple[Owner, Paper] | Response:

@@ -232,7 +232,7 @@ def run_dispatch(args: argparse.Namespace) -> dict[str, Any]:
     """The real send path, instrumented; returns the figures."""
     import newsletter
     from newsletter.dispatch import ledger, schedule
-    from newsletter.store.engine import connect
+    from synth import connect  # the snapshot's own, whichever module holds it
 
     base_rss = _rss_mb()[0]
     stages = Stages()
@@ -335,7 +335,7 @@ def run_naive(args: argparse.Namespace) -> dict[str, Any]:
     from newsletter.dispatch import ledger
     from newsletter.dispatch.deliver import Pipeline
     from newsletter.relevance.select import build_digest, edition_for
-    from newsletter.store.engine import connect
+    from synth import connect  # the snapshot's own, whichever module holds it
     from newsletter.store.subscribers import load_subscribers
 
     workdir = Path(args.workdir)
@@ -520,7 +520,7 @@ def add_feedback(url: str, share: float, seed: int, now: datetime) -> int:
     from newsletter.dispatch import ledger
     from newsletter.models import OwnPaper
     from newsletter.store.catalog import load_papers
-    from newsletter.store.engine import connect
+    from synth import connect  # the snapshot's own, whichever module holds it
     from newsletter.store.readers import replace_library, set_feedback
     from newsletter.store.subscribers import load_subscribers
 

@@ -37,7 +37,10 @@ from newsletter.catalog.sources.ids import title_key
 from newsletter.models import Link, Paper, Subscriber
 from newsletter.store import schema
 from newsletter.store.catalog import save_papers
-from newsletter.store.engine import connect
+try:
+    from newsletter.store.engine import connect
+except ImportError:  # a snapshot from before store/engine.py (run with PYTHONPATH)
+    from newsletter.store.schema import connect  # type: ignore[attr-defined,no-redef]
 from newsletter.store.subscribers import load_subscribers, sync_subscribers
 
 ZIPF_S = 1.07

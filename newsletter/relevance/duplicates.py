@@ -52,7 +52,8 @@ class Likeness:
                 alike = float(vectors[i] @ vectors[j])
             else:
                 u, v = self._unit_vector(i), self._unit_vector(j)
-                alike = sum(w * v.get(t, 0.0) for t, w in u.items())
+                # only the shared words add to the cosine; their set is found in C
+                alike = sum(u[t] * v[t] for t in u.keys() & v.keys())
             self._pairs[i, j] = alike
         return alike
 

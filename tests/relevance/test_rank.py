@@ -375,6 +375,25 @@ def test_lexical_similarity_flags_a_paper_and_its_journal_version(seeds: Ranker)
     assert seeds.similarity(conference, conference) == pytest.approx(1.0)
 
 
+def test_lexical_similarity_is_the_idf_weighted_cosine_of_the_papers_words(
+        seeds: Ranker) -> None:
+    """The likeness adds only the words two papers share: the plain cosine over every word."""
+    index = seeds.index
+
+    def unit(doc: int) -> dict[str, float]:
+        words = [t for field in index.tokens[doc] for t in field]
+        weights = {t: words.count(t) * index.idf(t) for t in set(words)}
+        norm = sum(w * w for w in weights.values()) ** 0.5
+        return {t: w / norm for t, w in weights.items()}
+
+    rng = random.Random(13)
+    pairs = [tuple(rng.sample(range(index.size), 2)) for _ in range(300)]
+    for a, b in pairs:
+        u, v = unit(a), unit(b)
+        plain = sum(w * v.get(t, 0.0) for t, w in u.items())
+        assert seeds.similarity(seeds.papers[a], seeds.papers[b]) == pytest.approx(plain)
+
+
 def test_diversify_keeps_one_of_each_near_duplicate_pair_in_rank_order(seeds: Ranker) -> None:
     matches = seeds.rank("binarization")
     titles = [m.paper.title for m in matches]

@@ -1,16 +1,17 @@
 """Relevance of each ranker on the labelled set, per split: nDCG@10, P@10, Recall@20, and what
 `recommend --limit 20` shows.
 
-    .venv/bin/python benchmarks/relevance/evaluate.py [--split dev|test|testB|testC|testD|tune|both]
-        [--per-topic] [--vocabulary FILE] [--no-semantic] [--markdown] [--db URL]
+    .venv/bin/python benchmarks/relevance/evaluate.py
+        [--split dev|test|testB|testC|testD|testE|tune|tune4|both] [--per-topic]
+        [--vocabulary FILE] [--no-semantic] [--markdown] [--db URL]
 
 The catalog is the seed pages (``seeds/``), ingested into a temporary SQLite database exactly
 as ``newsletter ingest`` does; the judgments are ``qrels.tsv`` beside this file and the split
 ``topics.tsv`` (README.md says how both were made). A paper a topic's qrels do not list counts
 as not relevant (grade 0). Splits: ``dev`` and ``test`` (issue 13, round one), ``testB`` (round
-two), ``testC`` (round three), ``testD`` (judged for round four); ``tune`` is dev, test and testB
-together, what round three tunes on. Score ``--split testC`` or ``--split testD`` only with a
-frozen ranker.
+two), ``testC`` (round three), ``testD`` (judged for round four), ``testE`` (judged for round
+five); ``tune`` is dev, test and testB together, what round three tunes on. Score ``--split
+testC``, ``--split testD`` or ``--split testE`` only with a frozen ranker.
 
 Rankers, all run over the whole catalog for every topic:
   bm25            textbook BM25 over title + abstract, any query word (a reference point)
@@ -65,15 +66,16 @@ def load_catalog(engine_url: str | None = None) -> tuple[list[Paper], Any]:
 
 # Round three tunes on dev, test and testB (92 topics); testC is scored once, with a frozen
 # ranker (round two tuned on dev and test and scored testB once). testD (30 topics, judged before
-# any ranker output was seen) is held out for round four: not part of tune.
+# any ranker output was seen) is held out for round four: not part of tune. testE (30 topics,
+# judged for round five before any ranker ran on them) is the only unspent test split.
 SPLITS = {"dev": ("dev",), "test": ("test",), "testB": ("testB",), "testC": ("testC",),
-          "testD": ("testD",), "tune": ("dev", "test", "testB"),
+          "testD": ("testD",), "testE": ("testE",), "tune": ("dev", "test", "testB"),
           "tune4": ("dev", "test", "testB", "testC")}
 
 
 def load_splits() -> dict[str, str]:
-    """Topic -> "dev", "test", "testB", "testC" or "testD", in file order (topics.tsv: topic,
-    kind, split, definition)."""
+    """Topic -> "dev", "test", "testB", "testC", "testD" or "testE", in file order (topics.tsv:
+    topic, kind, split, definition)."""
     lines = (HERE / "topics.tsv").read_text("utf-8").splitlines()[1:]
     return {line.split("\t")[0]: line.split("\t")[2] for line in lines if line.strip()}
 
@@ -219,8 +221,8 @@ def print_topics(results: dict[str, dict[str, metrics.Scores]], topics: list[str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=(*SPLITS, "both"), default="both",
-                        help="which topics to score (testB, testC, testD: only with a frozen "
-                        "ranker; both: dev and test)")
+                        help="which topics to score (testB, testC, testD, testE: only with a "
+                        "frozen ranker; both: dev and test)")
     parser.add_argument("--per-topic", action="store_true", help="every topic, every ranker")
     parser.add_argument("--markdown", action="store_true", help="tables as Markdown")
     parser.add_argument("--vocabulary", type=Path, help="another vocabulary.toml to compare")

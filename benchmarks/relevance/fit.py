@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/relevance/fit.py [--db URL] [--widen K ...] [--write]
 
 Round four of issue 13 tunes on ``tune4`` (dev, test, testB and testC: 121 topics); the test-D
-topics are never used here, nor their judgments (round three tuned on ``tune``, 92 topics).
-``--widen`` lists the candidate widenings (``calibrate.WIDEN``) to cross-validate; the last one
-is fitted and written; ``--keep``/``--few`` set ``calibrate.KEEP``/``FEW`` for the
+topics are never used here, nor their judgments, nor test-E's (round three tuned on ``tune``,
+92 topics). ``--widen`` lists the candidate widenings (``calibrate.WIDEN``) to cross-validate;
+the last one is fitted and written; ``--keep``/``--few`` set ``calibrate.KEEP``/``FEW`` for the
 cross-validation only. For every topic the ranker's candidates and their features
 (``TopicScorer.candidates``) are labelled by qrels.tsv (grade >= 1; grade 2 weighs twice), and
 a logistic regression (scikit-learn, a benchmark-only dependency) is fitted, every candidate
@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     papers, engine = evaluate.load_catalog(args.db)
     topics = evaluate.load_topics("tune4")
     assert topics and not set(topics) & set(evaluate.load_topics("testD"))
-    qrels = {t: g for t, g in evaluate.load_qrels().items() if t in topics}  # no test-D row
+    assert not set(topics) & set(evaluate.load_topics("testE"))  # test-E is never read here
+    qrels = {t: g for t, g in evaluate.load_qrels().items() if t in topics}  # no test-D/E row
     rankers = {"WORDS": Ranker(papers, semantic=None)}
     try:
         if args.words_only:

@@ -156,6 +156,9 @@ def instrument(stages: Stages) -> None:
     elif hasattr(deliver.Pipeline, "recall"):  # issue 14 before the review
         worker.signals_for = stages.wrap("setup: reader signals", worker.signals_for)
         deliver.Pipeline.recall = stages.wrap("setup: reader signals", deliver.Pipeline.recall)
+    if hasattr(deliver.Pipeline, "rank_topics"):  # rankings shared through the store
+        deliver.Pipeline.rank_topics = stages.wrap("topic rankings (shared)",
+                                                   deliver.Pipeline.rank_topics)
     deliver.links_for = stages.wrap("links", deliver.links_for)
     render.Renderer.render = stages.wrap("render", render.Renderer.render)
     from newsletter.compose import message
@@ -165,11 +168,11 @@ def instrument(stages: Stages) -> None:
         deliver.build_message = stages.wrap("message", deliver.build_message)
     transport.SmtpTransport.send = stages.wrap_async("send", transport.SmtpTransport.send)
     if hasattr(rank.Ranker, "_score_topic"):  # older snapshots
-        rank.Ranker._score_topic = stages.wrap("  rank topics (in select)",
+        rank.Ranker._score_topic = stages.wrap(RANKED,
                                                rank.Ranker._score_topic)
     else:  # the topic scorer ranks each understood topic once a run
         from newsletter.relevance import topic
-        topic.TopicScorer.score = stages.wrap("  rank topics (in select)", topic.TopicScorer.score)
+        topic.TopicScorer.score = stages.wrap(RANKED, topic.TopicScorer.score)
     from newsletter.dispatch import claims, journal
     if hasattr(journal, "Journal"):  # group commits, in a thread beside the event loop
         journal.Journal._write = stages.wrap("ledger writes (group commits)",
@@ -202,9 +205,11 @@ def instrument(stages: Stages) -> None:
     assert schedule.Pipeline is deliver.Pipeline
 
 
+RANKED = "  topics ranked here (in select/shared)"  # a sub-line: part of the stage that asked
 TOP_STAGES = ("setup: plan (queue the run)", "setup: load subscribers", "setup: load papers",
               "setup: ranker index", "setup: templates (premailer once)", "setup: ledger states",
-              "setup: sent papers", "setup: reader signals", "claims (batches)", "select",
+              "setup: sent papers", "setup: reader signals", "claims (batches)",
+              "topic rankings (shared)", "select",
               "links", "render", "message",
               "ledger writes", "ledger writes (group commits)", "send")
 
@@ -230,9 +235,10 @@ def make_settings(url: str, port: int, connections: int | None, workdir: Path) -
 
 def run_dispatch(args: argparse.Namespace) -> dict[str, Any]:
     """The real send path, instrumented; returns the figures."""
+    from synth import connect  # the snapshot's own, whichever module holds it
+
     import newsletter
     from newsletter.dispatch import ledger, schedule
-    from synth import connect  # the snapshot's own, whichever module holds it
 
     base_rss = _rss_mb()[0]
     stages = Stages()
@@ -329,13 +335,13 @@ def run_naive(args: argparse.Namespace) -> dict[str, Any]:
 
     import html2text
     from premailer import Premailer
+    from synth import connect  # the snapshot's own, whichever module holds it
 
     from newsletter.compose.inline import PREMAILER_OPTIONS
     from newsletter.compose.render import HTML_TEMPLATE
     from newsletter.dispatch import ledger
     from newsletter.dispatch.deliver import Pipeline
     from newsletter.relevance.select import build_digest, edition_for
-    from synth import connect  # the snapshot's own, whichever module holds it
     from newsletter.store.subscribers import load_subscribers
 
     workdir = Path(args.workdir)
@@ -481,7 +487,7 @@ def print_ours(run: dict[str, Any], sink: dict[str, Any], subscribers: int) -> N
     print(f"  {'stage':36} {'calls':>8} {'wall s':>8} {'CPU s':>8} {'ms/call':>8} "
           f"{'share':>6} {'rate alone':>11}")
     accounted = 0.0
-    for name in TOP_STAGES + ("  rank topics (in select)",):
+    for name in TOP_STAGES + (RANKED,):
         if name not in stages:
             continue
         calls, w, c = stages[name]
@@ -517,10 +523,11 @@ def add_feedback(url: str, share: float, seed: int, now: datetime) -> int:
     own (one a catalog paper by its arXiv id, one known only by its title and abstract)."""
     import random as _random
 
+    from synth import connect  # the snapshot's own, whichever module holds it
+
     from newsletter.dispatch import ledger
     from newsletter.models import OwnPaper
     from newsletter.store.catalog import load_papers
-    from synth import connect  # the snapshot's own, whichever module holds it
     from newsletter.store.readers import replace_library, set_feedback
     from newsletter.store.subscribers import load_subscribers
 

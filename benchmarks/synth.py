@@ -37,6 +37,7 @@ from newsletter.catalog.sources.ids import title_key
 from newsletter.models import Link, Paper, Subscriber
 from newsletter.store import schema
 from newsletter.store.catalog import save_papers
+
 try:
     from newsletter.store.engine import connect
 except ImportError:  # a snapshot from before store/engine.py (run with PYTHONPATH)

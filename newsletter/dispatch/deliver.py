@@ -39,12 +39,16 @@ from newsletter.models import (
 )
 from newsletter.relevance.rank import Ranker, build_ranker
 from newsletter.relevance.select import build_digest
+from newsletter.relevance.shared import Shared, share
 from newsletter.relevance.vectors import vectors_for
 from newsletter.settings import Settings
 from newsletter.store.catalog import load_papers, load_papers_by_id
 from newsletter.store.engine import utcnow
+from newsletter.store.rankings import forget_rankings, load_rankings, save_rankings
 from newsletter.store.readers import signals_for
 from newsletter.store.schema import secret_key
+
+RANKINGS_KEPT = timedelta(days=1)  # stored topic rankings outlive a run, not a day
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class Pipeline:
     now: datetime
     letterhead: Letterhead = field(init=False)
     _looked_up: set[str] = field(init=False, default_factory=set)
+    _pruned: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.letterhead = Letterhead(
@@ -92,6 +97,17 @@ class Pipeline:
             return None
         secret, base = self.secret, self.settings.base_url
         return lambda paper: click_url(secret, base, subscriber, paper.id)
+
+    def rank_topics(self, engine: Engine, people: Iterable[Subscriber]) -> Shared:
+        """Rank these subscribers' topics, each once across the run's processes: a topic
+        another worker ranked is read from the store (``relevance.shared``)."""
+        if not self._pruned:  # once a run: yesterday's catalog is not read again
+            forget_rankings(engine, before=utcnow() - RANKINGS_KEPT)
+            self._pruned = True
+        topics = [topic for person in people for topic in (*person.topics, *person.exclude)]
+        return share(self.ranker, topics,
+                     load=lambda catalog, queries: load_rankings(engine, catalog, queries),
+                     save=lambda catalog, made: save_rankings(engine, catalog, made, utcnow()))
 
     def readers(self, engine: Engine, ids: Collection[int]) -> dict[int, ReaderSignals]:
         """The feedback and own papers of these subscribers (those who gave any), one query,

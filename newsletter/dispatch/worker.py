@@ -129,6 +129,8 @@ class Worker:
         sent = await patiently(ledger.sent_papers_by_subscriber, self.engine, list(people), since)
         # One query for the batch's feedback and libraries; never logged (they are private).
         readers = await patiently(sender.pipeline.readers, self.engine, list(people))
+        # each topic ranked once across the run's processes, before the digests need it
+        await patiently(sender.pipeline.rank_topics, self.engine, people.values())
         for claim in batch:
             person = people.get(claim.subscriber_id)
             if person is None:  # unsubscribed or bounced since the run was planned

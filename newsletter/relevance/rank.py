@@ -81,13 +81,27 @@ class Ranker:
         """Relevant papers only, best first. Memoized: do not mutate the list."""
         matches = self._matches.get(topic)
         if matches is None:
-            query = self._scorer.understand(topic)
-            hits = self._hits.get(query.key)
-            if hits is None:
-                hits = self._hits[query.key] = self._scorer.score(query)
+            hits = self.hits(self._scorer.understand(topic))
             matches = self._matches[topic] = [
                 Match(self.papers[h.doc], h.score, topic, h.reason) for h in hits]
         return matches
+
+    def hits(self, query: Query) -> tuple[Hit, ...]:
+        """The understood query's ranking, by paper index: computed once, then memoized."""
+        hits = self._hits.get(query.key)
+        if hits is None:
+            hits = self._hits[query.key] = self._scorer.score(query)
+        return hits
+
+    def unranked(self, topics: Iterable[str]) -> dict[str, Query]:
+        """The understood queries of ``topics`` this ranker has not ranked yet, by key."""
+        queries = (self._scorer.understand(topic) for topic in dict.fromkeys(topics)
+                   if topic not in self._matches)
+        return {q.key: q for q in queries if q.key not in self._hits}
+
+    def adopt(self, key: str, hits: tuple[Hit, ...]) -> None:
+        """Take a ranking computed elsewhere for the query ``key`` (``relevance.shared``)."""
+        self._hits.setdefault(key, hits)
 
     def matching_ids(self, topic: str) -> frozenset[str]:
         """Ids of the papers relevant to ``topic`` (for excluded topics). Memoized."""

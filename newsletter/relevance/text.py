@@ -8,6 +8,8 @@ The vocabulary is data (``newsletter/data/vocabulary.toml``), maintained by hand
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import sys
 import tomllib
@@ -192,6 +194,11 @@ class Vocabulary:
         if stem.endswith("s") and stem not in self._names and stem[:-1] in self._names:
             return stem[:-1]
         return stem
+
+    def fingerprint(self) -> str:
+        """A digest of the entries: two vocabularies with the same one read topics alike."""
+        text = json.dumps(self._table, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     @classmethod
     def load(cls) -> Vocabulary:

@@ -235,6 +235,17 @@ paper_embeddings = Table(
     Column("vector", LargeBinary, nullable=False),  # is embedded again; float32 bytes
 )
 
+# Topic rankings of a run, shared by its worker processes so each topic is ranked once
+# (relevance/shared.py). A cache: keyed by a digest of the catalog, vocabulary, weights and
+# ranking code, so a ranking is only ever read back for the exact inputs it was made from.
+topic_rankings = Table(
+    "topic_rankings", metadata,
+    Column("catalog", String(64), primary_key=True),
+    Column("query", String(64), primary_key=True),  # digest of the understood query
+    Column("hits", Text, nullable=False),  # JSON: [[paper index, score, reason], ...]
+    Column("made_at", DateTime(timezone=True), nullable=False),
+)
+
 
 
 def new_link_id() -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from paths import ROOT
 from smtp_server import DROP, Rule, SmtpServer
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from newsletter.catalog import ingest
 from newsletter.dispatch import ledger
@@ -137,6 +137,28 @@ def test_no_paper_reaches_a_reader_twice_across_a_gap_of_days(
     first, later = paper_urls(smtp_server, address(0))
     assert len(first) == len(later) == 3
     assert not set(first) & set(later), "a paper was sent again"
+
+
+def test_a_second_worker_takes_the_runs_topic_rankings_from_the_store(db: Engine) -> None:
+    """Each topic is ranked once a run, whichever process meets it first; the others read it
+    back and compose the same digests."""
+    now = utcnow()
+    settings = Settings(_env_file=None, database_url=str(db.url), secret_key="s" * 16)
+    readers = [Subscriber(email=address(i), name="", topics=topics, id=i + 1,
+                          link_id=f"reader-link{i}", link_key="k",
+                          exclude=("reinforcement learning",) if i else ())
+               for i, topics in enumerate([("GNN", "PINNs"), ("optimal transport",),
+                                           ("meta-learning / few-shot learning", "gnns")])]
+    first, second = Pipeline.build(db, settings, now), Pipeline.build(db, settings, now)
+    made = first.rank_topics(db, readers)
+    assert made.ranked == 5 and made.taken == 0  # "GNN" and "gnns": one understood query
+    with db.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(schema.topic_rankings)) == 5
+    assert second.rank_topics(db, readers) == type(made)(ranked=0, taken=5)
+    for reader in readers:
+        mine, theirs = (p.compose(reader, set(), "2026-12-05") for p in (first, second))
+        assert mine is not None and theirs is not None
+        assert mine.digest == theirs.digest
 
 
 # -- what a worker takes in ------------------------------------------------------------------

@@ -31,6 +31,7 @@ from newsletter.compose import tokens
 from newsletter.store.catalog import load_papers
 from newsletter.store.subscribers import load_subscribers
 from newsletter.web import click_url, create_app
+from newsletter.web.middleware import redact
 
 # -- links --------------------------------------------------------------------------------------
 
@@ -251,3 +252,15 @@ def test_without_a_configured_password_there_is_no_gallery(
         client.get("/").text)}, follow_redirects=False)
     assert response.status_code == 404 and "newsletter_admin" not in response.headers.get(
         "set-cookie", "")
+
+
+def test_no_route_that_carries_a_token_reaches_the_error_log_with_it(site: Site) -> None:
+    """An exception's message may quote a request's URL: every route whose path holds a
+    token, now and when one is added, has the token redacted before it is logged."""
+    secret = "tok.en-AB_12"
+    paths = [route.path for route in site.client.app.routes  # type: ignore[attr-defined]
+             if "{token}" in getattr(route, "path", "")]
+    assert len(paths) >= 8  # confirm, unsubscribe, preferences (3), signout, click, more, less
+    for path in paths:
+        url = path.replace("{purpose}", "unsubscribe").replace("{token}", secret)
+        assert secret not in redact(f"GET https://example.org{url}?x=1 failed"), path

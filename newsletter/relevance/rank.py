@@ -27,6 +27,7 @@ from newsletter.models import Paper
 from newsletter.relevance.duplicates import Likeness
 from newsletter.relevance.index import Index
 from newsletter.relevance.query import Query
+from newsletter.relevance.reasons import labels, relabel
 from newsletter.relevance.score import DEFAULT, Weights
 from newsletter.relevance.text import Vocabulary, default_vocabulary
 from newsletter.relevance.topic import Hit, TopicScorer
@@ -71,6 +72,7 @@ class Ranker:
         self._likeness = Likeness(self.index.tokens, self.index.idf, semantic)
         self.duplicate_threshold = self._likeness.threshold
         self._hits: dict[str, tuple[Hit, ...]] = {}
+        self._labels: dict[str, tuple[str, ...]] = {}  # the spelling each ranking's reasons use
         self._matches: dict[str, list[Match]] = {}
         self._ids: dict[str, frozenset[str]] = {}
 
@@ -81,9 +83,13 @@ class Ranker:
         """Relevant papers only, best first. Memoized: do not mutate the list."""
         matches = self._matches.get(topic)
         if matches is None:
-            hits = self.hits(self._scorer.understand(topic))
+            query = self._scorer.understand(topic)
+            hits = self.hits(query)
+            # "GNN" and "gnns" share a ranking; each reader's reasons name their own spelling
+            ranked, own = self._labels[query.key], labels(query)
             matches = self._matches[topic] = [
-                Match(self.papers[h.doc], h.score, topic, h.reason) for h in hits]
+                Match(self.papers[h.doc], h.score, topic, relabel(h.reason, ranked, own))
+                for h in hits]
         return matches
 
     def hits(self, query: Query) -> tuple[Hit, ...]:
@@ -91,7 +97,12 @@ class Ranker:
         hits = self._hits.get(query.key)
         if hits is None:
             hits = self._hits[query.key] = self._scorer.score(query)
+            self._labels[query.key] = labels(query)
         return hits
+
+    def labels(self, key: str) -> tuple[str, ...]:
+        """The topic and facet labels the reasons of the ranking of ``key`` name."""
+        return self._labels[key]
 
     def unranked(self, topics: Iterable[str]) -> dict[str, Query]:
         """The understood queries of ``topics`` this ranker has not ranked yet, by key."""
@@ -99,9 +110,11 @@ class Ranker:
                    if topic not in self._matches)
         return {q.key: q for q in queries if q.key not in self._hits}
 
-    def adopt(self, key: str, hits: tuple[Hit, ...]) -> None:
-        """Take a ranking computed elsewhere for the query ``key`` (``relevance.shared``)."""
-        self._hits.setdefault(key, hits)
+    def adopt(self, key: str, hits: tuple[Hit, ...], named: tuple[str, ...]) -> None:
+        """Take a ranking computed elsewhere for the query ``key`` (``relevance.shared``),
+        its reasons naming the labels ``named``."""
+        if key not in self._hits:
+            self._hits[key], self._labels[key] = hits, named
 
     def matching_ids(self, topic: str) -> frozenset[str]:
         """Ids of the papers relevant to ``topic`` (for excluded topics). Memoized."""

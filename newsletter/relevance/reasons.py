@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from newsletter.relevance import calibrate
 from newsletter.relevance.index import Index
-from newsletter.relevance.query import Facet
+from newsletter.relevance.query import Facet, Query
 from newsletter.relevance.score import Evidence
 from newsletter.relevance.text import surface
 
@@ -50,3 +50,27 @@ def widened_reason(index: Index, label: str, terms: Sequence[str], doc: int,
         quote = semantic.closest_sentences([doc], [label]).get(doc, "")
         return f"close in meaning to {label}" + (f": \u201c{quote}\u201d" if quote else "")
     return f"related to {label}"
+
+
+# How every reason begins: the label of a facet or of the whole topic follows.
+_LEADS = ("matches: ", "related to ", "close in meaning to ", "shares words with ")
+
+
+def labels(query: Query) -> tuple[str, ...]:
+    """What reasons call the topic and its facets, as this reader wrote them."""
+    return (query.topic, *(facet.label for facet in query.facets))
+
+
+def relabel(reason: str, ranked: Sequence[str], own: Sequence[str]) -> str:
+    """A reason made for one spelling of a query ("gnns": ``ranked``), naming another that
+    shares its ranking ("GNN": ``own``, label for label)."""
+    if tuple(ranked) == tuple(own):
+        return reason
+    lead = next((lead for lead in _LEADS if reason.startswith(lead)), None)
+    if lead is None:
+        return reason
+    rest = reason[len(lead):]
+    for before, after in sorted(zip(ranked, own), key=lambda pair: -len(pair[0])):
+        if rest.startswith(before) and not rest[len(before):len(before) + 1].isalnum():
+            return lead + after + rest[len(before):]
+    return reason

@@ -59,9 +59,9 @@ def share(ranker: Ranker, topics: Iterable[str], load: Load, save: Save,
     while pending:
         adopted = set()
         for slot, text in load(catalog, pending).items():
-            hits = decode(text, ranker.index.size) if slot in wanted else None
-            if hits is not None:
-                ranker.adopt(wanted[slot].key, hits)
+            found = decode(text, ranker.index.size) if slot in wanted else None
+            if found is not None:
+                ranker.adopt(wanted[slot].key, *found)
                 adopted.add(slot)
         taken += len(adopted)
         pending = [slot for slot in pending if slot not in adopted]
@@ -69,7 +69,8 @@ def share(ranker: Ranker, topics: Iterable[str], load: Load, save: Save,
         started = time.perf_counter()
         while pending:  # at least one topic a chunk
             slot = pending.pop()
-            made[slot] = encode(ranker.hits(wanted[slot]))
+            key = wanted[slot].key
+            made[slot] = encode(ranker.hits(wanted[slot]), ranker.labels(key))
             if time.perf_counter() - started >= CHUNK_SECONDS:
                 break
         save(catalog, made)
@@ -95,20 +96,24 @@ def fingerprint(ranker: Ranker) -> str:
     return found
 
 
-def encode(hits: tuple[Hit, ...]) -> str:
-    return json.dumps([[h.doc, h.score, h.reason] for h in hits], separators=(",", ":"))
+def encode(hits: tuple[Hit, ...], labels: tuple[str, ...]) -> str:
+    """A ranking and the labels its reasons name, as JSON."""
+    return json.dumps({"labels": labels, "hits": [[h.doc, h.score, h.reason] for h in hits]},
+                      separators=(",", ":"))
 
 
-def decode(text: str, size: int) -> tuple[Hit, ...] | None:
-    """The stored ranking, or None when it is not one for a catalog of ``size`` papers (then
-    this process ranks the topic itself)."""
+def decode(text: str, size: int) -> tuple[tuple[Hit, ...], tuple[str, ...]] | None:
+    """The stored ranking and its labels, or None when it is not one for a catalog of
+    ``size`` papers (then this process ranks the topic itself)."""
     try:
+        stored = json.loads(text)
         hits = tuple(Hit(int(doc), float(score), str(reason))
-                     for doc, score, reason in json.loads(text))
-    except (ValueError, TypeError) as exc:
+                     for doc, score, reason in stored["hits"])
+        labels = tuple(str(label) for label in stored["labels"])
+    except (ValueError, TypeError, KeyError) as exc:
         log.warning("a stored topic ranking could not be read (%s): ranking it again", exc)
         return None
-    return hits if all(0 <= h.doc < size for h in hits) else None
+    return (hits, labels) if all(0 <= h.doc < size for h in hits) else None
 
 
 def _digest(key: str) -> str:

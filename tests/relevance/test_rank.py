@@ -364,6 +364,19 @@ def test_a_long_phrase_partly_said_in_a_long_abstract_scores_below_the_whole_phr
     assert "full" in ids(Ranker(papers).rank("PINNs"))
 
 
+@pytest.mark.parametrize("first, then", [
+    ("gnns", "GNN"), ("Meta-Learning / Few-Shot Learning", "meta-learning / few-shot learning"),
+    ("optimal  transport", "Optimal Transport")])
+def test_a_reason_names_the_readers_own_spelling_whoever_ranked_the_topic_first(
+        first: str, then: str) -> None:
+    ranker = Ranker(seed_catalog())
+    assert ranker.understand(first).key == ranker.understand(then).key  # one shared ranking
+    assert ranker.rank(first)
+    fresh = Ranker(seed_catalog())
+    assert [m.reason for m in ranker.rank(then)] == [m.reason for m in fresh.rank(then)]
+    assert any(then.split()[0] in m.reason for m in ranker.rank(then))
+
+
 def test_lexical_similarity_flags_a_paper_and_its_journal_version(seeds: Ranker) -> None:
     by_title = {p.title: p for p in seeds.papers}
     conference = by_title["Real-time Scene Text Detection with Differentiable Binarization"]

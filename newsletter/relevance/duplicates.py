@@ -9,6 +9,7 @@ idf-weighted cosine of their words; :class:`~newsletter.relevance.rank.Ranker` o
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -72,8 +73,8 @@ class Likeness:
     def _unit_vector(self, doc: int) -> dict[str, float]:
         vector = self._unit.get(doc)
         if vector is None:
-            words = [term for field in self._fields[doc] for term in field]
-            weights = {t: words.count(t) * self._idf(t) for t in set(words)}
+            counts = Counter(term for field in self._fields[doc] for term in field)
+            weights = {t: n * self._idf(t) for t, n in counts.items()}
             norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
             vector = self._unit[doc] = {t: w / norm for t, w in weights.items()}
         return vector

@@ -10,8 +10,9 @@ as ``newsletter ingest`` does; the judgments are ``qrels.tsv`` beside this file 
 ``topics.tsv`` (README.md says how both were made). A paper a topic's qrels do not list counts
 as not relevant (grade 0). Splits: ``dev`` and ``test`` (issue 13, round one), ``testB`` (round
 two), ``testC`` (round three), ``testD`` (judged for round four), ``testE`` (judged for round
-five); ``tune`` is dev, test and testB together, what round three tunes on. Score ``--split
-testC``, ``--split testD`` or ``--split testE`` only with a frozen ranker.
+five); ``tune`` is dev, test and testB together, what round three tunes on, ``tune4`` adds testC
+(round four), ``tune5`` testD (round five). Score ``--split testC``, ``--split testD`` or
+``--split testE`` only with a frozen ranker.
 
 Rankers, all run over the whole catalog for every topic:
   bm25            textbook BM25 over title + abstract, any query word (a reference point)
@@ -66,11 +67,13 @@ def load_catalog(engine_url: str | None = None) -> tuple[list[Paper], Any]:
 
 # Round three tunes on dev, test and testB (92 topics); testC is scored once, with a frozen
 # ranker (round two tuned on dev and test and scored testB once). testD (30 topics, judged before
-# any ranker output was seen) is held out for round four: not part of tune. testE (30 topics,
-# judged for round five before any ranker ran on them) is the only unspent test split.
+# any ranker output was seen) was held out for round four and scored once; round five tunes on
+# all five (tune5). testE (30 topics, judged for round five before any ranker ran on them) is
+# scored once with the ranker round five froze.
 SPLITS = {"dev": ("dev",), "test": ("test",), "testB": ("testB",), "testC": ("testC",),
           "testD": ("testD",), "testE": ("testE",), "tune": ("dev", "test", "testB"),
-          "tune4": ("dev", "test", "testB", "testC")}
+          "tune4": ("dev", "test", "testB", "testC"),
+          "tune5": ("dev", "test", "testB", "testC", "testD")}
 
 
 def load_splits() -> dict[str, str]:

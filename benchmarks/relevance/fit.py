@@ -2,10 +2,11 @@
 
     .venv/bin/python benchmarks/relevance/fit.py [--db URL] [--widen K ...] [--write]
 
-Round four of issue 13 tunes on ``tune4`` (dev, test, testB and testC: 121 topics); the test-D
-topics are never used here, nor their judgments, nor test-E's (round three tuned on ``tune``,
-92 topics). ``--widen`` lists the candidate widenings (``calibrate.WIDEN``) to cross-validate;
-the last one is fitted and written; ``--keep``/``--few`` set ``calibrate.KEEP``/``FEW`` for the
+Round five of issue 13 tunes on ``tune5`` (dev, test, testB, testC and the spent testD: 151
+topics; round four tuned on ``tune4``, 121, round three on ``tune``, 92). Test-E's topics and
+judgments are never read here.
+``--widen`` lists the candidate widenings (``calibrate.WIDEN``) to cross-validate; the last one
+is fitted and written; ``--keep``/``--few`` set ``calibrate.KEEP``/``FEW`` for the
 cross-validation only. For every topic the ranker's candidates and their features
 (``TopicScorer.candidates``) are labelled by qrels.tsv (grade >= 1; grade 2 weighs twice), and
 a logistic regression (scikit-learn, a benchmark-only dependency) is fitted, every candidate
@@ -96,9 +97,9 @@ def ranked(data: dict[str, Any], models: dict[str, calibrate.Model], ranker: Ran
 
 
 def cross_validate(data: dict[str, Any], topics: list[str], qrels, ranker: Ranker,
-                   weights: str = "candidate") -> None:
+                   weights: str = "candidate", seed: int = 7) -> None:
     shuffled = list(topics)
-    random.Random(7).shuffle(shuffled)
+    random.Random(seed).shuffle(shuffled)
     folds = [shuffled[i::FOLDS] for i in range(FOLDS)]
     models = {}
     for fold in folds:
@@ -142,13 +143,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="each candidate counts once (frozen) or each topic the same")
     parser.add_argument("--keep", type=int, default=calibrate.KEEP, help="calibrate.KEEP")
     parser.add_argument("--few", type=int, default=calibrate.FEW, help="calibrate.FEW")
+    parser.add_argument("--seed", type=int, default=7, help="the folds' shuffle (the rule's: 7)")
     args = parser.parse_args(argv)
     calibrate.KEEP, calibrate.FEW = args.keep, args.few
     papers, engine = evaluate.load_catalog(args.db)
-    topics = evaluate.load_topics("tune4")
-    assert topics and not set(topics) & set(evaluate.load_topics("testD"))
-    assert not set(topics) & set(evaluate.load_topics("testE"))  # test-E is never read here
-    qrels = {t: g for t, g in evaluate.load_qrels().items() if t in topics}  # no test-D/E row
+    topics = evaluate.load_topics("tune5")
+    assert topics and not set(topics) & set(evaluate.load_topics("testE"))  # never test-E
+    qrels = {t: g for t, g in evaluate.load_qrels().items() if t in topics}  # no test-E row
     rankers = {"WORDS": Ranker(papers, semantic=None)}
     try:
         if args.words_only:
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             calibrate.WIDEN = widen
             data = table(ranker, topics, qrels)
             print(f"{name}, widen {widen}: 5-fold cross-validation on {len(topics)} tune topics")
-            cross_validate(data, topics, qrels, ranker, args.weights)
+            cross_validate(data, topics, qrels, ranker, args.weights, args.seed)
         fitted[name] = fit(data, topics, args.weights)
     if args.write:
         current = {"WORDS": calibrate.WORDS, "WITH_MEANING": calibrate.WITH_MEANING}

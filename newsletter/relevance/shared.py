@@ -69,8 +69,11 @@ def share(ranker: Ranker, topics: Iterable[str], load: Load, save: Save,
         started = time.perf_counter()
         while pending:  # at least one topic a chunk
             slot = pending.pop()
-            key = wanted[slot].key
-            made[slot] = encode(ranker.hits(wanted[slot]), ranker.labels(key))
+            try:
+                made[slot] = encode(ranker.hits(wanted[slot]), ranker.labels(wanted[slot].key))
+            except Exception as exc:  # a bug on one topic: the digests needing it fail alone
+                log.error("could not rank a topic (%s: %s); the digests that need it are "
+                          "recorded as failed, the others go on", type(exc).__name__, exc)
             if time.perf_counter() - started >= CHUNK_SECONDS:
                 break
         save(catalog, made)

@@ -22,6 +22,8 @@ from newsletter.dispatch.deliver import Pipeline, SendReport
 from newsletter.dispatch.schedule import dispatch, plan
 from newsletter.dispatch.worker import Worker
 from newsletter.models import Subscriber
+from newsletter.relevance.query import Query
+from newsletter.relevance.topic import Hit, TopicScorer
 from newsletter.settings import Settings
 from newsletter.store import schema
 from newsletter.store.catalog import load_papers
@@ -180,6 +182,28 @@ def test_a_digest_queued_before_its_reader_left_is_not_sent(
 
 
 # -- what a failure means ----------------------------------------------------------------------
+
+
+def test_a_topic_that_cannot_be_ranked_fails_its_readers_digests_only(
+        db: Engine, tmp_path: Path, smtp_server: SmtpServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Topics are ranked per batch before the digests; a bug on one topic must still cost only
+    the digests that need it (recorded, tried again by a later run), not the worker."""
+    score = TopicScorer.score
+
+    def broken(self: TopicScorer, query: Query) -> tuple[Hit, ...]:
+        if query.topic == "PINNs":
+            raise ZeroDivisionError("a bug")
+        return score(self, query)
+
+    monkeypatch.setattr(TopicScorer, "score", broken)
+    sync_subscribers(db, [Subscriber(email=address(0), name="", topics=("GNN",)),
+                          Subscriber(email=address(1), name="", topics=("PINNs",))])
+    report = send(db, settings_for(smtp_server, tmp_path))
+    assert smtp_server.recipients() == [address(0)]
+    assert {email for email, _ in report.failed} == {address(1)}  # its attempts, this run
+    state, error = states_by_address(db)[address(1)][0]
+    assert state == "failed" and "could not build the digest: ZeroDivisionError" in str(error)
 
 
 def test_an_address_answering_451_forever_fails_after_max_attempts_and_the_run_ends(

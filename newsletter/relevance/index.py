@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from newsletter.models import Paper
+from newsletter.relevance.proximity import has_phrase
 from newsletter.relevance.text import compounds, terms
 
 TITLE, ABSTRACT = 0, 1
@@ -26,6 +27,7 @@ FIELD_B = (0.3, 0.75)  # length normalization; titles are uniformly short, so ba
 
 Fields = tuple[tuple[str, ...], tuple[str, ...]]
 POSITIONS_KEPT = 5000  # papers whose term positions stay in memory (~20 KB each)
+PHRASE_SAMPLE = 200  # papers read to tell how common a phrase is
 SHARED_KEPT = 20_000  # memos of shared work (one per way of saying words) before a fresh start
 
 
@@ -61,6 +63,7 @@ class Index:
         self._positions: dict[int, tuple[dict[str, list[int]], dict[str, list[int]]]] = {}
         self._shared: dict[tuple[str, object], dict[int, float]] = {}
         self._holders: dict[tuple[str, ...], frozenset[int]] = {}
+        self._phrase_shares: dict[tuple[str, ...], float] = {}  # one per common phrase typed
         self._vocabularies: dict[int, frozenset[str]] = {}
 
     def shared(self, kind: str, key: object) -> dict[int, float]:
@@ -109,6 +112,19 @@ class Index:
             for term in rarest[1:]:
                 docs.intersection_update(self.docs_with(term))
             found = self._holders[words] = frozenset(docs)
+        return found
+
+    def phrase_share(self, words: tuple[str, ...]) -> float:
+        """The share of the papers saying ``words`` word for word, estimated from at most
+        PHRASE_SAMPLE of the papers holding them all. Memoized for the run."""
+        found = self._phrase_shares.get(words)
+        if found is None:
+            holders = sorted(self.holders(words))
+            sample = holders[:PHRASE_SAMPLE]
+            said = sum(1 for doc in sample
+                       if any(has_phrase(words, field) for field in self.positions(doc)))
+            found = self._phrase_shares[words] = (
+                said / len(sample) * len(holders) / max(self.size, 1) if sample else 0.0)
         return found
 
     def vocabulary_of(self, doc: int) -> frozenset[str]:

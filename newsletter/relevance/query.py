@@ -54,19 +54,24 @@ class Query:
 
 
 def parse(topic: str, vocabulary: Vocabulary,
-          generic: Callable[[Sequence[str]], bool] = lambda terms: False) -> Query:
+          generic: Callable[[Sequence[str]], bool] = lambda terms: False,
+          common: Callable[[Sequence[str]], bool] = lambda terms: True) -> Query:
     """``topic`` as facets. ``generic(terms)`` says whether a phrase is too common to stand on
-    its own in this catalog (every term in a large share of the papers)."""
+    its own in this catalog (every term in a large share of the papers); ``common(terms)``
+    whether such a phrase is also said as such by many papers: an alternative is set aside as
+    context only when it is both ("deep learning and robotics", not "learning to optimize
+    (L2O)", whose abbreviation the catalog may never use)."""
     text = " ".join(topic.split())
     heads, qualifiers = _split_qualifier(text, vocabulary)
     facets = [(label, words) for label, words in heads if words]
     quals = [words for _, words in qualifiers if words]
     context: list[Pairs] = []
     specific = [f for f in facets if not generic([t for _, t in f[1]])]
-    if specific and len(specific) < len(facets):
+    kept = [f for f in facets if f in specific or not common([t for _, t in f[1]])]
+    if specific and len(kept) < len(facets):
         # "deep learning and robotics": the common part says nothing on its own.
-        context = [words for label, words in facets if (label, words) not in specific]
-        facets = specific
+        context = [words for label, words in facets if (label, words) not in kept]
+        facets = kept
     elif not specific and quals and not all(generic([t for _, t in q]) for q in quals):
         # "deep learning for weather": the head is common, the qualifier is the subject.
         facets, quals, context = [(_label(q), q) for q in quals], [], [w for _, w in facets]

@@ -54,7 +54,7 @@ class TopicScorer:
         self.floor = weights.admit / lift
 
     def understand(self, topic: str) -> Query:
-        query = parse(topic, self.vocabulary, self._generic)
+        query = parse(topic, self.vocabulary, self._generic, self._common)
         return Query(query.topic, tuple(
             Facet(f.label, self._spelled(f.words), tuple(self._spelled(q) for q in f.qualifiers))
             for f in query.facets))
@@ -67,6 +67,13 @@ class TopicScorer:
             return False
         size = max(self.index.size, 1)
         return all(self.index.df.get(t, 0) / size >= self.w.generic_share for t in terms)
+
+    def _common(self, terms: Sequence[str]) -> bool:
+        """Whether a generic phrase is also said, word for word, by a large share of the
+        papers: "deep learning" is, "learning to optimize" and "one-class classification"
+        (common words naming one thing) are not."""
+        return (len(terms) == 1 or
+                self.index.phrase_share(tuple(terms)) >= self.w.generic_share)
 
     def _spelled(self, words: Pairs) -> Pairs:
         return tuple((word, expand.correct(self.index, stem) or stem) for word, stem in words)

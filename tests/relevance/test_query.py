@@ -65,6 +65,30 @@ def test_a_common_alternative_qualifies_the_specific_ones() -> None:
         ("neural networks", [])]
 
 
+@pytest.mark.parametrize("topic, expected", [
+    ("learning to optimize (L2O)", ["learning to optimize", "L2O"]),
+    ("anomaly detection / neural models", ["anomaly detection", "neural models"]),
+])
+def test_an_alternative_of_common_words_naming_one_thing_stays_a_facet(
+        topic: str, expected: list[str]) -> None:
+    """Each of its words is common but few papers say the phrase ("learning to optimize"):
+    it is what a reader means, not context, even beside a specific alternative (an
+    abbreviation the catalog may never use)."""
+    def generic(terms: list[str]) -> bool:  # "optimize" is common here too
+        return bool(terms) and all(t in COMMON or t == "optim" for t in terms)
+
+    def said_often(terms: list[str]) -> bool:
+        return terms == ["deep", "learn"]
+
+    query = parse(topic, default_vocabulary(), generic, said_often)
+    assert [f.label for f in query.facets] == expected
+    # without knowing how often phrases are said, each common alternative was set aside
+    assert len(parse(topic, default_vocabulary(), generic).facets) == 1
+    # "deep learning" is said by many papers: beside robotics it is still context
+    assert facets(parse("deep learning and robotics", default_vocabulary(), common,
+                        said_often)) == [("robotics", ["deep learning"])]
+
+
 def test_a_vocabulary_phrase_keeps_its_own_connectives() -> None:
     vocabulary = Vocabulary({"SAR": {"expansions": ["search and rescue"]},
                              "L2S": {"expansions": ["learning to sort in context"]}})

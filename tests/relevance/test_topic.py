@@ -86,6 +86,26 @@ def test_a_misspelt_word_is_read_as_the_catalog_word() -> None:
     assert ranker.rank("crop yield") == []
 
 
+def test_an_abbreviation_the_catalog_never_uses_leaves_its_spelled_out_name_to_match() -> None:
+    """"learning" and "optimize" are each in most papers, "learning to optimize" in two: the
+    phrase is the subject, not context, so "learning to optimize (L2O)" finds them."""
+    common = [paper(f"opt-{i}", f"Learning rates study {i}",
+                    f"Learning with stochastic optimization of model {i}.") for i in range(12)]
+    ranker = Ranker([
+        paper("l2o", "Learning to optimize with recurrent networks", "Learned update rules."),
+        paper("l2o-2", "Meta-trained optimizers", "We learn to optimize neural networks."),
+        *common, *FILLER])
+    found = ids(ranker.rank("learning to optimize (L2O)"))
+    assert set(found[:2]) == {"l2o", "l2o-2"} and set(found) <= {"l2o", "l2o-2", *ids_of(common)}
+    # each word is common, the phrase is not
+    assert ranker._scorer._generic(["learn", "optim"])
+    assert ranker.index.phrase_share(("learn", "optim")) < 0.1
+
+
+def ids_of(papers: list[Paper]) -> list[str]:
+    return [p.id for p in papers]
+
+
 @pytest.mark.parametrize("topic", ["bilevel optimization", "bi-level optimization",
                                    "bi level optimization"])
 def test_hyphenated_and_joined_spellings_meet(topic: str) -> None:

@@ -4,6 +4,7 @@ a topic as typed (facets, qualifiers), ``index`` holds the catalog's words once 
 ``score`` grades a paper against one facet, ``expand`` learns words and spellings from the
 catalog, ``topic`` scores a topic's papers, ``calibrate`` turns them into probabilities of
 relevance and admits them, ``rank`` memoizes topics and serves
-``send``, ``recommend`` and the web preview (``semantic`` joins when installed), ``vectors``
+``send``, ``recommend`` and the web preview (``semantic`` joins when installed), ``shared``
+lets the worker processes of a run rank each topic once (through the store), ``vectors``
 holds papers as vectors for ``feedback``'s model of a reader's taste, ``select`` builds the
 digest."""

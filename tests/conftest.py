@@ -98,3 +98,24 @@ def imap_server() -> Iterator[ImapServer]:
     yield server
     server.stop()
     shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- ranking -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def unrankable(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """``unrankable("PINNs")``: ranking that topic raises (a bug on one topic); the others
+    rank as usual."""
+    from newsletter.relevance.topic import TopicScorer
+
+    def breaks(topic: str) -> None:
+        score = TopicScorer.score
+
+        def broken(self: TopicScorer, query: Any) -> Any:
+            if query.topic == topic:
+                raise ZeroDivisionError("a bug")
+            return score(self, query)
+
+        monkeypatch.setattr(TopicScorer, "score", broken)
+    return breaks

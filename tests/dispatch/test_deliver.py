@@ -22,8 +22,6 @@ from newsletter.dispatch.deliver import Pipeline, SendReport
 from newsletter.dispatch.schedule import dispatch, plan
 from newsletter.dispatch.worker import Worker
 from newsletter.models import Subscriber
-from newsletter.relevance.query import Query
-from newsletter.relevance.topic import Hit, TopicScorer
 from newsletter.settings import Settings
 from newsletter.store import schema
 from newsletter.store.catalog import load_papers
@@ -186,17 +184,10 @@ def test_a_digest_queued_before_its_reader_left_is_not_sent(
 
 def test_a_topic_that_cannot_be_ranked_fails_its_readers_digests_only(
         db: Engine, tmp_path: Path, smtp_server: SmtpServer,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        unrankable: Callable[[str], None]) -> None:
     """Topics are ranked per batch before the digests; a bug on one topic must still cost only
     the digests that need it (recorded, tried again by a later run), not the worker."""
-    score = TopicScorer.score
-
-    def broken(self: TopicScorer, query: Query) -> tuple[Hit, ...]:
-        if query.topic == "PINNs":
-            raise ZeroDivisionError("a bug")
-        return score(self, query)
-
-    monkeypatch.setattr(TopicScorer, "score", broken)
+    unrankable("PINNs")
     sync_subscribers(db, [Subscriber(email=address(0), name="", topics=("GNN",)),
                           Subscriber(email=address(1), name="", topics=("PINNs",))])
     report = send(db, settings_for(smtp_server, tmp_path))

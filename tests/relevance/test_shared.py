@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import pytest
 from catalogs import seed_papers
 
 import newsletter.relevance.shared as shared
 from newsletter.models import Paper
-from newsletter.relevance.query import Query
 from newsletter.relevance.rank import Ranker
 from newsletter.relevance.score import DEFAULT
 from newsletter.relevance.text import Vocabulary, default_vocabulary
-from newsletter.relevance.topic import Hit, TopicScorer
 
 TOPICS = ["GNN", "PINNs", "meta-learning / few-shot learning", "optimal transport",
           "deep learning for weather", "graph neural networks", "gnns", "sentiment analysis"]
@@ -122,19 +120,12 @@ def test_processes_that_start_together_split_the_topics(
 
 
 def test_a_topic_that_cannot_be_ranked_leaves_the_others_ranked_and_stored(
-        catalog: list[Paper], monkeypatch: pytest.MonkeyPatch,
+        catalog: list[Paper], unrankable: Callable[[str], None],
         caplog: pytest.LogCaptureFixture) -> None:
     """A bug on one topic must not stop a worker's batch: that topic's digests fail when they
     are composed (each recorded), the rest are sent."""
     store, ranker = DictStore(), Ranker(catalog)
-    score = TopicScorer.score
-
-    def broken(self: TopicScorer, query: Query) -> tuple[Hit, ...]:
-        if query.topic == "PINNs":
-            raise ZeroDivisionError("a bug")
-        return score(self, query)
-
-    monkeypatch.setattr(TopicScorer, "score", broken)
+    unrankable("PINNs")
     done = store.share(ranker, ["GNN", "PINNs", "optimal transport"])
     assert done == shared.Shared(ranked=2, taken=0) and len(store.rows) == 2
     assert "could not rank a topic (ZeroDivisionError: a bug)" in caplog.text

@@ -13,6 +13,7 @@ import math
 from array import array
 from collections import Counter
 from collections.abc import Sequence
+from typing import TypeVar
 
 from newsletter.models import Paper
 from newsletter.relevance.proximity import has_phrase
@@ -29,6 +30,24 @@ Fields = tuple[tuple[str, ...], tuple[str, ...]]
 POSITIONS_KEPT = 5000  # papers whose term positions stay in memory (~20 KB each)
 PHRASE_SAMPLE = 200  # papers read to tell how common a phrase is
 SHARED_KEPT = 20_000  # memos of shared work (one per way of saying words) before a fresh start
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Bounded(dict[K, V]):
+    """A memo that starts again once it holds ``limit`` entries: memory stays flat however
+    many topics and papers a run reads."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: K, value: V) -> None:
+        if len(self) >= self.limit and key not in self:
+            self.clear()
+        super().__setitem__(key, value)
 
 
 class Index:
@@ -60,19 +79,18 @@ class Index:
         self.average_length = max(sum(self.lengths) / count, 1.0)
         self.doc_of = {paper.id: doc for doc, paper in enumerate(self.papers)}
         self._vectors: dict[int, dict[str, float]] = {}
-        self._positions: dict[int, tuple[dict[str, list[int]], dict[str, list[int]]]] = {}
-        self._shared: dict[tuple[str, object], dict[int, float]] = {}
-        self._holders: dict[tuple[str, ...], frozenset[int]] = {}
-        self._phrase_shares: dict[tuple[str, ...], float] = {}  # one per common phrase typed
-        self._vocabularies: dict[int, frozenset[str]] = {}
+        Positions = tuple[dict[str, list[int]], dict[str, list[int]]]
+        self._positions: Bounded[int, Positions] = Bounded(POSITIONS_KEPT)
+        self._shared: Bounded[tuple[str, object], dict[int, float]] = Bounded(SHARED_KEPT)
+        self._holders: Bounded[tuple[str, ...], frozenset[int]] = Bounded(SHARED_KEPT)
+        self._phrase_shares: Bounded[tuple[str, ...], float] = Bounded(SHARED_KEPT)
+        self._vocabularies: Bounded[int, frozenset[str]] = Bounded(POSITIONS_KEPT)
 
     def shared(self, kind: str, key: object) -> dict[int, float]:
         """A per-paper memo that every topic of the run shares, for one ``kind`` of value of
         one set of words (``score.Bag``). Bounded: past SHARED_KEPT memos it starts again."""
         memo = self._shared.get((kind, key))
         if memo is None:
-            if len(self._shared) >= SHARED_KEPT:
-                self._shared.clear()
             memo = self._shared[kind, key] = {}
         return memo
 
@@ -105,8 +123,6 @@ class Index:
         """The papers saying every one of ``words``. Memoized for the run."""
         found = self._holders.get(words)
         if found is None:
-            if len(self._holders) >= SHARED_KEPT:
-                self._holders.clear()
             rarest = sorted(words, key=lambda t: self.df.get(t, 0))
             docs = set(self.docs_with(rarest[0])) if rarest else set()
             for term in rarest[1:]:
@@ -132,8 +148,6 @@ class Index:
         best matches of a topic teach its words (``expand``) more than once a run."""
         found = self._vocabularies.get(doc)
         if found is None:
-            if len(self._vocabularies) >= POSITIONS_KEPT:
-                self._vocabularies.clear()
             title, abstract = self.counts[doc]
             found = self._vocabularies[doc] = frozenset(title.keys() | abstract.keys())
         return found
@@ -149,8 +163,6 @@ class Index:
         the papers one topic reads are read again by the next topics of the run."""
         found = self._positions.get(doc)
         if found is None:
-            if len(self._positions) >= POSITIONS_KEPT:
-                self._positions.clear()
             found = ({}, {})
             for field, tokens in zip(found, self.tokens[doc]):
                 for i, token in enumerate(tokens):

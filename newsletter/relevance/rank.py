@@ -27,7 +27,7 @@ from newsletter.models import Paper
 from newsletter.relevance.duplicates import Likeness
 from newsletter.relevance.index import Index
 from newsletter.relevance.query import Query
-from newsletter.relevance.reasons import labels, relabel
+from newsletter.relevance.reasons import labels
 from newsletter.relevance.score import DEFAULT, Weights
 from newsletter.relevance.text import Vocabulary, default_vocabulary
 from newsletter.relevance.topic import Hit, TopicScorer
@@ -72,24 +72,27 @@ class Ranker:
         self._likeness = Likeness(self.index.tokens, self.index.idf, semantic)
         self.duplicate_threshold = self._likeness.threshold
         self._hits: dict[str, tuple[Hit, ...]] = {}
-        self._labels: dict[str, tuple[str, ...]] = {}  # the spelling each ranking's reasons use
         self._matches: dict[str, list[Match]] = {}
+        self._queries: dict[str, Query] = {}
         self._ids: dict[str, frozenset[str]] = {}
 
     def understand(self, topic: str) -> Query:
-        return self._scorer.understand(topic)
+        """The topic as facets (``query.parse``). Memoized: sharing a batch's rankings and
+        ranking for a digest both read it, and spelling correction scans the vocabulary."""
+        query = self._queries.get(topic)
+        if query is None:
+            query = self._queries[topic] = self._scorer.understand(topic)
+        return query
 
     def rank(self, topic: str) -> list[Match]:
         """Relevant papers only, best first. Memoized: do not mutate the list."""
         matches = self._matches.get(topic)
         if matches is None:
-            query = self._scorer.understand(topic)
-            hits = self.hits(query)
-            # "GNN" and "gnns" share a ranking; each reader's reasons name their own spelling
-            ranked, own = self._labels[query.key], labels(query)
+            query = self.understand(topic)
+            names = labels(query)  # "GNN" and "gnns" share a ranking, each named as written
             matches = self._matches[topic] = [
-                Match(self.papers[h.doc], h.score, topic, relabel(h.reason, ranked, own))
-                for h in hits]
+                Match(self.papers[h.doc], h.score, topic, h.reason.text(names))
+                for h in self.hits(query)]
         return matches
 
     def hits(self, query: Query) -> tuple[Hit, ...]:
@@ -97,24 +100,17 @@ class Ranker:
         hits = self._hits.get(query.key)
         if hits is None:
             hits = self._hits[query.key] = self._scorer.score(query)
-            self._labels[query.key] = labels(query)
         return hits
-
-    def labels(self, key: str) -> tuple[str, ...]:
-        """The topic and facet labels the reasons of the ranking of ``key`` name."""
-        return self._labels[key]
 
     def unranked(self, topics: Iterable[str]) -> dict[str, Query]:
         """The understood queries of ``topics`` this ranker has not ranked yet, by key."""
-        queries = (self._scorer.understand(topic) for topic in dict.fromkeys(topics)
+        queries = (self.understand(topic) for topic in dict.fromkeys(topics)
                    if topic not in self._matches)
         return {q.key: q for q in queries if q.key not in self._hits}
 
-    def adopt(self, key: str, hits: tuple[Hit, ...], named: tuple[str, ...]) -> None:
-        """Take a ranking computed elsewhere for the query ``key`` (``relevance.shared``),
-        its reasons naming the labels ``named``."""
-        if key not in self._hits:
-            self._hits[key], self._labels[key] = hits, named
+    def adopt(self, key: str, hits: tuple[Hit, ...]) -> None:
+        """Take a ranking computed elsewhere for the query ``key`` (``relevance.shared``)."""
+        self._hits.setdefault(key, hits)
 
     def matching_ids(self, topic: str) -> frozenset[str]:
         """Ids of the papers relevant to ``topic`` (for excluded topics). Memoized."""

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
+from newsletter.relevance.reasons import Reason
 from newsletter.relevance.topic import Hit
 
 if TYPE_CHECKING:
@@ -59,9 +60,9 @@ def share(ranker: Ranker, topics: Iterable[str], load: Load, save: Save,
     while pending:
         adopted = set()
         for slot, text in load(catalog, pending).items():
-            found = decode(text, ranker.index.size) if slot in wanted else None
+            found = decode(text, ranker.index.size)
             if found is not None:
-                ranker.adopt(wanted[slot].key, *found)
+                ranker.adopt(wanted[slot].key, found)
                 adopted.add(slot)
         taken += len(adopted)
         pending = [slot for slot in pending if slot not in adopted]
@@ -70,7 +71,7 @@ def share(ranker: Ranker, topics: Iterable[str], load: Load, save: Save,
         while pending:  # at least one topic a chunk
             slot = pending.pop()
             try:
-                made[slot] = encode(ranker.hits(wanted[slot]), ranker.labels(wanted[slot].key))
+                made[slot] = encode(ranker.hits(wanted[slot]))
             except Exception as exc:  # a bug on one topic: the digests needing it fail alone
                 log.error("could not rank a topic (%s: %s); the digests that need it are "
                           "recorded as failed, the others go on", type(exc).__name__, exc)
@@ -99,24 +100,22 @@ def fingerprint(ranker: Ranker) -> str:
     return found
 
 
-def encode(hits: tuple[Hit, ...], labels: tuple[str, ...]) -> str:
-    """A ranking and the labels its reasons name, as JSON."""
-    return json.dumps({"labels": labels, "hits": [[h.doc, h.score, h.reason] for h in hits]},
-                      separators=(",", ":"))
+def encode(hits: tuple[Hit, ...]) -> str:
+    """A ranking as JSON: per paper its index, score and reason (lead, name, tail)."""
+    return json.dumps([[h.doc, h.score, h.reason.lead, h.reason.label, h.reason.tail]
+                       for h in hits], separators=(",", ":"))
 
 
-def decode(text: str, size: int) -> tuple[tuple[Hit, ...], tuple[str, ...]] | None:
-    """The stored ranking and its labels, or None when it is not one for a catalog of
-    ``size`` papers (then this process ranks the topic itself)."""
+def decode(text: str, size: int) -> tuple[Hit, ...] | None:
+    """The stored ranking, or None when it is not one for a catalog of ``size`` papers (then
+    this process ranks the topic itself)."""
     try:
-        stored = json.loads(text)
-        hits = tuple(Hit(int(doc), float(score), str(reason))
-                     for doc, score, reason in stored["hits"])
-        labels = tuple(str(label) for label in stored["labels"])
-    except (ValueError, TypeError, KeyError) as exc:
+        hits = tuple(Hit(int(doc), float(score), Reason(str(lead), int(label), str(tail)))
+                     for doc, score, lead, label, tail in json.loads(text))
+    except (ValueError, TypeError) as exc:
         log.warning("a stored topic ranking could not be read (%s): ranking it again", exc)
         return None
-    return (hits, labels) if all(0 <= h.doc < size for h in hits) else None
+    return hits if all(0 <= h.doc < size for h in hits) else None
 
 
 def _digest(key: str) -> str:

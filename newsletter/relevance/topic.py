@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from newsletter.relevance import calibrate, expand
 from newsletter.relevance.index import Index
 from newsletter.relevance.query import Facet, Pairs, Query, parse
-from newsletter.relevance.reasons import facet_reason, widened_reason
+from newsletter.relevance.reasons import Reason, facet_reason, widened_reason
 from newsletter.relevance.score import Bag, Evidence, Weights, best
 from newsletter.relevance.text import Vocabulary, query_text
 
@@ -28,7 +28,7 @@ QUALIFIER_SAID = 0.4  # a qualifier's score (one mention in an abstract ~0.45) t
 class Hit:
     doc: int
     score: float
-    reason: str
+    reason: Reason  # named for each reader's spelling by ``Ranker.rank``
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +94,11 @@ class TopicScorer:
         return tuple(sorted(hits, key=self._order))
 
     def _reason(self, query: Query, facets: list[dict[int, _Facet]], which: dict[int, int],
-                doc: int, quote: str) -> str:
+                doc: int, quote: str) -> Reason:
         if doc not in which:  # a widened candidate (calibrate.WIDEN)
             return widened_reason(self.index, query.topic, self._terms(query), doc, self.semantic)
         found = facets[which[doc]][doc]
-        return facet_reason(query.facets[which[doc]], found.evidence, found.learned,
+        return facet_reason(query.facets[which[doc]], which[doc], found.evidence, found.learned,
                             found.qualifier, quote)
 
     def candidates(self, query: Query) -> tuple[list[int], list[list[float]], dict[int, float]]:

@@ -73,3 +73,14 @@ def test_base_scores_from_postings_equal_the_sum_over_the_words(fields) -> None:
     for doc in range(index.size):
         plain = sum(w * index.saturated(doc, t) for t, w in bag.weights.items()) / bag.ideal
         assert bag.base(index, doc) == plain
+
+
+def test_a_bounded_memo_starts_again_when_full_and_keeps_updating_a_held_key() -> None:
+    from newsletter.relevance.index import Bounded
+
+    memo: Bounded[int, str] = Bounded(2)
+    memo[1], memo[2] = "a", "b"
+    memo[2] = "b2"  # held: nothing is dropped
+    assert memo == {1: "a", 2: "b2"}
+    memo[3] = "c"  # full: starts again
+    assert memo == {3: "c"}

@@ -92,7 +92,7 @@ def test_an_unreadable_stored_ranking_is_ranked_again(
     assert store.share(ranker, ["PINNs"]) == shared.Shared(ranked=1, taken=0)
     assert ranker.rank("PINNs") == Ranker(catalog).rank("PINNs")  # one spelling: one reason
     assert "could not be read" in caplog.text
-    store.rows[key] = '{"labels": ["PINNs", "PINNs"], "hits": [[100000, 0.5, "no such paper"]]}'
+    store.rows[key] = '[[100000, 0.5, "matches: ", 1, " (title)"]]'  # no such paper
     assert store.share(Ranker(catalog), ["PINNs"]).taken == 0
 
 
@@ -107,8 +107,7 @@ def test_processes_that_start_together_split_the_topics(
     def load(catalog: str, queries: Collection[str]) -> dict[str, str]:
         query = next(theirs, None)
         if query is not None:
-            store.save(catalog, {shared._digest(query.key): shared.encode(there.hits(query),
-                                                                     there.labels(query.key))})
+            store.save(catalog, {shared._digest(query.key): shared.encode(there.hits(query))})
         return store.load(catalog, queries)
 
     done = shared.share(here, TOPICS, load, store.save, random.Random(3))

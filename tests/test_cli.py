@@ -198,6 +198,13 @@ def test_recommend_prints_the_ranking_as_json(env: dict[str, str]) -> None:
     assert all("matches:" in r["reason"] for r in ranking)
 
 
+def test_recommend_says_which_topic_matches_nothing(env: dict[str, str]) -> None:
+    result = invoke(env, "recommend", "--topic", "GNN", "--topic", "network intrusion detection")
+    assert result.exit_code == 0, result.output
+    assert "No paper in the catalog matches 'network intrusion detection'" in result.output
+    assert "matches 'GNN'" not in result.output
+
+
 def test_ingest_reports_a_malformed_entry_with_file_and_line_and_keeps_the_rest(
         env: dict[str, str], tmp_path: Path) -> None:
     page = tmp_path / "page.txt"

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from newsletter.cli.common import (
     ensure_catalog,
+    err,
     friendly,
     ingest_with_progress,
     open_database,
@@ -64,6 +65,9 @@ def recommend(
     ensure_catalog(engine, settings)
     ranker = build_ranker(load_papers(engine), engine, semantic=settings.semantic)
     matches = ranker.recommend(topic, limit)
+    for unmatched in [t for t in topic if not ranker.rank(t)]:
+        err.print(f"No paper in the catalog matches {unmatched!r}: a reader with only this "
+                  "topic gets no email. Try other words or a broader topic.")
     if fmt == "json":
         typer.echo(json.dumps([
             {"id": m.paper.id, "title": m.paper.title, "score": round(m.score, 4),

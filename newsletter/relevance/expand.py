@@ -5,14 +5,19 @@
   by how strongly each paper matched and by how specific the word is, join the facet with a
   lower weight: "few-shot learning" learns "prototypical", "episodic", "meta-learning".
 - Spelling: a topic word no paper uses ("equivarient") is read as the catalog word one or two
-  edits away ("equivariant") when there is one that several papers use.
+  edits away ("equivariant") when there is one that several papers use. A short stem has many
+  neighbours, so it is corrected only when the typed word is long and no English word
+  ("varational" is read as "variational"; "farming" stays off-catalog, not "forming").
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
+
+from spellchecker import SpellChecker
 
 from newsletter.relevance.index import Index
 
@@ -21,7 +26,7 @@ FEEDBACK_WORDS = 8  # words learned per facet
 MIN_SHARED = 2  # a learned word appears in at least this many of the feedback papers
 MIN_SUPPORT = 0.25  # ...and in at least this share of them
 MAX_BACKGROUND = 0.2  # words in more of the catalog than this say nothing specific
-MIN_TYPO_LENGTH = 6  # shorter unknown words ("crop") are not corrected: too many neighbours
+MIN_TYPO_LENGTH = 6  # shorter unknown stems ("crop") are corrected only if _misspelt
 
 
 def feedback_words(index: Index, scored: Mapping[int, float], exclude: Collection[str],
@@ -62,14 +67,29 @@ def feedback_words(index: Index, scored: Mapping[int, float], exclude: Collectio
     return {t: ranked[t] / top_weight for t in chosen}
 
 
-def correct(index: Index, term: str) -> str | None:
-    """The catalog term ``term`` is most likely a misspelling of, or None."""
-    if index.df.get(term) or len(term) < MIN_TYPO_LENGTH or not term.isalpha():
+def correct(index: Index, term: str, word: str = "") -> str | None:
+    """The catalog term ``term`` (the stem of the typed ``word``) is most likely a misspelling
+    of, or None."""
+    if index.df.get(term) or not term.isalpha():
+        return None
+    if len(term) < MIN_TYPO_LENGTH and not _misspelt(word):
         return None
     limit = 1 if len(term) < 9 else 2
     near = [t for t in _neighbours(index, term) if _distance(term, t, limit) <= limit]
     frequent = [t for t in near if index.df[t] >= 2]
     return max(frequent, key=lambda t: (index.df[t], t)) if frequent else None
+
+
+def _misspelt(word: str) -> bool:
+    """Whether a typed word is surely a misspelling: long, and in no English dictionary."""
+    word = word.lower()
+    return len(word) >= MIN_TYPO_LENGTH and word.isalpha() and word not in _english()
+
+
+@functools.cache
+def _english() -> SpellChecker:
+    # Loaded once per process (0.5 s), and only for an unknown word with a short stem.
+    return SpellChecker(language="en", distance=1)
 
 
 def _neighbours(index: Index, term: str) -> Sequence[str]:

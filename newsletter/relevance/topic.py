@@ -76,7 +76,8 @@ class TopicScorer:
                 self.index.phrase_share(tuple(terms)) >= self.w.generic_share)
 
     def _spelled(self, words: Pairs) -> Pairs:
-        return tuple((word, expand.correct(self.index, stem) or stem) for word, stem in words)
+        return tuple((word, expand.correct(self.index, stem, word) or stem)
+                     for word, stem in words)
 
     def score(self, query: Query) -> tuple[Hit, ...]:
         """The topic's relevant papers, most probably relevant first (``calibrate``)."""

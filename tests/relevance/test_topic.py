@@ -86,6 +86,21 @@ def test_a_misspelt_word_is_read_as_the_catalog_word() -> None:
     assert ranker.rank("crop yield") == []
 
 
+def test_a_long_misspelt_word_with_a_short_stem_is_read_as_the_catalog_word() -> None:
+    # "varational" stems to "varat", too short to correct by the stem alone; the typed word is
+    # long and no English word, so it is a misspelling of "variational".
+    ranker = Ranker([
+        paper("vi", "Variational inference at scale", "Stochastic variational bounds."),
+        paper("vi-2", "Amortized variational inference", "Encoders for posteriors."),
+        paper("form", "Forming graphs", "How networks form."),
+        paper("form-2", "Closed-form solutions", "A closed form for the form factor."),
+        *FILLER])
+    assert set(ids(ranker.rank("varational inference"))) == {"vi", "vi-2"}
+    # A real word is not a misspelling, however close to a catalog word: "farming" stems to
+    # "farm", one edit from "form", and an off-catalog interest stays off-catalog.
+    assert ranker.rank("farming") == []
+
+
 def test_an_abbreviation_the_catalog_never_uses_leaves_its_spelled_out_name_to_match() -> None:
     """"learning" and "optimize" are each in most papers, "learning to optimize" in two: the
     phrase is the subject, not context, so "learning to optimize (L2O)" finds them."""

@@ -2,7 +2,8 @@
 `recommend --limit 20` shows.
 
     .venv/bin/python benchmarks/relevance/evaluate.py
-        [--split dev|test|testB|testC|testD|testE|tune|tune4|both] [--per-topic]
+        [--split dev|test|testB|testC|testD|testE|testF|tune|tune4|tune5|tune6|both]
+        [--per-topic]
         [--vocabulary FILE] [--no-semantic] [--markdown] [--db URL]
 
 The catalog is the seed pages (``seeds/``), ingested into a temporary SQLite database exactly
@@ -10,9 +11,10 @@ as ``newsletter ingest`` does; the judgments are ``qrels.tsv`` beside this file 
 ``topics.tsv`` (README.md says how both were made). A paper a topic's qrels do not list counts
 as not relevant (grade 0). Splits: ``dev`` and ``test`` (issue 13, round one), ``testB`` (round
 two), ``testC`` (round three), ``testD`` (judged for round four), ``testE`` (judged for round
-five); ``tune`` is dev, test and testB together, what round three tunes on, ``tune4`` adds testC
-(round four), ``tune5`` testD (round five). Score ``--split testC``, ``--split testD`` or
-``--split testE`` only with a frozen ranker.
+five), ``testF`` (judged for round six); ``tune`` is dev, test and testB together, what round
+three tunes on, ``tune4`` adds testC (round four), ``tune5`` testD (round five), ``tune6`` testE
+(round six: every spent split). Score ``--split testC``, ``testD``, ``testE`` or ``testF`` only
+with a frozen ranker; testF is the only one not yet scored.
 
 Rankers, all run over the whole catalog for every topic:
   bm25            textbook BM25 over title + abstract, any query word (a reference point)
@@ -68,17 +70,21 @@ def load_catalog(engine_url: str | None = None) -> tuple[list[Paper], Any]:
 # Round three tunes on dev, test and testB (92 topics); testC is scored once, with a frozen
 # ranker (round two tuned on dev and test and scored testB once). testD (30 topics, judged before
 # any ranker output was seen) was held out for round four and scored once; round five tunes on
-# all five (tune5). testE (30 topics, judged for round five before any ranker ran on them) is
-# scored once with the ranker round five froze.
+# all five (tune5). testE (30 topics, judged for round five before any ranker ran on them) was
+# scored once with the ranker round five froze, so round six tunes on all six spent splits
+# (tune6, 181 topics). testF (30 topics, judged for round six before any ranker ran on them) is
+# the only unspent split: score it once, with the ranker round six freezes.
 SPLITS = {"dev": ("dev",), "test": ("test",), "testB": ("testB",), "testC": ("testC",),
-          "testD": ("testD",), "testE": ("testE",), "tune": ("dev", "test", "testB"),
+          "testD": ("testD",), "testE": ("testE",), "testF": ("testF",),
+          "tune": ("dev", "test", "testB"),
           "tune4": ("dev", "test", "testB", "testC"),
-          "tune5": ("dev", "test", "testB", "testC", "testD")}
+          "tune5": ("dev", "test", "testB", "testC", "testD"),
+          "tune6": ("dev", "test", "testB", "testC", "testD", "testE")}
 
 
 def load_splits() -> dict[str, str]:
-    """Topic -> "dev", "test", "testB", "testC", "testD" or "testE", in file order (topics.tsv:
-    topic, kind, split, definition)."""
+    """Topic -> "dev", "test", "testB", "testC", "testD", "testE" or "testF", in file order
+    (topics.tsv: topic, kind, split, definition)."""
     lines = (HERE / "topics.tsv").read_text("utf-8").splitlines()[1:]
     return {line.split("\t")[0]: line.split("\t")[2] for line in lines if line.strip()}
 
@@ -224,7 +230,8 @@ def print_topics(results: dict[str, dict[str, metrics.Scores]], topics: list[str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=(*SPLITS, "both"), default="both",
-                        help="which topics to score (testB, testC, testD, testE: only with a "
+                        help="which topics to score (testB, testC, testD, testE, testF: only "
+                        "with a "
                         "frozen ranker; both: dev and test)")
     parser.add_argument("--per-topic", action="store_true", help="every topic, every ranker")
     parser.add_argument("--markdown", action="store_true", help="tables as Markdown")

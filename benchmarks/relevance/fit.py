@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/relevance/fit.py [--db URL] [--widen K ...] [--write]
 
 Round five of issue 13 tunes on ``tune5`` (dev, test, testB, testC and the spent testD: 151
-topics; round four tuned on ``tune4``, 121, round three on ``tune``, 92). Test-E's topics and
-judgments are never read here.
+topics; round four tuned on ``tune4``, 121, round three on ``tune``, 92). Test-E's and test-F's
+topics and judgments are never read here.
 ``--widen`` lists the candidate widenings (``calibrate.WIDEN``) to cross-validate; the last one
 is fitted and written; ``--keep``/``--few`` set ``calibrate.KEEP``/``FEW`` for the
 cross-validation only. For every topic the ranker's candidates and their features
@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     papers, engine = evaluate.load_catalog(args.db)
     topics = evaluate.load_topics("tune5")
     assert topics and not set(topics) & set(evaluate.load_topics("testE"))  # never test-E
-    qrels = {t: g for t, g in evaluate.load_qrels().items() if t in topics}  # no test-E row
+    assert not set(topics) & set(evaluate.load_topics("testF"))  # never test-F
+    qrels = {t: g for t, g in evaluate.load_qrels().items() if t in topics}  # no test-E/F row
     rankers = {"WORDS": Ranker(papers, semantic=None)}
     try:
         if args.words_only:

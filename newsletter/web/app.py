@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import StatementError
 from starlette.applications import Starlette
 from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
@@ -88,12 +89,22 @@ async def server_error(request: Request, exc: Exception) -> Response:
     frames = traceback.extract_tb(exc.__traceback__)[-6:]
     where = " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames))
     log.error("error on %s %s: %s: %s (at %s)", request.method, route_name(request.scope),
-              type(exc).__name__, redact(str(exc))[:500], where)
+              type(exc).__name__, redact(_said(exc))[:500], where)
     # Starlette sends this page from outside the app's middleware, so SecurityHeaders never
     # sees it: the headers every page carries are set here.
     return message(request, "Something went wrong on our side",
                    "Nothing was changed. Please try again in a moment.", status=500,
                    tone="warning", headers=DEFAULT_HEADERS)
+
+
+def _said(exc: Exception) -> str:
+    """What an exception says, for the log. A database error's own text quotes the statement's
+    parameters (a reader's address, name, topics) and PostgreSQL adds a DETAIL line with the
+    row's values: only the driver's first line is kept (what went wrong, naming no value)."""
+    if isinstance(exc, StatementError):
+        said = str(exc.orig) if exc.orig is not None else ""
+        return said.strip().split("\n", 1)[0]
+    return str(exc)
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Starlette:

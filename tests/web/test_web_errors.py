@@ -9,7 +9,7 @@ import logging
 import pytest
 from sqlalchemy import text
 from starlette.testclient import TestClient
-from web_site import ADA, Site, site  # noqa: F401
+from web_site import ADA, Site, preference_form, site  # noqa: F401
 
 from newsletter.web.security import DEFAULT_HEADERS
 
@@ -53,3 +53,23 @@ def test_a_method_a_route_does_not_take_gets_a_405_that_names_those_it_does(
     assert method not in response.headers["allow"]
     assert response.headers["content-security-policy"] == DEFAULT_HEADERS[
         "content-security-policy"]
+
+
+def test_a_database_error_logs_no_value_the_reader_sent(
+        site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    """SQLAlchemy's message quotes the statement's parameters (a name, topics, an address)
+    and PostgreSQL's DETAIL line the row's values: the log gets the error's kind, not those."""
+    with site.engine.begin() as conn:  # a real fault: the database refuses the update
+        conn.execute(text("CREATE TRIGGER refuse BEFORE UPDATE ON subscribers "
+                          "BEGIN SELECT RAISE(ABORT, 'disk quota exceeded'); END"))
+    client = TestClient(site.client.app, raise_server_exceptions=False)
+    form = preference_form(site, name="Grace Secretname", topics="private matters")
+    client.cookies = site.client.cookies  # the CSRF pair: the form must reach the update
+    with caplog.at_level(logging.INFO, logger="newsletter.web"):
+        response = client.post(site.link("preferences", ADA), data=form)
+    assert response.status_code == 500 and "Secretname" not in response.text
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("newsletter"))
+    assert "error on POST /preferences/{token}: IntegrityError" in logged
+    assert "disk quota exceeded" in logged  # what went wrong is still said
+    for private in ("Secretname", "private matters", ADA):
+        assert private not in logged

@@ -9,7 +9,7 @@ import logging
 import pytest
 from sqlalchemy import text
 from starlette.testclient import TestClient
-from web_site import ADA, Site, preference_form, site  # noqa: F401
+from web_site import ADA, Site, csrf_in, preference_form, site  # noqa: F401
 
 from newsletter.web.security import DEFAULT_HEADERS
 
@@ -73,3 +73,18 @@ def test_a_database_error_logs_no_value_the_reader_sent(
     assert "disk quota exceeded" in logged  # what went wrong is still said
     for private in ("Secretname", "private matters", ADA):
         assert private not in logged
+
+
+def test_a_pasted_library_over_1_mb_is_read_not_called_unreadable(site: Site) -> None:
+    """The library form takes 2 MB (README), but Starlette cut any one field at 1 MB and the
+    page said "could not be read, submit it again": a retry that could never work."""
+    prefs = site.link("preferences", ADA)
+    csrf = csrf_in(site.client.get(prefs).text)
+    pasted = "\n".join(f"2101.{n:05d}" for n in range(1, 100_000))  # 1.1 MB of arXiv ids
+    assert 1024 * 1024 < len(pasted) < 2 * 1024 * 1024
+    response = site.client.post(prefs + "/library",
+                                data={"csrf": csrf, "action": "add", "papers": pasted})
+    assert response.status_code == 200, response.text[-400:]
+    assert "could not be read" not in response.text
+    assert "Added 1000 of your papers" in response.text
+    assert "only the first 1000 are kept" in response.text

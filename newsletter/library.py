@@ -12,6 +12,7 @@ A paper outside the catalog still counts through its title and abstract (BibTeX 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -32,6 +33,10 @@ _ARXIV_DOI = re.compile(r"10\.48550/arxiv\.(\S+)", re.IGNORECASE)
 # Where BibTeX exports (arXiv's own, Zotero, Mendeley, Google Scholar) put the arXiv id.
 _ID_FIELDS = ("eprint", "arxiv", "arxivid", "url", "doi", "journal", "note", "howpublished")
 _SAYS_ARXIV = ("eprinttype", "archiveprefix")
+# bibtexparser logs a warning and an info line for every block it cannot read, quoting the
+# text: a reader's papers (which no log may hold), and a flood from one broken upload. Each
+# such block is reported as a Problem instead; its errors (its own bugs, then raised) still log.
+logging.getLogger("bibtexparser").setLevel(logging.ERROR)
 
 
 def looks_like_bibtex(text: str) -> bool:

@@ -8,7 +8,9 @@ from functools import cache
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import StatementError
 from starlette.applications import Starlette
+from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -21,11 +23,21 @@ from newsletter.store.engine import connect
 from newsletter.web import admin, clicks, feedback, join, manage, reading
 from newsletter.web.middleware import AccessLog, BodyLimit, redact, route_name
 from newsletter.web.pages import MAX_FORM_BYTES, MAX_LIBRARY_BYTES, Refused, message
-from newsletter.web.security import SecurityHeaders
+from newsletter.web.security import DEFAULT_HEADERS, SecurityHeaders
 from newsletter.web.state import Web
 
 log = logging.getLogger("newsletter.web")
 ASSETS = {"site.css": "text/css; charset=utf-8", "icon.svg": "image/svg+xml"}
+
+
+class RowId(IntegerConvertor):
+    """A database id: at most 18 digits, so a longer number in a URL matches no route (404)
+    instead of reaching ``int()``, which raises on over 4,300 digits (a 500 for anybody)."""
+
+    regex = "[0-9]{1,18}"
+
+
+register_url_convertor("rowid", RowId())
 
 
 @cache
@@ -63,9 +75,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
         return message(request, "Page not found",
                        "There is nothing at this address. The links in our emails lead to "
                        "the right pages.", status=404, action=("/", "Go to the front page"))
-    if code == 405:
+    if code == 405:  # Starlette's Allow header goes with it: RFC 9110 requires one
         return message(request, "Not like this", "That request was not understood.",
-                       status=405, tone="warning")
+                       status=405, tone="warning", headers=headers)
     return message(request, "Something went wrong", "Please try again in a moment.",
                    status=code, tone="warning")
 
@@ -77,10 +89,22 @@ async def server_error(request: Request, exc: Exception) -> Response:
     frames = traceback.extract_tb(exc.__traceback__)[-6:]
     where = " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames))
     log.error("error on %s %s: %s: %s (at %s)", request.method, route_name(request.scope),
-              type(exc).__name__, redact(str(exc))[:500], where)
+              type(exc).__name__, redact(_said(exc))[:500], where)
+    # Starlette sends this page from outside the app's middleware, so SecurityHeaders never
+    # sees it: the headers every page carries are set here.
     return message(request, "Something went wrong on our side",
                    "Nothing was changed. Please try again in a moment.", status=500,
-                   tone="warning")
+                   tone="warning", headers=DEFAULT_HEADERS)
+
+
+def _said(exc: Exception) -> str:
+    """What an exception says, for the log. A database error's own text quotes the statement's
+    parameters (a reader's address, name, topics) and PostgreSQL adds a DETAIL line with the
+    row's values: only the driver's first line is kept (what went wrong, naming no value)."""
+    if isinstance(exc, StatementError):
+        said = str(exc.orig) if exc.orig is not None else ""
+        return said.strip().split("\n", 1)[0]
+    return str(exc)
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Starlette:
@@ -106,9 +130,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         Route("/admin", admin.gallery, methods=["GET"]),
         Route("/admin/login", admin.login, methods=["POST"]),
         Route("/admin/logout", admin.logout, methods=["POST"]),
-        Route("/admin/digest/{id:int}", admin.digest, methods=["GET"]),
-        Route("/admin/digest/{id:int}/html", admin.digest_part, methods=["GET"]),
-        Route("/admin/digest/{id:int}/text", admin.digest_part, methods=["GET"]),
+        Route("/admin/digest/{id:rowid}", admin.digest, methods=["GET"]),
+        Route("/admin/digest/{id:rowid}/html", admin.digest_part, methods=["GET"]),
+        Route("/admin/digest/{id:rowid}/text", admin.digest_part, methods=["GET"]),
         Route("/assets/{name}", asset, methods=["GET"]),
     ]
     middleware = [Middleware(AccessLog), Middleware(SecurityHeaders),

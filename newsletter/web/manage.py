@@ -239,14 +239,15 @@ async def show_preferences(request: Request, current: Subscriber,
     by the library form (``reading.py``) with its problems in ``errors``."""
     state = web(request)
     draft = draft or current
-    composed = await state.run(state.next_digest, draft)
+    with state.previews.entered() as room:  # busy: the page without its preview
+        composed = await state.run(state.next_digest, draft) if room else None
     told = await state.run(reading.context, state, current.id)
     page = action or request.url.path
     token = page.rsplit("/", 1)[-1]
     return render(request, "preferences.html", status=status, subscriber=current,
                   values=values or form_values(current), errors=errors or {}, notice=notice,
-                  preview=preview(composed), schedule=schedule(draft), timezones=timezones(),
-                  weekdays=WEEKDAYS, action=page,
+                  preview=preview(composed), preview_busy=not room, schedule=schedule(draft),
+                  timezones=timezones(), weekdays=WEEKDAYS, action=page,
                   unsubscribed=current.status != "active",
                   unsubscribe_url=state.link("unsubscribe", current).removeprefix(
                       state.settings.base_url),

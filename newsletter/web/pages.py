@@ -76,7 +76,10 @@ async def read_form(request: Request, *, max_files: int = 0) -> FormData:
     enforced as the bytes arrive, by ``middleware.BodyLimit``. Only the library form takes a
     file (``max_files=1``)."""
     try:
-        return await request.form(max_files=max_files, max_fields=100)
+        # Starlette's own cap on one field (1 MB) would cut the library's 2 MB paste with a
+        # misleading "could not be read": the body limit is what bounds a field.
+        return await request.form(max_files=max_files, max_fields=100,
+                                  max_part_size=MAX_LIBRARY_BYTES)
     except HTTPException as exc:
         if exc.status_code != 400:
             raise

@@ -26,7 +26,7 @@ from newsletter.store.readers import (
 )
 from newsletter.store.subscribers import load_subscribers
 from newsletter.web.links import owner
-from newsletter.web.pages import checked_form, field, invalid_link, web
+from newsletter.web.pages import Refused, checked_form, field, invalid_link, web
 from newsletter.web.state import Web
 
 LIBRARY_FIELD = "papers"  # the textarea; the file input is "bibfile"
@@ -92,13 +92,13 @@ async def library(request: Request) -> Response:
     if not text.strip() and not upload.strip():
         return await _again(request, found.subscriber_id, text, {
             LIBRARY_FIELD: "Paste arXiv ids or BibTeX entries, or choose a .bib file."})
-    papers: list[OwnPaper] = []
-    problems: list[Problem] = []
-    for origin, body in (("pasted text", text), ("file", upload)):
-        if body.strip():
-            found_papers, found_problems = parse_library(body, origin)
-            papers += found_papers
-            problems += found_problems
+    with state.library_reads.entered() as room:
+        if not room:
+            raise Refused(503, "Too many papers are being read right now",
+                          "Nothing was added. Please send your papers again in a minute.",
+                          headers={"retry-after": "60"})
+        # seconds of CPU for a big export: on a worker thread, never on the event loop
+        papers, problems = await state.run(_parse, text, upload)
     added = await state.run(_add, state, found.subscriber_id, papers) if papers else 0
     if problems:
         # the good entries are in; the page says which others could not be read
@@ -106,6 +106,17 @@ async def library(request: Request) -> Response:
         return await _again(request, found.subscriber_id, text,
                             {LIBRARY_FIELD: explain(problems)}, said)
     return _back(request, f"added={added}")
+
+
+def _parse(text: str, upload: str) -> tuple[list[OwnPaper], list[Problem]]:
+    papers: list[OwnPaper] = []
+    problems: list[Problem] = []
+    for origin, body in (("pasted text", text), ("file", upload)):
+        if body.strip():
+            found_papers, found_problems = parse_library(body, origin)
+            papers += found_papers
+            problems += found_problems
+    return papers, problems
 
 
 def explain(problems: list[Problem]) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +35,11 @@ T = TypeVar("T")
 # per request would cost far more than the request itself, so it is kept this long (and
 # rebuilt sooner when the catalog grows).
 PIPELINE_TTL_SECONDS = 60.0
+# Previews are ranked one at a time (the ranker's lock); one computing and a few queued is
+# plenty, and each queued one holds a worker thread that unsubscribing may need.
+PREVIEWS_AT_ONCE = 4
+# A library upload costs seconds of CPU (pylatexenc reads every BibTeX field): two at a time.
+LIBRARY_READS_AT_ONCE = 2
 
 
 def page_environment(templates_dir: Path) -> jinja2.Environment:
@@ -48,6 +54,27 @@ def page_environment(templates_dir: Path) -> jinja2.Environment:
         # text parts of the sign-up emails are not HTML, so they are not escaped.
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+class Gate:
+    """At most ``most`` of one costly kind of work at once. Past that a request is not queued
+    (it would hold one of the worker threads every request shares): the caller is told there is
+    no room and answers without the work. Entered on the event loop only, so no lock."""
+
+    def __init__(self, most: int) -> None:
+        self.most, self.inside = most, 0
+
+    @contextmanager
+    def entered(self) -> Iterator[bool]:
+        """True, counted until the block ends, when there is room; False when full."""
+        if self.inside >= self.most:
+            yield False
+            return
+        self.inside += 1
+        try:
+            yield True
+        finally:
+            self.inside -= 1
 
 
 class Web:
@@ -66,6 +93,7 @@ class Web:
                 "the preview gallery off")
         self.login_throttle = LoginThrottle()
         self.signup_limits = Limits()
+        self.previews, self.library_reads = Gate(PREVIEWS_AT_ONCE), Gate(LIBRARY_READS_AT_ONCE)
         self._lock = threading.Lock()  # the ranker's memos were written for one thread
         self._pipeline: Pipeline | None = None
         self._built = 0.0

@@ -213,7 +213,9 @@ def read_listed(directory: Path) -> tuple[list[Listed], list[Problem]]:
     problems: list[Problem] = []
     for path in sorted(directory.glob("*.toml")):
         try:
-            text = path.read_text(encoding="utf-8")
+            # utf-8-sig: Windows editors save UTF-8 with a BOM, which would glue itself to the
+            # first [[subscriber]] line and cost that person their entry.
+            text = path.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(str(path), f"cannot read: {exc}"))
             continue
@@ -236,7 +238,7 @@ def _with_library(entry: Listed, folder: Path, problems: list[Problem]) -> Liste
         return entry
     path = folder / entry.library
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(entry.subscriber.origin, f"library {entry.library!r}: cannot "
                                 f"read {path} ({exc}); give a path relative to this file"))

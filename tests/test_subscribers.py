@@ -156,3 +156,10 @@ def test_the_sync_stores_a_file_library_and_an_entry_without_one_empties_it(
     listed, _ = read_listed(tmp_path)
     store_libraries(engine, [replace(entry, own=()) for entry in listed])
     assert [p.key for p in library_of(engine, ids["ada@example.org"])] == ["web1"]
+
+
+def test_a_file_saved_with_a_byte_order_mark_loses_no_entry(tmp_path: Path) -> None:
+    # Notepad's "UTF-8 with BOM": the first line is U+FEFF then "[[subscriber]]".
+    (tmp_path / "team.toml").write_bytes(b"\xef\xbb\xbf" + GOOD.lstrip().encode())
+    assert [s.email for s in read_subscriber_files(tmp_path)[0]] == ["ada@example.org"]
+    assert read_subscriber_files(tmp_path)[1] == []

@@ -30,8 +30,7 @@ from newsletter.preflight import Finding, preflight, require_ready
 from newsletter.settings import Settings
 from newsletter.store.catalog import count_papers
 from newsletter.store.engine import connect, utcnow
-from newsletter.store.subscribers import sync_subscribers
-from newsletter.subscribers import read_listed, store_libraries
+from newsletter.subscribers import read_roster, sync_roster
 
 # No markup, no emoji codes, no guessing of numbers and URLs to colour: text prints as it is.
 out = Console(markup=False, emoji=False, highlight=False)
@@ -129,10 +128,9 @@ def ingest_with_progress(engine: Engine, settings: Settings, paths: list[Any]) -
 
 
 def sync_files(engine: Engine, settings: Settings) -> None:
-    listed, problems = read_listed(settings.subscribers_dir)
-    warn(problems)
-    sync_subscribers(engine, [entry.subscriber for entry in listed])
-    store_libraries(engine, listed)
+    roster = read_roster(settings.subscribers_dir)
+    warn(roster.problems)
+    sync_roster(engine, roster)
 
 
 def ensure_catalog(engine: Engine, settings: Settings) -> None:

@@ -71,11 +71,21 @@ def friendly(command: F) -> F:
             message = first["msg"].removeprefix("Value error, ")
             say(ERROR, f"setting {name}: {message} (see .env.example)", stderr=True, wrap=False)
         except SQLAlchemyError as exc:
-            say(ERROR, f"database: {exc.__class__.__name__}: {str(exc).splitlines()[0]} "
-                       "(check NEWSLETTER_DATABASE_URL)", stderr=True, wrap=False)
+            say(ERROR, _database_trouble(exc), stderr=True, wrap=False)
         raise typer.Exit(2)
     wrapper.__doc__ = reflow(command.__doc__)
     return wrapper  # type: ignore[return-value]
+
+
+def _database_trouble(exc: SQLAlchemyError) -> str:
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    if "database is locked" in first:
+        # SQLite's busy timeout ran out: the setting is right, some other process holds the
+        # write lock. What this run did is in the ledger, so a rerun finishes the job.
+        return ("database: locked by another process for over 10 s (another send, run or "
+                "worker, or a tool holding it open); what was done is kept: run it again once "
+                "that process is done")
+    return f"database: {exc.__class__.__name__}: {first} (check NEWSLETTER_DATABASE_URL)"
 
 
 def progress_bar() -> Progress:

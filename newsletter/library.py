@@ -48,6 +48,7 @@ def parse_library(text: str, origin: str) -> tuple[list[OwnPaper], list[Problem]
     (one per line or separated by commas). ``origin`` names the text in problems ("lib.bib",
     "upload"); each problem says ``origin:line``. Each paper once, at most MAX_PAPERS."""
     problems = ProblemLog(origin)
+    text = text.removeprefix("\ufeff")  # a BOM would make the first entry or id unreadable
     if looks_like_bibtex(text):
         found = _parse_bibtex(text, origin, problems)
     else:

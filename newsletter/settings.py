@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATABASES = ("sqlite", "postgresql")  # the dialects the store is written and tested for
@@ -112,12 +112,32 @@ class Settings(BaseSettings):
     outbox_dir: Path = Path("outbox")
     subscribers_dir: Path = Field(default_factory=lambda: project_path("subscribers"))
     templates_dir: Path = Field(default_factory=lambda: project_path("templates"))
-    sources: list[str] = Field(default_factory=lambda: [str(project_path("seeds"))])
+    sources: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [str(project_path("seeds"))])
 
     @field_validator("base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _one_or_a_list(cls, value: object) -> object:
+        # A JSON list as documented, or one path or URL alone as people write it; left to
+        # pydantic-settings, anything but valid JSON was a traceback.
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text.startswith(("[", "{")):
+            return [text]
+        try:
+            found = json.loads(text)
+        except json.JSONDecodeError:
+            found = None
+        if not isinstance(found, list):
+            raise ValueError(f"{text[:60]!r} is not a JSON list of files, folders or URLs: "
+                             'write ["seeds", "https://..."], or one path or URL alone')
+        return found
 
     @field_validator("database_url")
     @classmethod

@@ -12,94 +12,47 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
-from datetime import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Literal, Sequence
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING, Collection, Iterable, Sequence
 
-from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from email_validator import EmailNotValidError
+from pydantic import ValidationError
 
 from newsletter.errors import ConfigError
 from newsletter.library import MAX_PAPERS, id_of, parse_library
 from newsletter.models import OwnPaper, Problem, Subscriber
-from newsletter.safetext import MAX_NAME_CHARS, MAX_TOPIC_CHARS, TextError, clean_line
+from newsletter.subscriber_entry import Entry, describe_error, normalized_address
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 _PAPERS_KEY = re.compile(r"^\s*papers\s*=")
+_EMAIL_KEY = re.compile(r"""^\s*email\s*=\s*["']([^"'\n]+)["']""", re.MULTILINE)
 HEADER = re.compile(r"^\s*\[\[\s*subscriber\s*\]\]\s*(#.*)?$")
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+# Any other table header: TOML would read it as part of the entry above, and the person under a
+# misspelt [[subscribr]] would vanish without a word.
+_TABLE = re.compile(r"""^\s*\[\[?\s*[\w"'. -]+\]\]?\s*(#.*)?$""")
 
 
-class Entry(BaseModel):
-    """One ``[[subscriber]]`` table; unknown fields are errors (they are usually typos)."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    email: str
-    name: str = ""
-    topics: list[str] = Field(min_length=1)
-    exclude: list[str] = []
-    max_papers: int = Field(default=10, ge=1, le=50)
-    frequency: Literal["daily", "weekly"] = "daily"
-    weekday: Literal[WEEKDAYS] = "monday"  # type: ignore[valid-type]
-    send_time: time = time(7, 0)
-    timezone: str = "UTC"
-    papers: list[str] = []  # arXiv ids or URLs of the person's own papers
-    library: str = ""  # a BibTeX / Zotero export, or a list of ids, beside this file
-
-    @field_validator("email")
-    @classmethod
-    def _valid_address(cls, value: str) -> str:
+def _addresses_in(chunk: str) -> set[str]:
+    """The addresses an entry that cannot be read names, as they would be stored."""
+    found = set()
+    for raw in _EMAIL_KEY.findall(chunk):
         try:
-            # No non-ASCII local part: composing (and most relays, without SMTPUTF8) refuse
-            # it, so it could never be sent; the sign-up form refuses it the same way.
-            return validate_email(value, check_deliverability=False,
-                                  allow_smtputf8=False).normalized.lower()
-        except EmailNotValidError as exc:
-            raise ValueError(f"invalid address {value!r}: {exc}") from None
+            found.add(normalized_address(raw.strip()))
+        except EmailNotValidError:
+            found.add(raw.strip().lower())
+    return found
 
-    @field_validator("name")
-    @classmethod
-    def _one_line(cls, value: str) -> str:
-        # A line break in a name could smuggle a header into the message: refused here, by the
-        # same rules the forms and the header builder use (newsletter/safetext.py).
-        try:
-            return clean_line(value, max_chars=MAX_NAME_CHARS)
-        except TextError as exc:
-            raise ValueError(f"name {exc}") from None
 
-    @field_validator("topics", "exclude")
-    @classmethod
-    def _clean_topics(cls, value: list[str]) -> list[str]:
-        try:
-            topics = [clean_line(topic, max_chars=MAX_TOPIC_CHARS, multiline=True)
-                      for topic in value]
-        except TextError as exc:
-            raise ValueError(f"a topic {exc}") from None
-        if any(not topic for topic in topics):
-            raise ValueError(f"each topic must be 1 to {MAX_TOPIC_CHARS} characters")
-        return list(dict.fromkeys(topics))
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r} (use an IANA name such as "
-                             "'Europe/Paris')") from None
-        return value
-
-    def to_subscriber(self, origin: str) -> Subscriber:
-        return Subscriber(
-            email=self.email, name=self.name, topics=tuple(self.topics),
-            exclude=tuple(self.exclude), max_papers=self.max_papers, frequency=self.frequency,
-            weekday=WEEKDAYS.index(self.weekday), send_time=self.send_time,
-            timezone=self.timezone, origin=origin,
-        )
+def _stray_table(chunk: str, doc: dict[str, object]) -> tuple[int, str] | None:
+    """(line in the chunk, header) of a table that is not the entry's own, or None."""
+    subscriber = doc.get("subscriber")
+    if set(doc) == {"subscriber"} and isinstance(subscriber, list) and len(subscriber) == 1:
+        return None
+    lines = chunk.splitlines()
+    at = next((i for i in range(1, len(lines)) if _TABLE.match(lines[i])), 1)
+    return at, lines[at].split("#")[0].strip() if at < len(lines) else "a table"
 
 
 def _chunks(text: str) -> Iterable[tuple[int, str, bool]]:
@@ -114,15 +67,14 @@ def _chunks(text: str) -> Iterable[tuple[int, str, bool]]:
         yield start + 1, "\n".join(lines[start:end]), True
 
 
-def _describe(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"])
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling; see subscribers/README.md)"
-        parts.append(f"{field}: {message}" if field else message)
-    return "; ".join(parts)
+@dataclass(frozen=True, slots=True)
+class Roster:
+    """What the files say: the people listed, the problems, and whom not to take as unlisted."""
+
+    listed: list[Listed]
+    problems: list[Problem]
+    held: frozenset[str] = frozenset()  # addresses whose entry is there but cannot be read
+    unread: frozenset[str] = frozenset()  # files that cannot be read at all
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,29 +95,47 @@ def parse_subscribers(text: str, source: str) -> tuple[list[Subscriber], list[Pr
 def parse_entries(text: str, source: str) -> tuple[list[Listed], list[Problem]]:
     """Parse one file's text into entries with their ``papers`` (a ``library`` file is named,
     not read: see :func:`read_listed`). Pure."""
+    found, problems, _ = _parse(text, source)
+    return found, problems
+
+
+def _parse(text: str, source: str) -> tuple[list[Listed], list[Problem], set[str]]:
+    """``parse_entries``, and the addresses named in the entries that could not be read."""
     found: list[Listed] = []
     problems: list[Problem] = []
+    held: set[str] = set()
     for line, chunk, is_entry in _chunks(text):
         where = f"{source}:{line}"
         if not is_entry:
             problems.append(Problem(where, "text outside a [[subscriber]] table; every entry "
                                            "starts with a [[subscriber]] line"))
+            held |= _addresses_in(chunk)
             continue
         try:
-            table = tomllib.loads(chunk)["subscriber"][0]
+            doc = tomllib.loads(chunk)
+            table = doc["subscriber"][0]
         except tomllib.TOMLDecodeError as exc:
             # tomllib counts lines from the chunk; report them from the top of the file.
             message = re.sub(r"line (\d+)", lambda m: f"line {int(m[1]) + line - 1}", str(exc))
             problems.append(Problem(where, f"not valid TOML: {message}"))
+            held |= _addresses_in(chunk)
             continue
+        stray = _stray_table(chunk, doc)
+        if stray is not None:
+            at, header = stray
+            problems.append(Problem(f"{source}:{line + at}", f"{header} is not a "
+                                    "[[subscriber]] line (check the spelling): the entry under "
+                                    "it was skipped"))
+            held |= _addresses_in(chunk)
         try:
             entry = Entry.model_validate(table)
         except ValidationError as exc:
-            problems.append(Problem(where, _describe(exc)))
+            problems.append(Problem(where, describe_error(exc)))
+            held |= _addresses_in(chunk)
             continue
         own = _papers(_paper_lines(chunk, line, entry.papers), source, problems)
         found.append(Listed(entry.to_subscriber(where), tuple(own[:MAX_PAPERS]), entry.library))
-    return found, problems
+    return found, problems, held
 
 
 def _papers(lines: list[tuple[int, str]], source: str,
@@ -205,20 +175,34 @@ def read_subscriber_files(directory: Path) -> tuple[list[Subscriber], list[Probl
 def read_listed(directory: Path) -> tuple[list[Listed], list[Problem]]:
     """Like :func:`read_subscriber_files`, with each person's own papers: their ``papers`` and
     their ``library`` file (a path relative to the subscriber file), read and checked."""
+    roster = read_roster(directory)
+    return roster.listed, roster.problems
+
+
+def read_roster(directory: Path) -> Roster:
+    """:func:`read_listed`, and whom the files name without it being readable (see Roster)."""
     if not directory.is_dir():
         # Not a Problem to skip: read as "nobody is listed", it would remove every subscriber.
         raise ConfigError(f"NEWSLETTER_SUBSCRIBERS_DIR: no such folder {directory}: fix the "
                           "setting, or create the folder (an empty folder lists nobody)")
     found: dict[str, Listed] = {}
     problems: list[Problem] = []
+    held: set[str] = set()
+    unread: set[str] = set()
     for path in sorted(directory.glob("*.toml")):
         try:
-            text = path.read_text(encoding="utf-8")
+            # utf-8-sig: Windows editors save UTF-8 with a BOM, which would glue itself to the
+            # first [[subscriber]] line and cost that person their entry.
+            text = path.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
-            problems.append(Problem(str(path), f"cannot read: {exc}"))
+            unread.add(str(path))
+            problems.append(Problem(str(path), f"cannot read: {exc}; save it as UTF-8 text "
+                                    "readable by this user (its subscribers stay as they were "
+                                    "until it reads)"))
             continue
-        entries, file_problems = parse_entries(text, str(path))
+        entries, file_problems, file_held = _parse(text, str(path))
         problems.extend(file_problems)
+        held |= file_held
         for entry in entries:
             sub = entry.subscriber
             if sub.email in found:
@@ -227,7 +211,8 @@ def read_listed(directory: Path) -> tuple[list[Listed], list[Problem]]:
                                         "); skipped"))
             else:
                 found[sub.email] = _with_library(entry, path.parent, problems)
-    return list(found.values()), problems
+    return Roster(list(found.values()), problems, frozenset(held - found.keys()),
+                  frozenset(unread))
 
 
 def _with_library(entry: Listed, folder: Path, problems: list[Problem]) -> Listed:
@@ -236,7 +221,7 @@ def _with_library(entry: Listed, folder: Path, problems: list[Problem]) -> Liste
         return entry
     path = folder / entry.library
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(entry.subscriber.origin, f"library {entry.library!r}: cannot "
                                 f"read {path} ({exc}); give a path relative to this file"))
@@ -250,10 +235,24 @@ def _with_library(entry: Listed, folder: Path, problems: list[Problem]) -> Liste
     return Listed(entry.subscriber, tuple(merged.values())[:MAX_PAPERS], entry.library)
 
 
-def store_libraries(engine: Engine, listed: Sequence[Listed]) -> None:
+def store_libraries(engine: Engine, listed: Sequence[Listed], *,
+                    keep: Collection[str] = ()) -> None:
     """Store each listed person's own papers as their "file" library (an entry without any
-    empties it; what they gave on the web is kept apart). Run after ``sync_subscribers``.
-    Matching to the catalog happens when digests are made (``relevance/feedback.py``)."""
+    empties it, except for the ``keep`` addresses; what they gave on the web is kept apart).
+    Run after ``sync_subscribers``. Matching to the catalog happens when digests are made
+    (``relevance/feedback.py``)."""
     from newsletter.store.readers import replace_file_libraries
 
-    replace_file_libraries(engine, {entry.subscriber.email: entry.own for entry in listed})
+    replace_file_libraries(engine, {entry.subscriber.email: entry.own for entry in listed},
+                           keep=keep)
+
+
+def sync_roster(engine: Engine, roster: Roster) -> None:
+    """Mirror the files into the database: the people, then their own papers. Whoever the
+    files name but cannot be read (a typo, a file saved in another encoding) stays exactly as
+    stored, papers included, instead of being taken for removed."""
+    from newsletter.store.subscribers import sync_subscribers
+
+    report = sync_subscribers(engine, [entry.subscriber for entry in roster.listed],
+                              held=roster.held, unread=roster.unread)
+    store_libraries(engine, roster.listed, keep=report.held)

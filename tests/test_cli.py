@@ -38,7 +38,8 @@ def sent_papers(env: dict[str, str]) -> dict[tuple[str, str], set[str]]:
     query = (select(schema.subscribers.c.email, schema.deliveries.c.edition,
                     schema.sent_papers.c.paper_id)
              .join(schema.deliveries, schema.deliveries.c.id == schema.sent_papers.c.delivery_id)
-             .join(schema.subscribers, schema.subscribers.c.id == schema.sent_papers.c.subscriber_id))
+             .join(schema.subscribers,
+                   schema.subscribers.c.id == schema.sent_papers.c.subscriber_id))
     result: dict[tuple[str, str], set[str]] = {}
     with engine.connect() as conn:
         for row in conn.execute(query):
@@ -331,3 +332,22 @@ def test_preflight_warn_sends_to_a_test_relay_on_purpose_and_says_so(
     assert result.returncode == 0, result.stderr
     assert "refused NEWSLETTER_BASE_URL" in result.stderr and "sending anyway" in result.stderr
     assert smtp_server.messages
+
+
+def test_a_database_another_process_keeps_locked_stops_with_one_line_saying_to_rerun(
+        env: dict[str, str], tmp_path: Path) -> None:
+    import sqlite3
+
+    connect(env["NEWSLETTER_DATABASE_URL"]).dispose()  # the tables, in WAL mode
+    holder = sqlite3.connect(tmp_path / "n.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # a tool, or a stuck process, holding the write lock
+    try:
+        result = cli(env, "send")
+    finally:
+        holder.close()
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    # Not "check NEWSLETTER_DATABASE_URL": the setting is right, the database is busy.
+    assert "locked by another process" in line and "run it again" in line
+    assert "NEWSLETTER_DATABASE_URL" not in line
+    assert cli(env, "send").returncode == 0  # the lock gone, the rerun sends

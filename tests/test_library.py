@@ -121,7 +121,8 @@ def test_a_huge_library_keeps_the_first_papers_and_says_so() -> None:
 
 
 def test_clean_latex_keeps_math_and_drops_markup() -> None:
-    assert clean_latex(r"{GAN}s for \textit{PDE}s --- 100\% $\alpha$") == "GANs for PDEs — 100% $\\alpha$"
+    assert (clean_latex(r"{GAN}s for \textit{PDE}s --- 100\% $\alpha$")
+            == "GANs for PDEs — 100% $\\alpha$")
 
 
 CATALOG = [
@@ -143,3 +144,12 @@ def test_papers_match_the_catalog_by_arxiv_id_then_by_title() -> None:
     assert matched[1].title == "Attention Is All You Need!"  # the reader's own is kept
     assert matched[3].abstract == "kept"
     assert match_library(own, CATALOG) == matched
+
+
+def test_a_byte_order_mark_before_the_first_entry_costs_no_paper() -> None:
+    # Windows editors save UTF-8 with a BOM; read as text it is U+FEFF glued to the first line.
+    bib = "\ufeff@article{a, title = {T}, eprint = {2401.01234}}\n"
+    assert parse_library(bib, "lib.bib") == ([OwnPaper(key="arxiv:2401.01234", title="T")], [])
+    assert parse_library("\ufeff2401.01234\n2401.05678\n", "ids.txt") == (
+        [OwnPaper(key="arxiv:2401.01234", title=""), OwnPaper(key="arxiv:2401.05678", title="")],
+        [])

@@ -5,7 +5,7 @@ from datetime import time
 from pathlib import Path
 
 import pytest
-from databases import engine  # noqa: F401  (fixture)
+from sqlalchemy import Engine
 
 from newsletter.errors import ConfigError
 from newsletter.models import OwnPaper
@@ -65,6 +65,17 @@ def test_settings_outside_any_subscriber_table_are_reported() -> None:
     subs, (problem,) = parse_subscribers('email = "x@example.org"\n' + GOOD, "team.toml")
     assert problem.location == "team.toml:1" and "outside a [[subscriber]]" in problem.message
     assert len(subs) == 1
+
+
+@pytest.mark.parametrize("header", ["[[subscribr]]", "[[Subscriber]]", '[[ "subscriber" ]]'])
+def test_a_misspelt_subscriber_line_is_reported_not_merged_into_the_entry_above(
+        header: str) -> None:
+    # TOML reads it as another table of the entry above: the person under it vanished silently.
+    text = GOOD + f'\n{header}\nemail = "bob@example.org"\ntopics = ["OT"]\n'
+    subs, (problem,) = parse_subscribers(text, "team.toml")
+    assert [s.email for s in subs] == ["ada@example.org"]
+    assert problem.location == "team.toml:12"
+    assert header in problem.message and "[[subscriber]]" in problem.message
 
 
 def test_a_duplicate_address_across_files_keeps_the_first(tmp_path: Path) -> None:
@@ -156,3 +167,64 @@ def test_the_sync_stores_a_file_library_and_an_entry_without_one_empties_it(
     listed, _ = read_listed(tmp_path)
     store_libraries(engine, [replace(entry, own=()) for entry in listed])
     assert [p.key for p in library_of(engine, ids["ada@example.org"])] == ["web1"]
+
+
+def test_a_file_saved_with_a_byte_order_mark_loses_no_entry(tmp_path: Path) -> None:
+    # Notepad's "UTF-8 with BOM": the first line is U+FEFF then "[[subscriber]]".
+    (tmp_path / "team.toml").write_bytes(b"\xef\xbb\xbf" + GOOD.lstrip().encode())
+    assert [s.email for s in read_subscriber_files(tmp_path)[0]] == ["ada@example.org"]
+    assert read_subscriber_files(tmp_path)[1] == []
+
+
+# -- what a broken entry or an unreadable file does to the people already stored ---------------
+
+CAROL = '[[subscriber]]\nemail = "carol@example.org"\ntopics = ["OT"]\n'
+
+
+def _statuses(engine: Engine) -> dict[str, str]:
+    from newsletter.store.subscribers import load_subscribers
+
+    return {s.email: s.status for s in load_subscribers(engine, statuses=None)}
+
+
+def _sync(engine: Engine, folder: Path) -> None:
+    from newsletter.cli.common import sync_files
+    from newsletter.settings import Settings
+
+    sync_files(engine, Settings(_env_file=None, subscribers_dir=folder))  # type: ignore[call-arg]
+
+
+def test_an_entry_that_cannot_be_read_keeps_that_person_as_stored_until_it_is_fixed(
+        tmp_path: Path, engine) -> None:
+    from newsletter.store.readers import library_of
+    from newsletter.store.subscribers import load_subscribers
+
+    team = tmp_path / "team.toml"
+    team.write_text(OWN.replace('library = "nowhere.bib"', ""))
+    (tmp_path / "other.toml").write_text(CAROL)
+    _sync(engine, tmp_path)
+    ada_id = next(s.id for s in load_subscribers(engine) if s.email == "ada@example.org")
+    assert library_of(engine, ada_id)
+    # A typo in one field of Ada's entry: reported and skipped, but she is no less subscribed
+    # (and keeps her papers); Bob, deleted from the file, is removed; Carol is untouched.
+    team.write_text(OWN.split("[[subscriber]]\nemail = \"bob")[0]
+                    .replace("topics =", "max_papers = 500\ntopics ="))
+    _sync(engine, tmp_path)
+    assert _statuses(engine) == {"ada@example.org": "active", "bob@example.org": "removed",
+                                 "carol@example.org": "active"}
+    assert library_of(engine, ada_id)
+    # Fixed, then deleted: now she goes.
+    team.write_text("")
+    _sync(engine, tmp_path)
+    assert _statuses(engine)["ada@example.org"] == "removed"
+
+
+def test_a_file_that_cannot_be_read_keeps_its_people_as_stored(tmp_path: Path, engine) -> None:
+    team = tmp_path / "team.toml"
+    team.write_text(OWN.replace('library = "nowhere.bib"', ""))
+    (tmp_path / "other.toml").write_text(CAROL)
+    _sync(engine, tmp_path)
+    # Saved as UTF-16 ("Unicode" in Notepad): not one entry of it can be read.
+    team.write_bytes(team.read_text().encode("utf-16"))
+    _sync(engine, tmp_path)
+    assert set(_statuses(engine).values()) == {"active"}

@@ -30,8 +30,7 @@ from newsletter.preflight import Finding, preflight, require_ready
 from newsletter.settings import Settings
 from newsletter.store.catalog import count_papers
 from newsletter.store.engine import connect, utcnow
-from newsletter.store.subscribers import sync_subscribers
-from newsletter.subscribers import read_listed, store_libraries
+from newsletter.subscribers import read_roster, sync_roster
 
 # No markup, no emoji codes, no guessing of numbers and URLs to colour: text prints as it is.
 out = Console(markup=False, emoji=False, highlight=False)
@@ -72,11 +71,21 @@ def friendly(command: F) -> F:
             message = first["msg"].removeprefix("Value error, ")
             say(ERROR, f"setting {name}: {message} (see .env.example)", stderr=True, wrap=False)
         except SQLAlchemyError as exc:
-            say(ERROR, f"database: {exc.__class__.__name__}: {str(exc).splitlines()[0]} "
-                       "(check NEWSLETTER_DATABASE_URL)", stderr=True, wrap=False)
+            say(ERROR, _database_trouble(exc), stderr=True, wrap=False)
         raise typer.Exit(2)
     wrapper.__doc__ = reflow(command.__doc__)
     return wrapper  # type: ignore[return-value]
+
+
+def _database_trouble(exc: SQLAlchemyError) -> str:
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    if "database is locked" in first:
+        # SQLite's busy timeout ran out: the setting is right, some other process holds the
+        # write lock. What this run did is in the ledger, so a rerun finishes the job.
+        return ("database: locked by another process for over 10 s (another send, run or "
+                "worker, or a tool holding it open); what was done is kept: run it again once "
+                "that process is done")
+    return f"database: {exc.__class__.__name__}: {first} (check NEWSLETTER_DATABASE_URL)"
 
 
 def progress_bar() -> Progress:
@@ -129,10 +138,9 @@ def ingest_with_progress(engine: Engine, settings: Settings, paths: list[Any]) -
 
 
 def sync_files(engine: Engine, settings: Settings) -> None:
-    listed, problems = read_listed(settings.subscribers_dir)
-    warn(problems)
-    sync_subscribers(engine, [entry.subscriber for entry in listed])
-    store_libraries(engine, listed)
+    roster = read_roster(settings.subscribers_dir)
+    warn(roster.problems)
+    sync_roster(engine, roster)
 
 
 def ensure_catalog(engine: Engine, settings: Settings) -> None:

@@ -46,9 +46,8 @@ from newsletter.store.subscribers import (
     count_subscribers,
     iter_subscribers,
     load_subscribers,
-    sync_subscribers,
 )
-from newsletter.subscribers import read_listed, store_libraries
+from newsletter.subscribers import read_roster, sync_roster
 
 log = logging.getLogger("newsletter")
 AUTO_HELPERS_FROM = 2000  # below this, starting another process costs more than it saves
@@ -229,11 +228,10 @@ async def dispatch_job() -> None:
         return
     rt.active = asyncio.current_task()  # type: ignore[assignment]
     try:
-        listed, problems = read_listed(rt.settings.subscribers_dir)
-        for problem in problems:
+        roster = read_roster(rt.settings.subscribers_dir)
+        for problem in roster.problems:
             log.warning("skipped %s", problem)
-        sync_subscribers(rt.engine, [entry.subscriber for entry in listed])
-        store_libraries(rt.engine, listed)
+        sync_roster(rt.engine, roster)
         report = await dispatch(rt.engine, rt.settings, rt.clock(), owner=rt.owner, stop=rt.stop)
     except NewsletterError as exc:
         log.error("dispatch: %s", exc)

@@ -80,13 +80,27 @@ def replace_library(engine: Engine, subscriber_id: int, own: Sequence[OwnPaper],
 
 
 def replace_file_libraries(engine: Engine, own_by_email: Mapping[str, Sequence[OwnPaper]],
-                           now: datetime | None = None) -> None:
+                           now: datetime | None = None, *, keep: Collection[str] = ()) -> None:
     """Make these the "file" libraries of everyone (the subscriber files' ``papers`` and
-    ``library``), in one transaction: a person the files no longer give papers for has none."""
+    ``library``), in one transaction: a person the files no longer give papers for has none,
+    except the ``keep`` addresses (their entry could not be read), whose papers stay."""
     now = now or utcnow()
     wanted = {email.lower(): own for email, own in own_by_email.items() if own}
     with engine.begin() as conn:
-        conn.execute(delete(library_papers).where(library_papers.c.origin == "file"))
+        kept: set[int] = set()
+        held = sorted(keep)
+        for start in range(0, len(held), IDS_PER_QUERY):
+            kept.update(conn.scalars(select(subscribers.c.id).where(
+                subscribers.c.email.in_(held[start:start + IDS_PER_QUERY]))))
+        if not kept:
+            conn.execute(delete(library_papers).where(library_papers.c.origin == "file"))
+        else:
+            owners = sorted(set(conn.scalars(select(library_papers.c.subscriber_id).distinct()
+                                             .where(library_papers.c.origin == "file"))) - kept)
+            for start in range(0, len(owners), IDS_PER_QUERY):
+                conn.execute(delete(library_papers).where(
+                    library_papers.c.origin == "file",
+                    library_papers.c.subscriber_id.in_(owners[start:start + IDS_PER_QUERY])))
         emails, rows = sorted(wanted), []
         for start in range(0, len(emails), IDS_PER_QUERY):
             for sid, email in conn.execute(select(subscribers.c.id, subscribers.c.email).where(

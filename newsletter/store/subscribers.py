@@ -96,23 +96,29 @@ class SyncReport:
     unchanged: int = 0
     removed: int = 0
     kept_unsubscribed: int = 0
+    held: frozenset[str] = frozenset()  # not listed, but their entry or file was unreadable
 
 
-def sync_subscribers(engine: Engine, listed: Sequence[Subscriber]) -> SyncReport:
+def sync_subscribers(engine: Engine, listed: Sequence[Subscriber], *,
+                     held: Collection[str] = (), unread: Collection[str] = ()) -> SyncReport:
     """Mirror the subscribers/ files into the database (see ``_sync``); when another process
     inserted the same new addresses meanwhile, the second pass finds them and updates."""
     try:
-        return _sync(engine, listed)
+        return _sync(engine, listed, frozenset(held), frozenset(unread))
     except IntegrityError:
-        return _sync(engine, listed)
+        return _sync(engine, listed, frozenset(held), frozenset(unread))
 
 
-def _sync(engine: Engine, listed: Sequence[Subscriber]) -> SyncReport:
+def _sync(engine: Engine, listed: Sequence[Subscriber], held: frozenset[str],
+          unread: frozenset[str]) -> SyncReport:
     """Mirror the subscribers/ files into the database.
 
     What people did themselves wins over the files: an unsubscribed or bounced address stays
     so, and self-managed preferences are not overwritten. Addresses that came from the files
     and are no longer listed become ``removed`` (kept, so the ledger keeps its history).
+    Except the ``held`` addresses (their entry is there but could not be read) and everyone
+    stored from an ``unread`` file: a typo or a bad save must not unsubscribe anybody, so
+    they stay exactly as stored until their entry reads again.
     """
     report = SyncReport()
     now = utcnow()
@@ -139,8 +145,12 @@ def _sync(engine: Engine, listed: Sequence[Subscriber]) -> SyncReport:
                 report.updated += 1
             else:
                 report.unchanged += 1
-        gone = [row.id for email, row in existing.items()
-                if email not in by_email and row.origin != "web" and row.status == "active"]
+        unlisted = [row for email, row in existing.items()
+                    if email not in by_email and row.origin != "web"]
+        kept = {row.email for row in unlisted
+                if row.email in held or row.origin.rpartition(":")[0] in unread}
+        report.held = frozenset(kept)
+        gone = [row.id for row in unlisted if row.status == "active" and row.email not in kept]
         if gone:
             conn.execute(update(subscribers).where(subscribers.c.id.in_(gone))
                          .values(status="removed", updated_at=now))

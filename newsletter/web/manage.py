@@ -31,7 +31,7 @@ from newsletter.store.subscribers import (
     unsubscribe,
     update_preferences,
 )
-from newsletter.subscribers import WEEKDAYS, Entry
+from newsletter.subscriber_entry import WEEKDAYS, Entry
 from newsletter.web import reading
 from newsletter.web.links import Owner, owner
 from newsletter.web.pages import (

@@ -26,7 +26,7 @@ from newsletter.store.catalog import count_papers
 from newsletter.store.engine import utcnow
 from newsletter.store.schema import secret_key
 from newsletter.store.signups import Limits
-from newsletter.subscribers import WEEKDAYS
+from newsletter.subscriber_entry import WEEKDAYS
 from newsletter.web.security import MIN_ADMIN_PASSWORD
 from newsletter.web.throttle import LoginThrottle
 

@@ -14,7 +14,8 @@ TODAY = date(2026, 11, 23)
 
 
 def parse(name_or_data: str | bytes, source: str = "feed.xml"):
-    data = name_or_data if isinstance(name_or_data, bytes) else (FIXTURES / name_or_data).read_bytes()
+    data = (name_or_data if isinstance(name_or_data, bytes)
+            else (FIXTURES / name_or_data).read_bytes())
     return parse_arxiv_feed(data, source, TODAY)
 
 
@@ -107,3 +108,17 @@ def test_a_source_that_looks_like_a_path_is_never_opened(tmp_path: Path) -> None
     secret.write_bytes((FIXTURES / "arxiv_rss.xml").read_bytes())
     papers, problems = parse(str(secret).encode())
     assert papers == [] and problems
+
+
+@pytest.mark.parametrize("stamp", ["0000-01-01T00:00:00Z", "9999-12-31T23:00:00-05:00"])
+def test_an_entry_dated_outside_the_calendar_loses_its_date_not_the_feed(stamp: str) -> None:
+    # feedparser hands over year 0 or, once in UTC, year 10000: date() refuses both.
+    feed = ('<feed xmlns="http://www.w3.org/2005/Atom"><title>q</title><id>x</id>'
+            f"<entry><id>http://arxiv.org/abs/2611.00001v1</id><title>Odd</title>"
+            f"<published>{stamp}</published></entry>"
+            "<entry><id>http://arxiv.org/abs/2611.00002v1</id><title>Fine</title>"
+            "<published>2026-11-20T00:00:00Z</published></entry></feed>").encode()
+    papers, problems = parse(feed)
+    assert problems == []
+    assert [(p.id, p.published) for p in papers] == [
+        ("2611.00001", None), ("2611.00002", date(2026, 11, 20))]

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 from paths import FIXTURES
 
@@ -95,3 +94,13 @@ def test_answers_that_are_not_a_list_say_what_they_are() -> None:
     assert "found a JSON object" in parse('{"papers": []}')[1][0].message
     assert parse("  \n")[1][0].location == "hf.json:1"
     assert parse("[]") == ([], [])  # a day without papers is not an error
+
+
+def test_a_time_outside_the_calendar_once_in_utc_is_ignored_and_the_paper_kept() -> None:
+    answer = [{**item(publishedAt="0001-01-01T00:00:00+05:00"),
+               "publishedAt": "9999-12-31T23:00:00-05:00"},
+              {"paper": {"id": "2611.00002", "title": "Other"}}]
+    papers, problems = parse(json.dumps(answer))
+    assert problems == []
+    assert [(p.id, p.published, p.listed_at) for p in papers] == [
+        ("2611.00001", None, None), ("2611.00002", None, None)]

@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 from paths import FIXTURES
 
@@ -70,3 +69,14 @@ def test_wrong_types_are_rejected_naming_the_field() -> None:
 def test_blank_lines_are_skipped_and_an_empty_file_is_a_problem() -> None:
     assert len(parse('\n{"title": "T"}\n\n')[0]) == 1
     assert [p.location for p in parse("\n\n")[1]] == ["p.jsonl:1"]
+
+
+def test_a_time_outside_the_calendar_once_in_utc_rejects_that_line_only() -> None:
+    # 0001-01-01 at +05:00 is in year 0 in UTC, 9999-12-31 23:00 at -05:00 in year 10000:
+    # datetime raises OverflowError, not ValueError, for both.
+    lines = [{"title": "A", "listed_at": "0001-01-01T00:00:00+05:00"},
+             {"title": "B", "listed_at": "9999-12-31T23:00:00-05:00"}, {"title": "C"}]
+    papers, problems = parse("\n".join(json.dumps(line) for line in lines))
+    assert [p.title for p in papers] == ["C"]
+    assert [(p.location, p.message.split(":")[0]) for p in problems] == [
+        ("p.jsonl:1", "field 'listed_at'"), ("p.jsonl:2", "field 'listed_at'")]

@@ -40,6 +40,8 @@ def test_subscribers_check_on_a_missing_folder_is_a_configuration_error(tmp_path
     ("NEWSLETTER_RETRY_CAP_SECONDS", "0.1", "shorter than the first one"),
     ("NEWSLETTER_DATABASE_URL", "mysql://root@localhost/news", "'mysql' databases are not "
                                                                 "supported"),
+    ("NEWSLETTER_SOURCES", '["seeds", ', "not a JSON list"),
+    ("NEWSLETTER_SOURCES", '{"a": 1}', "not a JSON list"),
 ])
 def test_a_bad_setting_stops_the_command_before_anything_changes(
         tmp_path: Path, name: str, value: str, says: str) -> None:
@@ -49,6 +51,14 @@ def test_a_bad_setting_stops_the_command_before_anything_changes(
     assert f"setting {name}: " in result.stderr and says in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "n.db").exists()
+
+
+def test_one_source_given_without_json_brackets_is_read_as_that_source(tmp_path: Path) -> None:
+    # `NEWSLETTER_SOURCES=/data/feeds` is what people write; it was a pydantic traceback.
+    seeds = Path(__file__).resolve().parents[2] / "seeds"
+    result = run(process_env(tmp_path, NEWSLETTER_SOURCES=str(seeds)), "send")
+    assert result.returncode == 0, result.stderr
+    assert "Catalog: 392 papers from 5 files." in result.stderr
 
 
 def test_a_one_character_secret_key_is_refused_before_any_mail_goes_out(

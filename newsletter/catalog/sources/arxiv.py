@@ -110,12 +110,21 @@ def _authors(entry: Any, rss: bool) -> tuple[str, ...]:
 
 def _day(entry: Any) -> date | None:
     parsed = entry.get("published_parsed") or entry.get("updated_parsed")
-    return date(parsed.tm_year, parsed.tm_mon, parsed.tm_mday) if parsed else None
+    moment = _calendar(parsed)
+    return moment.date() if moment else None
 
 
 def _moment(entry: Any) -> datetime | None:
-    parsed = entry.get("published_parsed")  # feedparser gives it in UTC
-    return datetime(*parsed[:6], tzinfo=UTC) if parsed else None
+    return _calendar(entry.get("published_parsed"))  # feedparser gives it in UTC
+
+
+def _calendar(parsed: Any) -> datetime | None:
+    # feedparser passes on year 0, and year 10000 once it has moved 9999-12-31 to UTC: such a
+    # date is dropped, not allowed to reject the whole feed.
+    try:
+        return datetime(*parsed[:6], tzinfo=UTC) if parsed else None
+    except (ValueError, OverflowError):
+        return None
 
 
 def _http(url: str | None) -> str | None:

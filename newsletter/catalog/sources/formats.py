@@ -109,7 +109,7 @@ def read_source(data: bytes, name: str, source: str, today: date,
                                     f"{describe_formats()} files; rename or remove it")]
     try:
         return reader(data, source, today)
-    except (ValueError, RecursionError) as exc:  # the parsers' own checks missed something
+    except (ValueError, OverflowError, RecursionError) as exc:  # the parsers' checks missed it
         return [], [Problem(source, f"cannot be read ({type(exc).__name__}: {exc}): the file is "
                                     "damaged or not what its name says; nothing from it was "
                                     "stored")]

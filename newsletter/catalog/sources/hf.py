@@ -117,13 +117,14 @@ def _url(value: str | None) -> str | None:
 
 
 def _moment(value: str | None) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(value) if value else None
-    except ValueError:
+    if not value:
         return None
-    if moment is not None and moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC) if moment else None
+    try:
+        moment = datetime.fromisoformat(value)
+        # OverflowError: year 1 or 9999 with an offset that moves it out of the calendar.
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _day(value: str | None) -> date | None:

@@ -160,10 +160,11 @@ def _day(value: Any) -> date:
 def _moment(value: Any) -> datetime:
     try:
         moment = datetime.fromisoformat(_text(value))
-    except ValueError:
+        # OverflowError: a time in year 1 or 9999 whose offset moves it out of the calendar.
+        return (moment.replace(tzinfo=UTC) if moment.tzinfo is None
+                else moment.astimezone(UTC))
+    except (ValueError, OverflowError):
         raise ValueError(f"expected a time like 2024-03-04T13:52:07Z, found {value!r}") from None
-    return (moment.replace(tzinfo=UTC) if moment.tzinfo is None
-            else moment.astimezone(UTC))
 
 
 FIELDS: dict[str, Check] = {

@@ -14,6 +14,8 @@ ranking (points / (age_hours + 2) ** 1.8)::
   (``listed_at``, even when the list gave no year and ours is a guess), else its publication
   date (midnight UTC), else when our catalog first saw it. A paper with none of these has no
   score: what cannot be dated cannot decay. The same start dates freshness (``select.py``).
+  A listing or publication date more than MAX_SKEW after our first sighting is wrong (a source
+  saying 9999-01-01 would keep its paper the hottest for ever) and is passed over.
 - GRAVITY 1.8 lets age dominate quickly, so the list keeps moving: 100 upvotes at 48 hours
   (100 / 50^1.8 = 0.087) rank below 30 upvotes at 6 hours (30 / 8^1.8 = 0.710), which rank
   below 10 upvotes at 1 hour (10 / 3^1.8 = 1.384).
@@ -31,7 +33,7 @@ where ``relevance`` is the ranker's score for the paper's best topic (0..~1.8).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 
 from newsletter.models import Paper
 
@@ -42,6 +44,7 @@ AGE_OFFSET_HOURS = 2.0  # a brand-new paper is not infinitely hot
 MIN_ENGAGEMENT = 5.0
 FLOOR_AGE_DAYS = 7.0
 TRENDING_FLOOR = MIN_ENGAGEMENT / (FLOOR_AGE_DAYS * 24 + AGE_OFFSET_HOURS) ** GRAVITY
+MAX_SKEW = timedelta(days=1)  # a source's time zone or clock ahead of ours, not a wrong date
 
 
 def engagement(paper: Paper) -> float | None:
@@ -55,11 +58,19 @@ def engagement(paper: Paper) -> float | None:
 
 def trend_start(paper: Paper) -> datetime | None:
     """When the paper started to trend: listed, else published, else first seen."""
-    if paper.listed_at is not None:
-        return _utc(paper.listed_at)
-    if paper.published is not None:
-        return datetime.combine(paper.published, time(0), tzinfo=UTC)
+    listed = _utc(paper.listed_at) if paper.listed_at is not None else None
+    published = (datetime.combine(paper.published, time(0), tzinfo=UTC)
+                 if paper.published is not None else None)
+    for start in (listed, published):
+        if start is not None and believable(paper, start):
+            return start
     return _utc(paper.first_seen_at) if paper.first_seen_at is not None else None
+
+
+def believable(paper: Paper, moment: datetime) -> bool:
+    """Whether a date a source gave for ``paper`` can be true: at most MAX_SKEW after our
+    catalog first saw the paper (a paper without a sighting is given the benefit)."""
+    return paper.first_seen_at is None or _utc(moment) <= _utc(paper.first_seen_at) + MAX_SKEW
 
 
 def age_hours(paper: Paper, now: datetime) -> float | None:

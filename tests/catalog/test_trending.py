@@ -63,6 +63,21 @@ def test_age_counts_from_the_listing_else_publication_else_first_sighting() -> N
     assert age_hours(listed(-4), NOW) == 0  # listed "in the future" by a clock ahead of ours
 
 
+def test_a_date_days_after_our_first_sighting_is_not_believed() -> None:
+    # A source saying 9999-01-01 (or next month) would keep its paper the freshest and
+    # hottest of the catalog for ever; a day of skew (time zones, a clock ahead) is believed.
+    seen = NOW - timedelta(hours=30)
+    far = Paper(id="p", title="P", abstract="", upvotes=50, first_seen_at=seen,
+                listed_at=datetime(9999, 1, 1, tzinfo=UTC), published=date(9999, 1, 1))
+    assert age_hours(far, NOW) == 30
+    wrong_listing = Paper(id="p", title="P", abstract="", first_seen_at=seen,
+                          listed_at=NOW + timedelta(days=40), published=date(2026, 11, 21))
+    assert age_hours(wrong_listing, NOW) == 55  # the publication date is still good
+    skewed = Paper(id="p", title="P", abstract="", first_seen_at=seen,
+                   listed_at=seen + timedelta(hours=20))
+    assert age_hours(skewed, NOW) == 10
+
+
 def test_a_trend_needs_some_engagement_and_must_not_be_too_old() -> None:
     def trends(paper: Paper) -> bool:
         return is_trending(paper, trending_score(paper, NOW))

@@ -70,6 +70,16 @@ def test_a_publication_date_wins_over_a_listing() -> None:
     assert date_label(paper()) is None
 
 
+def test_a_date_after_our_first_sighting_is_not_stated_as_a_fact() -> None:
+    seen = datetime(2026, 3, 14, tzinfo=UTC)
+    assert date_label(paper(published=date(9999, 1, 1), first_seen_at=seen,
+                            listed_at=seen)) == "Listed 14 Mar 2026"
+    assert date_label(paper(listed_at=datetime(9999, 1, 1, tzinfo=UTC), first_seen_at=seen)) \
+        is None
+    assert date_label(paper(published=date(2026, 3, 15), first_seen_at=seen)) == \
+        "Published 15 Mar 2026"  # a day ahead: a time zone, believed
+
+
 def test_an_arxiv_paper_links_to_its_abstract_page_and_pdf() -> None:
     hf = paper(arxiv_id="2403.01234", url="https://huggingface.co/papers/2403.01234")
     view = paper_view(1, DigestItem(hf, 1.0, "t", "r"))

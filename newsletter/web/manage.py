@@ -187,15 +187,18 @@ def _explain(error: ValidationError) -> dict[str, str]:
 
 
 def preview(composed: Composed | None) -> dict[str, Any] | None:
-    """What the page shows of the next digest: its subject line and its papers by section."""
+    """What the page shows of the next digest: its subject line, its papers by section, and the
+    topics that found nothing (their section is missing)."""
     if composed is None:
         return None
     numbers = iter(range(1, len(composed.digest.items) + 1))
     sections = [{"topic": TRENDING_HEADING if s.trending else one_line(s.topic),
                  "papers": [paper_view(next(numbers), item) for item in s.items]}
                 for s in composed.digest.sections if s.items]
+    found = {item.topic for item in composed.digest.items}
+    quiet = [one_line(t) for t in composed.digest.subscriber.topics if t not in found]
     return {"subject": composed.rendered.subject, "preheader": composed.rendered.preheader,
-            "count": len(composed.digest.items), "sections": sections}
+            "count": len(composed.digest.items), "sections": sections, "quiet": quiet}
 
 
 async def preferences(request: Request) -> Response:

@@ -114,6 +114,16 @@ def test_the_preview_shows_the_next_digest_for_unsaved_topics(site: Site) -> Non
     assert site.row(ADA)["topics"] == ["GNN", "graph contrastive learning"]
 
 
+def test_the_preview_names_a_topic_that_finds_nothing(site: Site) -> None:
+    # Its section is simply missing otherwise: the reader would not know that topic is quiet.
+    form = preference_form(site, topics="neural radiance fields\nnetwork intrusion detection",
+                           action="preview")
+    response = site.client.post(site.link("preferences", ADA), data=form)
+    assert response.status_code == 200
+    assert "Nothing new on “network intrusion detection”" in response.text
+    assert "Nothing new on “neural radiance fields”" not in response.text
+
+
 @pytest.mark.parametrize("field,value,says", [
     ("max_papers", "500", "Papers per email"), ("timezone", "Mars/Olympus_Mons", "Time zone"),
     ("topics", "", "at least one topic"), ("frequency", "hourly", "How often"),

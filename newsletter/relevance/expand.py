@@ -12,14 +12,12 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 
-from spellchecker import SpellChecker
-
 from newsletter.relevance.index import Index
+from newsletter.relevance.text import english
 
 FEEDBACK_PAPERS = 8  # the best matches that teach a facet's words
 FEEDBACK_WORDS = 8  # words learned per facet
@@ -83,13 +81,7 @@ def correct(index: Index, term: str, word: str = "") -> str | None:
 def _misspelt(word: str) -> bool:
     """Whether a typed word is surely a misspelling: long, and in no English dictionary."""
     word = word.lower()
-    return len(word) >= MIN_TYPO_LENGTH and word.isalpha() and word not in _english()
-
-
-@functools.cache
-def _english() -> SpellChecker:
-    # Loaded once per process (0.5 s), and only for an unknown word with a short stem.
-    return SpellChecker(language="en", distance=1)
+    return len(word) >= MIN_TYPO_LENGTH and word.isalpha() and word not in english()
 
 
 def _neighbours(index: Index, term: str) -> Sequence[str]:

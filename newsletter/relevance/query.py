@@ -5,7 +5,9 @@
 "deep learning for PDEs", "transformers in vision" name an idea and a qualifier ("for PDEs"):
 the qualifier is a boost, never a gate. "memory-augmented networks (NTM)" names one idea twice.
 A facet made only of words most papers use ("deep learning", "neural networks") says little on
-its own: when the topic has a more specific part, that facet becomes a qualifier of the rest.
+its own: when the topic has a more specific part, that facet is set aside as context. A
+qualifier boosts however common its words are: "attention on graphs" in a catalog of graph
+papers is still about graphs (set aside, it made the topic "attention").
 
 Parsing is pure text work; what counts as "most papers" is the index's (``generic``).
 """
@@ -75,8 +77,6 @@ def parse(topic: str, vocabulary: Vocabulary,
     elif not specific and quals and not all(generic([t for _, t in q]) for q in quals):
         # "deep learning for weather": the head is common, the qualifier is the subject.
         facets, quals, context = [(_label(q), q) for q in quals], [], [w for _, w in facets]
-    context += [q for q in quals if generic([t for _, t in q])]
-    quals = [q for q in quals if q not in context]
     unique = tuple(dict.fromkeys(
         Facet(label, words, tuple(dict.fromkeys(quals)), tuple(dict.fromkeys(context)))
         for label, words in facets))

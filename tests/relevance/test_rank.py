@@ -367,7 +367,7 @@ def test_a_long_phrase_partly_said_in_a_long_abstract_scores_below_the_whole_phr
 @pytest.mark.parametrize("first, then", [
     ("gnns", "GNN"), ("Meta-Learning / Few-Shot Learning", "meta-learning / few-shot learning"),
     ("optimal  transport", "Optimal Transport"),
-    ("GNNs", "GNNs for large graphs")])  # the topic and its facet are named apart
+    ("GNNs", "GNNs and deep learning")])  # the topic and its facet are named apart
 def test_a_reason_names_the_readers_own_spelling_whoever_ranked_the_topic_first(
         first: str, then: str) -> None:
     ranker = Ranker(seed_catalog())

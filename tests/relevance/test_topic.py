@@ -74,6 +74,22 @@ def test_a_common_head_leaves_its_qualifier_as_the_subject() -> None:
     assert set(ids(ranker.rank("deep learning for weather"))) == {"weather", "weather-plain"}
 
 
+def test_a_qualifier_boosts_however_common_its_words_are() -> None:
+    # In a catalog of graph papers "graphs" is in a quarter of them, and still "attention on
+    # graphs" is about graphs: the papers on attention over graphs come first.
+    graphs = [paper(f"graph-{i}", f"Graph partitioning study {i}",
+                    f"Spectral methods for graph {i}.") for i in range(12)]
+    ranker = Ranker([
+        paper("seq", "Attention in sequence models", "We study attention in sequence models."),
+        paper("text", "Attention in language models", "We study attention in language models."),
+        paper("gat", "Attention in graph models", "We study attention in graph models."),
+        *graphs, *FILLER])
+    found = ranker.rank("attention on graphs")
+    assert ids(found)[0] == "gat" and found[0].score > found[1].score
+    # the topic and its facet without the qualifier are two rankings
+    assert ranker.understand("attention on graphs").key != ranker.understand("attention").key
+
+
 def test_a_misspelt_word_is_read_as_the_catalog_word() -> None:
     ranker = Ranker([
         paper("gnn", "Graph neural networks for chemistry", "Message passing on molecules."),

@@ -2,7 +2,7 @@
 `recommend --limit 20` shows.
 
     .venv/bin/python benchmarks/relevance/evaluate.py
-        [--split dev|test|testB|testC|testD|testE|testF|tune|tune4|tune5|tune6|both]
+        [--split dev|test|testB|testC|testD|testE|testF|testG|tune|tune4|tune5|tune6|tune7|both]
         [--per-topic]
         [--vocabulary FILE] [--no-semantic] [--markdown] [--db URL]
 
@@ -11,10 +11,11 @@ as ``newsletter ingest`` does; the judgments are ``qrels.tsv`` beside this file 
 ``topics.tsv`` (README.md says how both were made). A paper a topic's qrels do not list counts
 as not relevant (grade 0). Splits: ``dev`` and ``test`` (issue 13, round one), ``testB`` (round
 two), ``testC`` (round three), ``testD`` (judged for round four), ``testE`` (judged for round
-five), ``testF`` (judged for round six); ``tune`` is dev, test and testB together, what round
-three tunes on, ``tune4`` adds testC (round four), ``tune5`` testD (round five), ``tune6`` testE
-(round six: every spent split). Score ``--split testC``, ``testD``, ``testE`` or ``testF`` only
-with a frozen ranker; testF is the only one not yet scored.
+five), ``testF`` (judged for round six), ``testG`` (judged for round seven); ``tune`` is dev, test
+and testB together, what round three tunes on, ``tune4`` adds testC (round four), ``tune5`` testD
+(round five), ``tune6`` testE (round six), ``tune7`` testF (round seven: every split but testG).
+Score ``--split testC``, ``testD``, ``testE``, ``testF`` or ``testG`` only with a frozen ranker;
+testG is the only one not yet scored.
 
 Rankers, all run over the whole catalog for every topic:
   bm25            textbook BM25 over title + abstract, any query word (a reference point)
@@ -73,18 +74,21 @@ def load_catalog(engine_url: str | None = None) -> tuple[list[Paper], Any]:
 # all five (tune5). testE (30 topics, judged for round five before any ranker ran on them) was
 # scored once with the ranker round five froze, so round six tunes on all six spent splits
 # (tune6, 181 topics). testF (30 topics, judged for round six before any ranker ran on them) is
-# the only unspent split: score it once, with the ranker round six freezes.
+# scored once with the ranker round six freezes; round seven tunes on tune7 (tune6 plus testF,
+# 211 topics). testG (30 topics, judged for round seven before any ranker ran on them) is the
+# only unspent split: score it once, with the ranker round seven freezes.
 SPLITS = {"dev": ("dev",), "test": ("test",), "testB": ("testB",), "testC": ("testC",),
-          "testD": ("testD",), "testE": ("testE",), "testF": ("testF",),
+          "testD": ("testD",), "testE": ("testE",), "testF": ("testF",), "testG": ("testG",),
           "tune": ("dev", "test", "testB"),
           "tune4": ("dev", "test", "testB", "testC"),
           "tune5": ("dev", "test", "testB", "testC", "testD"),
-          "tune6": ("dev", "test", "testB", "testC", "testD", "testE")}
+          "tune6": ("dev", "test", "testB", "testC", "testD", "testE"),
+          "tune7": ("dev", "test", "testB", "testC", "testD", "testE", "testF")}
 
 
 def load_splits() -> dict[str, str]:
-    """Topic -> "dev", "test", "testB", "testC", "testD", "testE" or "testF", in file order
-    (topics.tsv: topic, kind, split, definition)."""
+    """Topic -> "dev", "test", "testB", "testC", "testD", "testE", "testF" or "testG", in file
+    order (topics.tsv: topic, kind, split, definition)."""
     lines = (HERE / "topics.tsv").read_text("utf-8").splitlines()[1:]
     return {line.split("\t")[0]: line.split("\t")[2] for line in lines if line.strip()}
 
@@ -230,9 +234,8 @@ def print_topics(results: dict[str, dict[str, metrics.Scores]], topics: list[str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=(*SPLITS, "both"), default="both",
-                        help="which topics to score (testB, testC, testD, testE, testF: only "
-                        "with a "
-                        "frozen ranker; both: dev and test)")
+                        help="which topics to score (testB, testC, testD, testE, testF, testG: "
+                        "only with a frozen ranker; both: dev and test)")
     parser.add_argument("--per-topic", action="store_true", help="every topic, every ranker")
     parser.add_argument("--markdown", action="store_true", help="tables as Markdown")
     parser.add_argument("--vocabulary", type=Path, help="another vocabulary.toml to compare")

@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     topics = evaluate.load_topics("tune5")
     assert topics and not set(topics) & set(evaluate.load_topics("testE"))  # never test-E
     assert not set(topics) & set(evaluate.load_topics("testF"))  # never test-F
-    qrels = {t: g for t, g in evaluate.load_qrels().items() if t in topics}  # no test-E/F row
+    assert not set(topics) & set(evaluate.load_topics("testG"))  # never test-G
+    qrels = {t: g for t, g in evaluate.load_qrels().items() if t in topics}  # no test-E/F/G row
     rankers = {"WORDS": Ranker(papers, semantic=None)}
     try:
         if args.words_only:

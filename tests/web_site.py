@@ -128,6 +128,15 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
 
 
 @pytest.fixture
+def served(site: Site) -> Iterator[str]:
+    """The site's app under uvicorn on a loopback port: real sockets, real parallel requests."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    with uvicorn_on(site.client.app, sock):
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.fixture
 def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     clean_environment(monkeypatch, tmp_path)
     settings = site_settings(tmp_path, click_tracking=True)

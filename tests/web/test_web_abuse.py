@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,10 +32,10 @@ from web_site import (  # noqa: F401
     csrf_in,
     preference_form,
     prepare,
+    served,
     sign_in,
     site,
     site_settings,
-    uvicorn_on,
 )
 
 from newsletter.cli import app as cli_app
@@ -47,15 +46,6 @@ from newsletter.store.engine import connect, open_engine, utcnow
 from newsletter.store.subscribers import load_subscribers
 from newsletter.web import create_app
 from newsletter.web.throttle import LoginThrottle
-
-
-@pytest.fixture
-def served(site: Site) -> Iterator[str]:
-    """The site's app under uvicorn on a loopback port: real sockets, real parallel requests."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    with uvicorn_on(site.client.app, sock):
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def compose_for(site: Site, address: str) -> bytes:

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from web_site import ADA, EMMY, Site, csrf_in, site, uvicorn_on  # noqa: F401
+from web_site import ADA, EMMY, Site, csrf_in, served, site  # noqa: F401
 
 from newsletter.web import reading
 
@@ -27,15 +25,6 @@ ENTRY = ("@article{{key{n},\n  title = {{On graph neural networks, part {n}}},\n
 
 def export(entries: int) -> bytes:
     return "".join(ENTRY.format(n=n) for n in range(entries)).encode()
-
-
-@pytest.fixture
-def served(site: Site) -> Iterator[str]:
-    """The site's app under uvicorn on a loopback port: real sockets, real parallel requests."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    with uvicorn_on(site.client.app, sock):
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def upload(base: str, prefs: str, csrf: str, cookies: Any, bib: bytes) -> httpx.Response:

@@ -15,6 +15,7 @@ from newsletter.relevance.text import (
     STOPWORDS,
     Vocabulary,
     _stem,
+    american,
     compounds,
     normalize_topic,
     query_terms,
@@ -63,6 +64,22 @@ def test_lowercase_abbreviation_plurals_in_topics() -> None:
 def test_operator_and_operation_are_different_terms() -> None:
     assert terms("neural operators") == ["neural", "operator"]
     assert terms("search operations") == ["search", "oper"]
+
+
+@pytest.mark.parametrize("british, american", [
+    ("quantisation", "quantization"), ("optimisations", "optimizations"),
+    ("regularised", "regularized"), ("behaviour", "behavior"), ("centre", "center"),
+    ("analyse", "analyze"), ("neighbours", "neighbors"), ("discretisation", "discretization")])
+def test_british_and_american_spellings_are_one_term(british: str, american: str) -> None:
+    assert terms(british) == terms(american)
+    assert query_terms(f"neural network {british}") == query_terms(f"neural network {american}")
+
+
+@pytest.mark.parametrize("word", ["noise", "promise", "hours", "supervised", "four", "precise",
+                                  "otherwise", "denoising"])
+def test_words_that_only_look_british_are_left_alone(word: str) -> None:
+    # Words of the American dictionary, or ("denoising") with no American form that is one.
+    assert american(word) == word
 
 
 @pytest.mark.parametrize("spellings, term", [

@@ -29,7 +29,7 @@ from newsletter.errors import NewsletterError
 from newsletter.preflight import Finding, preflight, require_ready
 from newsletter.settings import Settings
 from newsletter.store.catalog import count_papers
-from newsletter.store.engine import connect, utcnow
+from newsletter.store.engine import SQLITE_BUSY_SECONDS, connect, utcnow
 from newsletter.subscribers import read_roster, sync_roster
 
 # No markup, no emoji codes, no guessing of numbers and URLs to colour: text prints as it is.
@@ -82,9 +82,9 @@ def _database_trouble(exc: SQLAlchemyError) -> str:
     if "database is locked" in first:
         # SQLite's busy timeout ran out: the setting is right, some other process holds the
         # write lock. What this run did is in the ledger, so a rerun finishes the job.
-        return ("database: locked by another process for over 10 s (another send, run or "
-                "worker, or a tool holding it open); what was done is kept: run it again once "
-                "that process is done")
+        return (f"database: locked by another process for over {SQLITE_BUSY_SECONDS} s "
+                "(another send, run or worker, or a tool holding it open); what was done is "
+                "kept: run it again once that process is done")
     return f"database: {exc.__class__.__name__}: {first} (check NEWSLETTER_DATABASE_URL)"
 
 

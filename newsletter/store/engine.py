@@ -22,6 +22,7 @@ from newsletter.store.migrate import ensure_current
 from newsletter.store.schema import metadata
 
 RECONNECT_PAUSES = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)  # two minutes in all
+SQLITE_BUSY_SECONDS = 10  # how long a statement waits for another process's write lock
 log = logging.getLogger("newsletter")
 T = TypeVar("T")
 
@@ -95,7 +96,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # busy_timeout waits instead of failing, from the first statement on: switching a new
     # file to WAL needs the lock another process may hold while it creates the tables.
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
     # WAL lets `status` read while `send` writes.
     cursor.execute("PRAGMA journal_mode=WAL")
     # In WAL mode NORMAL survives any process crash (kill -9 included); only a power cut or

@@ -16,10 +16,16 @@ A paper without a title is rejected, with the item's position. The parser never 
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
-from newsletter.catalog.sources.ids import arxiv_id, bounded_count, one_line, paper_id
+from newsletter.catalog.sources.ids import (
+    arxiv_id,
+    bounded_count,
+    one_line,
+    paper_id,
+    utc_moment,
+)
 from newsletter.models import Link, Paper, Problem, ProblemLog
 
 PAPER_PAGE = "https://huggingface.co/papers/{}"
@@ -117,14 +123,7 @@ def _url(value: str | None) -> str | None:
 
 
 def _moment(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-        # OverflowError: year 1 or 9999 with an offset that moves it out of the calendar.
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
+    return utc_moment(value) if value else None
 
 
 def _day(value: str | None) -> date | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from datetime import UTC, datetime
 
 # Letters that NFKD leaves whole, so the ascii fold would drop them ("Łojasiewicz").
 _FOLD = str.maketrans({"Ł": "L", "ł": "l", "Ø": "O", "ø": "o", "Đ": "D", "đ": "d", "ß": "ss",
@@ -89,3 +90,13 @@ def bounded_count(value: object) -> int | None:
 def one_line(text: str) -> str:
     """Collapse all whitespace: feeds wrap titles and abstracts at arbitrary columns."""
     return " ".join(text.split())
+
+
+def utc_moment(text: str) -> datetime | None:
+    """An ISO 8601 time in UTC (a time without an offset is taken as UTC), or None when ``text``
+    is not one or its offset moves it out of the calendar (year 1 or 9999: OverflowError)."""
+    try:
+        moment = datetime.fromisoformat(text)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None

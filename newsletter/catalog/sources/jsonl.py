@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from newsletter.catalog.sources.ids import (
@@ -31,6 +31,7 @@ from newsletter.catalog.sources.ids import (
     bounded_count,
     one_line,
     paper_id,
+    utc_moment,
 )
 from newsletter.models import Link, Paper, Problem, ProblemLog
 
@@ -158,13 +159,10 @@ def _day(value: Any) -> date:
 
 
 def _moment(value: Any) -> datetime:
-    try:
-        moment = datetime.fromisoformat(_text(value))
-        # OverflowError: a time in year 1 or 9999 whose offset moves it out of the calendar.
-        return (moment.replace(tzinfo=UTC) if moment.tzinfo is None
-                else moment.astimezone(UTC))
-    except (ValueError, OverflowError):
-        raise ValueError(f"expected a time like 2024-03-04T13:52:07Z, found {value!r}") from None
+    moment = utc_moment(_text(value)) if isinstance(value, str) else None
+    if moment is None:
+        raise ValueError(f"expected a time like 2024-03-04T13:52:07Z, found {value!r}")
+    return moment
 
 
 FIELDS: dict[str, Check] = {

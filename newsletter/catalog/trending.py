@@ -58,19 +58,23 @@ def engagement(paper: Paper) -> float | None:
 
 def trend_start(paper: Paper) -> datetime | None:
     """When the paper started to trend: listed, else published, else first seen."""
+    listed, published = stated_dates(paper)
+    start = listed or published or paper.first_seen_at
+    return _utc(start) if start is not None else None
+
+
+def stated_dates(paper: Paper) -> tuple[datetime | None, datetime | None]:
+    """(listed, published at midnight UTC) as the sources stated them, each None when absent or
+    when it cannot be true: more than MAX_SKEW after our catalog first saw the paper (a paper
+    without a sighting is given the benefit)."""
     listed = _utc(paper.listed_at) if paper.listed_at is not None else None
     published = (datetime.combine(paper.published, time(0), tzinfo=UTC)
                  if paper.published is not None else None)
-    for start in (listed, published):
-        if start is not None and believable(paper, start):
-            return start
-    return _utc(paper.first_seen_at) if paper.first_seen_at is not None else None
-
-
-def believable(paper: Paper, moment: datetime) -> bool:
-    """Whether a date a source gave for ``paper`` can be true: at most MAX_SKEW after our
-    catalog first saw the paper (a paper without a sighting is given the benefit)."""
-    return paper.first_seen_at is None or _utc(moment) <= _utc(paper.first_seen_at) + MAX_SKEW
+    if paper.first_seen_at is None:
+        return listed, published
+    latest = _utc(paper.first_seen_at) + MAX_SKEW
+    return (listed if listed and listed <= latest else None,
+            published if published and published <= latest else None)
 
 
 def age_hours(paper: Paper, now: datetime) -> float | None:

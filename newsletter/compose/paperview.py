@@ -10,11 +10,11 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import date
 from typing import Callable
 from urllib.parse import quote, quote_plus, urlsplit
 
-from newsletter.catalog.trending import believable
+from newsletter.catalog.trending import stated_dates
 from newsletter.models import DigestItem, Paper
 
 EXCERPT_CHARS = 300
@@ -173,13 +173,13 @@ def _is_arxiv(paper: Paper) -> bool:
 def date_label(paper: Paper) -> str | None:
     """Only a date a source stated: "Published 31 May 2023", else "Listed 14 Mar 2026", or
     "Listed 14 Mar" when the list gave no year (the stored one is a guess). A date after our
-    first sighting of the paper is wrong (``trending.believable``) and is not stated."""
-    if paper.published is not None and believable(
-            paper, datetime.combine(paper.published, time(0), tzinfo=UTC)):
-        return f"Published {short_date(paper.published)}"
-    if paper.listed_at is None or not believable(paper, paper.listed_at):
+    first sighting of the paper is wrong (``trending.stated_dates``) and is not stated."""
+    listed, published = stated_dates(paper)
+    if published is not None:
+        return f"Published {short_date(published.date())}"
+    if listed is None:
         return None
-    day = paper.listed_at.date()
+    day = listed.date()
     return f"Listed {day_month(day) if paper.listed_year_inferred else short_date(day)}"
 
 

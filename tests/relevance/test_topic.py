@@ -62,11 +62,15 @@ def test_a_qualifier_boosts_but_does_not_gate() -> None:
     assert "PDEs" in matches[0].reason and "PDEs" not in matches[1].reason
 
 
+def background(prefix: str, title: str, abstract: str, n: int = 12) -> list[Paper]:
+    """``n`` papers that all say the same words (``{}`` is each one's number)."""
+    return [paper(f"{prefix}-{i}", title.format(i), abstract.format(i)) for i in range(n)]
+
+
 def test_a_common_head_leaves_its_qualifier_as_the_subject() -> None:
     # In a catalog of deep learning papers "deep learning" says nothing: "deep learning for
     # weather" is about weather.
-    common = [paper(f"dl-{i}", f"Deep learning trick {i}",
-                    f"A deep learning method for image task {i}.") for i in range(12)]
+    common = background("dl", "Deep learning trick {}", "A deep learning method for image task {}.")
     ranker = Ranker([
         paper("weather", "Nowcasting precipitation", "Deep learning forecasts weather radar."),
         paper("weather-plain", "Weather forecasting with ensembles", "Ensembles of models."),
@@ -77,8 +81,7 @@ def test_a_common_head_leaves_its_qualifier_as_the_subject() -> None:
 def test_a_qualifier_boosts_however_common_its_words_are() -> None:
     # In a catalog of graph papers "graphs" is in a quarter of them, and still "attention on
     # graphs" is about graphs: the papers on attention over graphs come first.
-    graphs = [paper(f"graph-{i}", f"Graph partitioning study {i}",
-                    f"Spectral methods for graph {i}.") for i in range(12)]
+    graphs = background("graph", "Graph partitioning study {}", "Spectral methods for graph {}.")
     ranker = Ranker([
         paper("seq", "Attention in sequence models", "We study attention in sequence models."),
         paper("text", "Attention in language models", "We study attention in language models."),
@@ -120,8 +123,8 @@ def test_a_long_misspelt_word_with_a_short_stem_is_read_as_the_catalog_word() ->
 def test_an_abbreviation_the_catalog_never_uses_leaves_its_spelled_out_name_to_match() -> None:
     """"learning" and "optimize" are each in most papers, "learning to optimize" in two: the
     phrase is the subject, not context, so "learning to optimize (L2O)" finds them."""
-    common = [paper(f"opt-{i}", f"Learning rates study {i}",
-                    f"Learning with stochastic optimization of model {i}.") for i in range(12)]
+    common = background("opt", "Learning rates study {}",
+                        "Learning with stochastic optimization of model {}.")
     ranker = Ranker([
         paper("l2o", "Learning to optimize with recurrent networks", "Learned update rules."),
         paper("l2o-2", "Meta-trained optimizers", "We learn to optimize neural networks."),
